@@ -1,0 +1,408 @@
+//! One client connection: its socket, the request stream that parses it, the bytes it could not
+//! take yet, and the deadline it is waiting under.
+//!
+//! [`Connection::drive`] does all of a connection's I/O for one readiness event, edge-triggered:
+//! it reads until the socket is drained (or the output must be flushed first), answers, writes, and
+//! reports whether the connection is finished. Buffers are the worker's ([`Scratch`]) except while
+//! a request is partial or an answer could not be written whole, so an idle connection holds no
+//! buffer at all. This module does not own the event loop, the timers or the Slab (see `server`).
+
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+
+use crate::http::{Context, Limits, RequestStream, Verdict};
+use crate::response::{AnswerId, Rejection, Responses};
+
+/// How long a graceful close waits for the peer to finish sending before the socket is closed
+/// anyway: long enough for a response to reach a live client, short enough that a peer which never
+/// stops sending cannot keep the connection.
+pub const LINGER: Duration = Duration::from_secs(2);
+
+/// The worker's buffers, lent to one connection at a time.
+pub struct Scratch {
+    input: Box<[u8]>,
+    output: Vec<u8>,
+}
+
+impl Scratch {
+    /// Large enough for a pipelined batch of typical requests in one read.
+    const INPUT_BYTES: usize = 64 * 1024;
+
+    pub fn new() -> Scratch {
+        Scratch {
+            input: vec![0; Scratch::INPUT_BYTES].into_boxed_slice(),
+            output: Vec::with_capacity(crate::http::OUTPUT_HIGH_WATER * 2),
+        }
+    }
+}
+
+impl Default for Scratch {
+    fn default() -> Scratch {
+        Scratch::new()
+    }
+}
+
+/// Per-connection settings taken from the configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    pub limits: Limits,
+    pub read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub write_timeout: Duration,
+    pub tcp_cork: bool,
+    pub access_log: bool,
+}
+
+/// What `drive` needs from the worker besides the buffers.
+pub struct Env<'a> {
+    pub responses: &'a Responses,
+    pub settings: &'a Settings,
+    pub draining: bool,
+    pub now: Instant,
+}
+
+/// Why a connection ended; logged on close.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The peer closed its side, or finished its graceful close.
+    ClientClosed,
+    /// The last answer said `Connection: close` and is written.
+    Done,
+    IdleTimeout,
+    ReadTimeout,
+    WriteTimeout,
+    Error(ErrorKind),
+    Shutdown,
+}
+
+/// What the connection is waiting for; each has its own timeout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Waiting {
+    /// Accepted, no byte received yet.
+    FirstRequest,
+    /// Between keep-alive requests.
+    Idle,
+    /// A request has begun and must be complete within the read timeout.
+    Request,
+    /// The peer is not taking the answer.
+    Write,
+    /// Graceful close: write side shut, discarding input until the peer closes.
+    Linger,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Open,
+    /// The last answer is queued; close once it is written.
+    Closing {
+        linger: bool,
+    },
+    Lingering,
+}
+
+pub struct Connection {
+    pub id: u64,
+    pub peer: SocketAddr,
+    socket: TcpStream,
+    stream: RequestStream,
+    /// The unconsumed start of the next request; empty (and unallocated) between requests.
+    partial: Vec<u8>,
+    /// Answer bytes the socket did not take yet.
+    unsent: Vec<u8>,
+    phase: Phase,
+    /// The socket may hold unread input: reading stopped before the kernel said it was drained.
+    may_read: bool,
+    /// `partial` may hold complete requests left unanswered when the output reached its limit.
+    paused: bool,
+    waiting: Waiting,
+    pub deadline: Instant,
+    /// The earliest deadline the worker's timer heap holds for this connection.
+    pub armed: Option<Instant>,
+}
+
+impl Connection {
+    pub fn new(
+        id: u64,
+        socket: TcpStream,
+        peer: SocketAddr,
+        settings: &Settings,
+        now: Instant,
+    ) -> Self {
+        Connection {
+            id,
+            peer,
+            socket,
+            stream: RequestStream::default(),
+            partial: Vec::new(),
+            unsent: Vec::new(),
+            phase: Phase::Open,
+            may_read: true,
+            paused: false,
+            waiting: Waiting::FirstRequest,
+            deadline: now + settings.read_timeout,
+            armed: None,
+        }
+    }
+
+    pub fn socket_mut(&mut self) -> &mut TcpStream {
+        &mut self.socket
+    }
+
+    /// Waiting for a request with nothing received and nothing to write: safe to close in a drain.
+    pub fn is_idle(&self) -> bool {
+        matches!(self.waiting, Waiting::FirstRequest | Waiting::Idle)
+    }
+
+    /// Does every read, parse and write this connection can do now. `Some` means it is finished
+    /// and should be dropped (closing the socket, which also removes it from epoll).
+    pub fn drive(&mut self, env: &Env<'_>, scratch: &mut Scratch) -> Option<CloseReason> {
+        let before = self.waiting;
+        let mut active = false;
+        let outcome = self.pump(env, scratch, &mut active);
+        if outcome.is_none() {
+            self.refresh_deadline(env, before, active);
+        }
+        outcome
+    }
+
+    /// Called when the deadline has passed.
+    pub fn expire(&mut self, env: &Env<'_>, scratch: &mut Scratch) -> Option<CloseReason> {
+        match self.waiting {
+            Waiting::FirstRequest => Some(CloseReason::ReadTimeout),
+            Waiting::Idle => Some(CloseReason::IdleTimeout),
+            Waiting::Write => Some(CloseReason::WriteTimeout),
+            Waiting::Linger => Some(CloseReason::ClientClosed),
+            Waiting::Request => {
+                // Part of a request is here and the rest is late: say so, then close gracefully.
+                self.partial = Vec::new();
+                self.stream = RequestStream::default();
+                self.paused = false;
+                scratch.output.clear();
+                env.responses.write(
+                    AnswerId::Rejected(Rejection::RequestTimeout),
+                    false,
+                    false,
+                    &mut scratch.output,
+                );
+                tracing::info!(conn = self.id, status = 408, "read timeout mid-request");
+                self.phase = Phase::Closing { linger: true };
+                let result = self.send(env.settings, &scratch.output);
+                scratch.output.clear();
+                if let Err(e) = result {
+                    return Some(CloseReason::Error(e.kind()));
+                }
+                match self.drive(env, scratch) {
+                    None => None,
+                    Some(CloseReason::ClientClosed | CloseReason::Done) => {
+                        Some(CloseReason::ReadTimeout)
+                    }
+                    Some(other) => Some(other),
+                }
+            }
+        }
+    }
+
+    fn refresh_deadline(&mut self, env: &Env<'_>, before: Waiting, active: bool) {
+        self.waiting = match self.phase {
+            Phase::Lingering => Waiting::Linger,
+            _ if !self.unsent.is_empty() => Waiting::Write,
+            Phase::Closing { .. } => Waiting::Write,
+            Phase::Open if self.stream.mid_request(self.partial.len()) => Waiting::Request,
+            Phase::Open if before == Waiting::FirstRequest => Waiting::FirstRequest,
+            Phase::Open => Waiting::Idle,
+        };
+        // A request's deadline runs from its first byte and is not extended by later bytes; idle
+        // and write deadlines restart with every sign of life.
+        let restart = self.waiting != before
+            || (active && matches!(self.waiting, Waiting::Idle | Waiting::Write));
+        if restart {
+            let s = env.settings;
+            let timeout = match self.waiting {
+                Waiting::FirstRequest | Waiting::Request => s.read_timeout,
+                Waiting::Idle => s.idle_timeout,
+                Waiting::Write => s.write_timeout,
+                Waiting::Linger => LINGER,
+            };
+            self.deadline = env.now + timeout;
+        }
+    }
+
+    fn pump(
+        &mut self,
+        env: &Env<'_>,
+        scratch: &mut Scratch,
+        active: &mut bool,
+    ) -> Option<CloseReason> {
+        loop {
+            if !self.unsent.is_empty() {
+                match self.flush() {
+                    Ok(0) => return None,
+                    Ok(_) => *active = true,
+                    Err(e) => return Some(CloseReason::Error(e.kind())),
+                }
+                if !self.unsent.is_empty() {
+                    return None;
+                }
+            }
+            match self.phase {
+                Phase::Closing { linger: false } => return Some(CloseReason::Done),
+                Phase::Closing { linger: true } => {
+                    // Shutting the write side sends FIN after the answer; reading on until the
+                    // peer's FIN keeps the kernel from answering its late bytes with a reset.
+                    if let Err(e) = self.socket.shutdown(Shutdown::Write) {
+                        return Some(CloseReason::Error(e.kind()));
+                    }
+                    self.phase = Phase::Lingering;
+                    self.may_read = true;
+                }
+                Phase::Lingering => return self.discard(scratch),
+                Phase::Open if self.paused => {
+                    self.paused = false;
+                    if let Err(e) = self.answer(env, scratch, 0) {
+                        return Some(CloseReason::Error(e.kind()));
+                    }
+                }
+                Phase::Open if !self.may_read => return None,
+                Phase::Open => match self.socket.read(&mut scratch.input) {
+                    // The peer closed its side: a partial request can never complete, and a
+                    // complete one has already been answered.
+                    Ok(0) => return Some(CloseReason::ClientClosed),
+                    Ok(n) => {
+                        *active = true;
+                        // A short read means the receive queue was empty at that moment, and
+                        // epoll reports new data as a new edge: no need to read until WouldBlock.
+                        self.may_read = n == scratch.input.len();
+                        if let Err(e) = self.answer(env, scratch, n) {
+                            return Some(CloseReason::Error(e.kind()));
+                        }
+                    }
+                    // Nothing more now; the next edge wakes this connection again.
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                        self.may_read = false;
+                        return None;
+                    }
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(e) => return Some(CloseReason::Error(e.kind())),
+                },
+            }
+        }
+    }
+
+    /// Feeds `n` new bytes of `scratch.input` (after any kept partial request) to the request
+    /// stream and sends what it answers.
+    fn answer(&mut self, env: &Env<'_>, scratch: &mut Scratch, n: usize) -> io::Result<()> {
+        let cx = Context {
+            responses: env.responses,
+            limits: env.settings.limits,
+            draining: env.draining,
+            conn_id: self.id,
+            access_log: env.settings.access_log,
+        };
+        scratch.output.clear();
+        let fresh = &scratch.input[..n];
+        let progress = if self.partial.is_empty() {
+            let progress = self.stream.advance(fresh, &cx, &mut scratch.output);
+            self.partial.extend_from_slice(&fresh[progress.consumed..]);
+            progress
+        } else {
+            self.partial.extend_from_slice(fresh);
+            let progress = self.stream.advance(&self.partial, &cx, &mut scratch.output);
+            self.partial.drain(..progress.consumed);
+            progress
+        };
+        match progress.verdict {
+            Verdict::Wait => {}
+            Verdict::Flush => self.paused = true,
+            Verdict::Close { linger } => {
+                self.phase = Phase::Closing {
+                    linger: linger || self.may_read || !self.partial.is_empty(),
+                };
+                self.partial = Vec::new();
+            }
+        }
+        if self.partial.is_empty() && self.partial.capacity() > 0 {
+            // Between requests a connection holds no buffer.
+            self.partial = Vec::new();
+        }
+        let result = self.send(env.settings, &scratch.output);
+        scratch.output.clear();
+        result
+    }
+
+    /// Writes `data` in one call; whatever the socket does not take waits in `unsent`.
+    fn send(&mut self, settings: &Settings, data: &[u8]) -> io::Result<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        if settings.tcp_cork {
+            // The article's TCP_CORK: hold partial frames until the whole batch is queued.
+            set_cork(&self.socket, true)?;
+        }
+        let written = loop {
+            match self.socket.write(data) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break 0,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        };
+        self.unsent.extend_from_slice(&data[written..]);
+        if settings.tcp_cork {
+            set_cork(&self.socket, false)?;
+        }
+        Ok(())
+    }
+
+    /// Writes as much of `unsent` as the socket takes; returns how many bytes went.
+    fn flush(&mut self) -> io::Result<usize> {
+        let mut total = 0;
+        while !self.unsent.is_empty() {
+            match self.socket.write(&self.unsent) {
+                Ok(0) => return Err(ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.unsent.drain(..n);
+                    total += n;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if self.unsent.is_empty() {
+            self.unsent = Vec::new();
+        }
+        Ok(total)
+    }
+
+    /// The lingering half of a graceful close: read and drop input until the peer closes.
+    fn discard(&mut self, scratch: &mut Scratch) -> Option<CloseReason> {
+        loop {
+            match self.socket.read(&mut scratch.input) {
+                Ok(0) => return Some(CloseReason::ClientClosed),
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return None,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                // A reset at this point only means the peer is gone, which is what we wait for.
+                Err(e) if e.kind() == ErrorKind::ConnectionReset => {
+                    return Some(CloseReason::ClientClosed)
+                }
+                Err(e) => return Some(CloseReason::Error(e.kind())),
+            }
+        }
+    }
+
+    /// Marks the connection as to be read once more in a drain (a request may be waiting in its
+    /// receive buffer even though its edge was already consumed).
+    pub fn recheck_input(&mut self) {
+        if self.phase == Phase::Open {
+            self.may_read = true;
+        }
+    }
+}
+
+fn set_cork(socket: &TcpStream, on: bool) -> io::Result<()> {
+    socket2::SockRef::from(socket).set_cork(on)
+}

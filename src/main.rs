@@ -1,0 +1,43 @@
+//! The `responder` binary: parses the command line, loads the configuration, serves, and turns
+//! the outcome into the documented exit status.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use responder::config::{Cli, Config};
+use responder::server::{self, Outcome};
+use responder::telemetry;
+
+/// Exit statuses, documented in README.md.
+const EXIT_RUNTIME_ERROR: u8 = 1;
+const EXIT_CONFIG_ERROR: u8 = 2;
+const EXIT_FORCED_SHUTDOWN: u8 = 3;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(&cli) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("responder: {e}");
+            return ExitCode::from(EXIT_CONFIG_ERROR);
+        }
+    };
+    if cli.check {
+        let origin = cli.config.as_ref().map_or_else(
+            || "embedded defaults".to_string(),
+            |p| p.display().to_string(),
+        );
+        println!("responder: {origin}: configuration OK");
+        return ExitCode::SUCCESS;
+    }
+    let _log_guard = telemetry::init(config.log_format);
+    match server::run(&config) {
+        Ok(Outcome::Drained) => ExitCode::SUCCESS,
+        Ok(Outcome::Forced { .. }) => ExitCode::from(EXIT_FORCED_SHUTDOWN),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot serve");
+            eprintln!("responder: {e}");
+            ExitCode::from(EXIT_RUNTIME_ERROR)
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! Sockets and descriptors at start: the listening sockets with the article's options (backlog,
+//! `SO_REUSEADDR`, and `SO_REUSEPORT` so each worker has its own accept queue), and the
+//! `RLIMIT_NOFILE` raise that lets the connection limit be met. Accepted sockets are `conn`'s.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+
+use mio::net::TcpListener;
+use socket2::{Domain, Protocol, Socket, Type};
+
+/// Descriptors kept out of the connection budget: listeners, epoll, wakers, signal pipe, log
+/// output, and a margin for the libraries.
+pub const RESERVED_FDS: u64 = 64;
+
+/// A listener that could not be set up, naming the address.
+#[derive(Debug)]
+pub struct BindError {
+    pub addr: SocketAddr,
+    pub source: io::Error,
+}
+
+impl fmt::Display for BindError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cannot listen on {}: {}", self.addr, self.source)
+    }
+}
+
+impl std::error::Error for BindError {}
+
+pub struct ListenOptions {
+    pub addr: SocketAddr,
+    pub backlog: u32,
+    pub reuse_address: bool,
+}
+
+/// Binds `count` listeners on one address. With more than one, each gets `SO_REUSEPORT` and the
+/// kernel spreads new connections over their accept queues; the first one's port is reused by the
+/// others so that port 0 works.
+pub fn bind_listeners(
+    options: &ListenOptions,
+    count: usize,
+) -> Result<Vec<TcpListener>, BindError> {
+    let shared = count > 1;
+    let first = bind_one(options.addr, options, shared)?;
+    let addr = first.local_addr().map_err(|source| BindError {
+        addr: options.addr,
+        source,
+    })?;
+    let mut listeners = vec![first];
+    for _ in 1..count {
+        listeners.push(bind_one(addr, options, shared)?);
+    }
+    Ok(listeners)
+}
+
+fn bind_one(
+    addr: SocketAddr,
+    options: &ListenOptions,
+    shared: bool,
+) -> Result<TcpListener, BindError> {
+    let fail = |source| BindError { addr, source };
+    let socket =
+        Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).map_err(fail)?;
+    socket
+        .set_reuse_address(options.reuse_address)
+        .map_err(fail)?;
+    if shared {
+        socket.set_reuse_port(true).map_err(fail)?;
+    }
+    socket.set_nonblocking(true).map_err(fail)?;
+    socket.bind(&addr.into()).map_err(fail)?;
+    let backlog = i32::try_from(options.backlog).unwrap_or(i32::MAX);
+    socket.listen(backlog).map_err(fail)?;
+    Ok(TcpListener::from_std(socket.into()))
+}
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit and returns the soft limit now in force.
+pub fn raise_fd_limit() -> io::Result<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own; setrlimit only reads it.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit = raised;
+            }
+        }
+    }
+    Ok(limit.rlim_cur)
+}
+
+/// True for accept errors that mean "out of descriptors or memory": retrying at once would spin,
+/// and waiting for the next edge could wait forever, so the caller backs off on a timer.
+pub fn is_resource_exhaustion(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}

@@ -1,0 +1,322 @@
+//! Prebuilt responses: every byte the server can send, serialized once from the configuration.
+//!
+//! A request never formats anything: it picks an [`Answer`] and copies its bytes. The only part
+//! that changes is the `Date` header, patched in place once a second by [`Responses::stamp`].
+//! This module decides nothing about which answer a request deserves (see `http`) and does no I/O.
+
+use std::time::SystemTime;
+
+use crate::config::Route;
+
+/// Length of an IMF-fixdate such as `Sun, 06 Nov 1994 08:49:37 GMT`.
+const DATE_LEN: usize = 29;
+const SERVER: &str = concat!("responder/", env!("CARGO_PKG_VERSION"));
+
+/// Why a request gets a fixed error answer instead of a route's. Each one closes the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    BadRequest,
+    RequestTimeout,
+    LengthRequired,
+    PayloadTooLarge,
+    HeadersTooLarge,
+    NotImplemented,
+    ServiceUnavailable,
+    VersionNotSupported,
+}
+
+impl Rejection {
+    const ALL: [Rejection; 8] = [
+        Rejection::BadRequest,
+        Rejection::RequestTimeout,
+        Rejection::LengthRequired,
+        Rejection::PayloadTooLarge,
+        Rejection::HeadersTooLarge,
+        Rejection::NotImplemented,
+        Rejection::ServiceUnavailable,
+        Rejection::VersionNotSupported,
+    ];
+
+    pub fn status(self) -> u16 {
+        match self {
+            Rejection::BadRequest => 400,
+            Rejection::RequestTimeout => 408,
+            Rejection::LengthRequired => 411,
+            Rejection::PayloadTooLarge => 413,
+            Rejection::HeadersTooLarge => 431,
+            Rejection::NotImplemented => 501,
+            Rejection::ServiceUnavailable => 503,
+            Rejection::VersionNotSupported => 505,
+        }
+    }
+}
+
+/// Which prebuilt answer to send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnswerId {
+    /// The route at this index, which allows the request's method.
+    Route(usize),
+    /// 405 for the route at this index, with its `Allow` header.
+    MethodNotAllowed(usize),
+    NotFound,
+    Rejected(Rejection),
+}
+
+/// One response in two framings: with `Connection: keep-alive` and with `Connection: close`.
+#[derive(Debug, Clone)]
+struct Answer {
+    status: u16,
+    /// Where the date sits in both heads: the status line and `Server` come first.
+    date_at: usize,
+    keep_alive_head: Vec<u8>,
+    close_head: Vec<u8>,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn new(status: u16, reason: &str, headers: &[(String, String)], body: Vec<u8>) -> Answer {
+        let before_date = format!("HTTP/1.0 {status} {reason}\r\nServer: {SERVER}\r\nDate: ");
+        let head = |connection: &str| {
+            let mut h = format!("{before_date}{}\r\n", "Thu, 01 Jan 1970 00:00:00 GMT");
+            for (name, value) in headers {
+                h.push_str(&format!("{name}: {value}\r\n"));
+            }
+            h.push_str(&format!(
+                "Content-Length: {}\r\nConnection: {connection}\r\n\r\n",
+                body.len()
+            ));
+            h.into_bytes()
+        };
+        Answer {
+            status,
+            date_at: before_date.len(),
+            keep_alive_head: head("keep-alive"),
+            close_head: head("close"),
+            body,
+        }
+    }
+
+    fn plain(status: u16, headers: &[(String, String)]) -> Answer {
+        let reason = reason_phrase(status);
+        let mut all = vec![("Content-Type".to_string(), "text/plain".to_string())];
+        all.extend_from_slice(headers);
+        Answer::new(
+            status,
+            reason,
+            &all,
+            format!("{status} {reason}\n").into_bytes(),
+        )
+    }
+
+    fn stamp(&mut self, date: &[u8; DATE_LEN]) {
+        let range = self.date_at..self.date_at + DATE_LEN;
+        self.keep_alive_head[range.clone()].copy_from_slice(date);
+        self.close_head[range].copy_from_slice(date);
+    }
+}
+
+/// Every answer of one configuration, and the routes that choose among them.
+#[derive(Debug, Clone)]
+pub struct Responses {
+    routes: Vec<Route>,
+    ok: Vec<Answer>,
+    not_allowed: Vec<Answer>,
+    not_found: Answer,
+    rejected: Vec<Answer>,
+    stamped_second: u64,
+}
+
+/// What a request's answer costs on the wire, for the access log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sent {
+    pub status: u16,
+    pub bytes: usize,
+}
+
+impl Responses {
+    pub fn new(routes: &[Route]) -> Responses {
+        let ok = routes
+            .iter()
+            .map(|r| {
+                let reason = r
+                    .reason
+                    .as_deref()
+                    .unwrap_or_else(|| reason_phrase(r.status));
+                Answer::new(r.status, reason, &r.headers, r.body.clone())
+            })
+            .collect();
+        let not_allowed = routes
+            .iter()
+            .map(|r| Answer::plain(405, &[("Allow".to_string(), r.methods.join(", "))]))
+            .collect();
+        let mut responses = Responses {
+            routes: routes.to_vec(),
+            ok,
+            not_allowed,
+            not_found: Answer::plain(404, &[]),
+            rejected: Rejection::ALL
+                .iter()
+                .map(|r| Answer::plain(r.status(), &[]))
+                .collect(),
+            stamped_second: u64::MAX,
+        };
+        responses.stamp(SystemTime::now());
+        responses
+    }
+
+    /// Picks the answer for a method and a path (the query already removed).
+    pub fn choose(&self, method: &str, path: &[u8]) -> AnswerId {
+        match self.routes.iter().position(|r| r.matches(path)) {
+            Some(i) if self.routes[i].methods.iter().any(|m| m == method) => AnswerId::Route(i),
+            Some(i) => AnswerId::MethodNotAllowed(i),
+            None => AnswerId::NotFound,
+        }
+    }
+
+    fn answer(&self, id: AnswerId) -> &Answer {
+        match id {
+            AnswerId::Route(i) => &self.ok[i],
+            AnswerId::MethodNotAllowed(i) => &self.not_allowed[i],
+            AnswerId::NotFound => &self.not_found,
+            AnswerId::Rejected(r) => &self.rejected[r as usize],
+        }
+    }
+
+    /// Appends the answer to `out`. Without `keep_alive` the head says `Connection: close`;
+    /// with `head_only` (a HEAD request) the body is left out and the headers stay the same.
+    pub fn write(
+        &self,
+        id: AnswerId,
+        keep_alive: bool,
+        head_only: bool,
+        out: &mut Vec<u8>,
+    ) -> Sent {
+        let answer = self.answer(id);
+        let keep_alive = keep_alive && !matches!(id, AnswerId::Rejected(_));
+        let head = if keep_alive {
+            &answer.keep_alive_head
+        } else {
+            &answer.close_head
+        };
+        out.extend_from_slice(head);
+        let mut bytes = head.len();
+        if !head_only {
+            out.extend_from_slice(&answer.body);
+            bytes += answer.body.len();
+        }
+        Sent {
+            status: answer.status,
+            bytes,
+        }
+    }
+
+    /// Refreshes the `Date` of every answer when the wall-clock second has changed since the last
+    /// call; otherwise does nothing, so it is cheap to call on every wake-up of the event loop.
+    pub fn stamp(&mut self, now: SystemTime) {
+        let second = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if second == self.stamped_second {
+            return;
+        }
+        self.stamped_second = second;
+        let text = httpdate::fmt_http_date(now);
+        let mut date = [b' '; DATE_LEN];
+        let len = text.len().min(DATE_LEN);
+        date[..len].copy_from_slice(&text.as_bytes()[..len]);
+        let answers = self
+            .ok
+            .iter_mut()
+            .chain(self.not_allowed.iter_mut())
+            .chain(self.rejected.iter_mut())
+            .chain(std::iter::once(&mut self.not_found));
+        for answer in answers {
+            answer.stamp(&date);
+        }
+    }
+}
+
+pub fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        304 => "Not Modified",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        410 => "Gone",
+        411 => "Length Required",
+        413 => "Content Too Large",
+        418 => "I'm a teapot",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        505 => "HTTP Version Not Supported",
+        _ => "Unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn text(id: AnswerId, keep_alive: bool, head_only: bool, r: &Responses) -> String {
+        let mut out = Vec::new();
+        r.write(id, keep_alive, head_only, &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    #[test]
+    fn default_route_is_hello_world_with_a_fresh_date() {
+        let mut r = Responses::new(&[Route::default_hello()]);
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(784111777);
+        r.stamp(at);
+        let got = text(AnswerId::Route(0), false, false, &r);
+        assert_eq!(
+            got,
+            format!(
+                "HTTP/1.0 200 OK\r\nServer: {SERVER}\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n\
+                 Content-Type: text/plain\r\nContent-Length: 13\r\nConnection: close\r\n\r\nHello, world!"
+            )
+        );
+        let head = text(AnswerId::Route(0), true, true, &r);
+        assert!(head.ends_with("Content-Length: 13\r\nConnection: keep-alive\r\n\r\n"));
+    }
+
+    #[test]
+    fn rejections_always_close_and_carry_their_status() {
+        let r = Responses::new(&[Route::default_hello()]);
+        for rejection in Rejection::ALL {
+            let got = text(AnswerId::Rejected(rejection), true, false, &r);
+            assert!(got.starts_with(&format!("HTTP/1.0 {} ", rejection.status())));
+            assert!(got.contains("Connection: close\r\n"));
+        }
+    }
+
+    #[test]
+    fn stamping_patches_every_answer_in_place() {
+        let mut r = Responses::new(&[Route::default_hello()]);
+        r.stamp(SystemTime::UNIX_EPOCH + Duration::from_secs(784111777));
+        let got = text(AnswerId::MethodNotAllowed(0), false, false, &r);
+        assert!(
+            got.contains("Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n"),
+            "{got}"
+        );
+        assert!(got.contains("Allow: GET, HEAD\r\n"), "{got}");
+    }
+}

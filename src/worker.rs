@@ -1,0 +1,344 @@
+//! One event loop: a `mio::Poll` (epoll, edge-triggered), one listener, a `Slab` of connections,
+//! their deadlines, and its own copy of the prebuilt responses.
+//!
+//! The loop accepts until the listener would block, drives each ready connection (see `conn`),
+//! fires due deadlines, and follows the phase in `control` when its waker fires: a drain accepts
+//! what the kernel has queued, closes the listener, serves what is in flight, and returns when the
+//! last connection is gone. Starting workers and handling signals is `server`'s job.
+
+use std::io::{self, ErrorKind, Write};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+use slab::Slab;
+
+use crate::conn::{CloseReason, Connection, Env, Scratch, Settings};
+use crate::control::{Control, Phase};
+use crate::net::is_resource_exhaustion;
+use crate::response::{AnswerId, Rejection, Responses};
+use crate::timer::{Deadlines, Entry};
+
+const LISTENER: Token = Token(usize::MAX);
+const WAKER: Token = Token(usize::MAX - 1);
+/// How long accepting pauses when the process is out of descriptors or memory: long enough not
+/// to spin, short enough that a freed descriptor is used soon.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// Events taken from epoll per wake-up.
+const EVENTS_PER_POLL: usize = 1024;
+
+/// A connection's token carries its Slab slot in the low 32 bits and the low 32 bits of its id in
+/// the high bits: a readiness event for a slot that was freed and reused within the same batch
+/// then no longer matches, and is dropped instead of reaching the new connection.
+fn token_for(slot: usize, conn_id: u64) -> Token {
+    Token((slot & 0xFFFF_FFFF) | ((conn_id as usize & 0xFFFF_FFFF) << 32))
+}
+
+fn split_token(token: Token) -> (usize, u64) {
+    (token.0 & 0xFFFF_FFFF, (token.0 >> 32) as u64)
+}
+
+/// How a worker's loop ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerEnd {
+    /// Connections still open when the drain was cut short.
+    pub forced: usize,
+}
+
+pub struct Worker {
+    poll: Poll,
+    listener: Option<TcpListener>,
+    conns: Slab<Connection>,
+    deadlines: Deadlines,
+    responses: Responses,
+    settings: Settings,
+    max_connections: usize,
+    tcp_nodelay: bool,
+    control: Arc<Control>,
+    scratch: Scratch,
+    draining: bool,
+    /// Set while accepting is paused for lack of descriptors or memory.
+    accept_paused_until: Option<Instant>,
+    next_id: u64,
+    id_stride: u64,
+}
+
+pub struct WorkerOptions {
+    pub index: usize,
+    pub count: usize,
+    pub responses: Responses,
+    pub settings: Settings,
+    pub max_connections: usize,
+    pub tcp_nodelay: bool,
+}
+
+impl Worker {
+    pub fn new(
+        mut listener: TcpListener,
+        options: WorkerOptions,
+        control: Arc<Control>,
+    ) -> io::Result<Worker> {
+        let poll = Poll::new()?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        control.add_waker(waker);
+        Ok(Worker {
+            poll,
+            listener: Some(listener),
+            conns: Slab::with_capacity(options.max_connections.min(1024)),
+            deadlines: Deadlines::default(),
+            responses: options.responses,
+            settings: options.settings,
+            max_connections: options.max_connections,
+            tcp_nodelay: options.tcp_nodelay,
+            control,
+            scratch: Scratch::new(),
+            draining: false,
+            accept_paused_until: None,
+            // Ids interleave across workers so that each is unique for the process's lifetime.
+            next_id: options.index as u64 + 1,
+            id_stride: options.count as u64,
+        })
+    }
+
+    pub fn run(mut self) -> io::Result<WorkerEnd> {
+        let mut events = Events::with_capacity(EVENTS_PER_POLL);
+        // A phase change may have happened before the waker was registered.
+        self.follow_phase(Instant::now());
+        loop {
+            if self.control.phase() == Phase::Abort {
+                return Ok(self.abort());
+            }
+            if self.draining && self.conns.is_empty() {
+                return Ok(WorkerEnd { forced: 0 });
+            }
+            let timeout = self.poll_timeout(Instant::now());
+            match self.poll.poll(&mut events, timeout) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            let now = Instant::now();
+            self.responses.stamp(SystemTime::now());
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept_all(now),
+                    WAKER => self.follow_phase(now),
+                    token => self.on_ready(token, now),
+                }
+            }
+            if self.accept_paused_until.is_some_and(|until| until <= now) {
+                self.accept_paused_until = None;
+                self.accept_all(now);
+            }
+            self.expire_due(now);
+        }
+    }
+
+    fn poll_timeout(&self, now: Instant) -> Option<Duration> {
+        let next = match (self.deadlines.next(), self.accept_paused_until) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        // Round up to whole milliseconds (epoll's unit) so that a deadline a few microseconds
+        // away does not turn into a zero timeout and a busy loop.
+        next.map(|at| at.saturating_duration_since(now) + Duration::from_micros(999))
+    }
+
+    fn accept_all(&mut self, now: Instant) {
+        if self.accept_paused_until.is_some() {
+            return;
+        }
+        loop {
+            let Some(listener) = self.listener.as_ref() else {
+                return;
+            };
+            match listener.accept() {
+                Ok((socket, peer)) => self.admit(socket, peer, now),
+                // The queue is empty; the next connection is a new edge.
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if is_resource_exhaustion(&e) => {
+                    // With edge triggering no new event comes for connections already queued,
+                    // so retry on a timer; retrying now would spin.
+                    tracing::warn!(
+                        error = %e,
+                        errno = e.raw_os_error(),
+                        open = self.conns.len(),
+                        retry_ms = ACCEPT_BACKOFF.as_millis() as u64,
+                        "accept failed for lack of resources; pausing accepts"
+                    );
+                    self.accept_paused_until = Some(now + ACCEPT_BACKOFF);
+                    return;
+                }
+                // A connection reset while queued, and the like: it concerns that client only.
+                Err(e) => tracing::debug!(error = %e, "accept failed"),
+            }
+        }
+    }
+
+    fn admit(&mut self, mut socket: TcpStream, peer: SocketAddr, now: Instant) {
+        let conn_id = self.next_id;
+        self.next_id += self.id_stride;
+        if self.conns.len() >= self.max_connections {
+            self.refuse(&mut socket, conn_id, peer);
+            return;
+        }
+        if self.tcp_nodelay {
+            if let Err(e) = socket.set_nodelay(true) {
+                tracing::debug!(conn = conn_id, error = %e, "cannot set TCP_NODELAY");
+            }
+        }
+        let entry = self.conns.vacant_entry();
+        let slot = entry.key();
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        // Registered once for both directions: with edge triggering there is never a
+        // re-registration, and the first event arrives as soon as the socket is ready.
+        if let Err(e) =
+            self.poll
+                .registry()
+                .register(&mut socket, token_for(slot, conn_id), interest)
+        {
+            tracing::warn!(conn = conn_id, error = %e, "cannot register a connection");
+            return;
+        }
+        tracing::debug!(conn = conn_id, peer = %peer, "accept");
+        let conn = entry.insert(Connection::new(conn_id, socket, peer, &self.settings, now));
+        let armed = Entry {
+            at: conn.deadline,
+            slot,
+            conn_id,
+        };
+        conn.armed = Some(armed.at);
+        self.deadlines.push(armed);
+    }
+
+    /// Past the connection limit: a best-effort 503 in one non-blocking write, then close.
+    fn refuse(&mut self, socket: &mut TcpStream, conn_id: u64, peer: SocketAddr) {
+        let mut out = Vec::new();
+        self.responses.write(
+            AnswerId::Rejected(Rejection::ServiceUnavailable),
+            false,
+            false,
+            &mut out,
+        );
+        let _ = socket.write(&out);
+        tracing::warn!(conn = conn_id, peer = %peer, limit = self.max_connections, "connection limit reached; answered 503");
+    }
+
+    fn on_ready(&mut self, token: Token, now: Instant) {
+        let (slot, tag) = split_token(token);
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
+        if conn.id & 0xFFFF_FFFF != tag {
+            return;
+        }
+        self.drive(slot, now, Connection::drive);
+    }
+
+    /// Runs `step` (`Connection::drive` or `Connection::expire`) on the connection in `slot`,
+    /// then settles it.
+    fn drive(
+        &mut self,
+        slot: usize,
+        now: Instant,
+        step: fn(&mut Connection, &Env<'_>, &mut Scratch) -> Option<CloseReason>,
+    ) {
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
+        let env = Env {
+            responses: &self.responses,
+            settings: &self.settings,
+            draining: self.draining,
+            now,
+        };
+        let outcome = step(conn, &env, &mut self.scratch);
+        self.settle(slot, outcome);
+    }
+
+    /// After a connection was driven: drop it if it is finished (or idle in a drain), otherwise
+    /// make sure its deadline is armed.
+    fn settle(&mut self, slot: usize, outcome: Option<CloseReason>) {
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
+        let outcome =
+            outcome.or((self.draining && conn.is_idle()).then_some(CloseReason::Shutdown));
+        if let Some(reason) = outcome {
+            let conn = self.conns.remove(slot);
+            // Dropping the socket closes it, which also removes it from epoll: no extra
+            // EPOLL_CTL_DEL call per connection.
+            tracing::debug!(conn = conn.id, reason = ?reason, "close");
+            return;
+        }
+        if conn.armed.is_none_or(|armed| conn.deadline < armed) {
+            self.deadlines.push(Entry {
+                at: conn.deadline,
+                slot,
+                conn_id: conn.id,
+            });
+            conn.armed = Some(conn.deadline);
+        }
+    }
+
+    fn expire_due(&mut self, now: Instant) {
+        while let Some(entry) = self.deadlines.pop_due(now) {
+            let Some(conn) = self.conns.get_mut(entry.slot) else {
+                continue;
+            };
+            // Entries of closed connections, and entries superseded by an earlier one, are
+            // dropped here: this is the lazy deletion.
+            if conn.id != entry.conn_id || conn.armed != Some(entry.at) {
+                continue;
+            }
+            conn.armed = None;
+            if conn.deadline <= now {
+                self.drive(entry.slot, now, Connection::expire);
+            } else {
+                self.settle(entry.slot, None);
+            }
+        }
+    }
+
+    fn follow_phase(&mut self, now: Instant) {
+        if self.control.phase() == Phase::Draining && !self.draining {
+            self.begin_drain(now);
+        }
+    }
+
+    /// Accepts what the kernel already queued, closes the listener, and closes every connection
+    /// that is idle after one last read (a request may sit in its receive buffer unseen).
+    fn begin_drain(&mut self, now: Instant) {
+        self.draining = true;
+        self.accept_paused_until = None;
+        self.accept_all(now);
+        if let Some(mut listener) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut listener);
+        }
+        let slots: Vec<usize> = self.conns.iter().map(|(slot, _)| slot).collect();
+        tracing::info!(connections = slots.len(), "listener closed; draining");
+        for slot in slots {
+            if let Some(conn) = self.conns.get_mut(slot) {
+                conn.recheck_input();
+                self.drive(slot, now, Connection::drive);
+            }
+        }
+    }
+
+    fn abort(&mut self) -> WorkerEnd {
+        let forced = self.conns.len();
+        if forced > 0 {
+            tracing::warn!(
+                connections = forced,
+                "drain deadline reached; closing connections"
+            );
+        }
+        self.conns.clear();
+        WorkerEnd { forced }
+    }
+}
