@@ -211,7 +211,7 @@ impl Connection {
             _ if !self.unsent.is_empty() => Waiting::Write,
             Phase::Closing { .. } => Waiting::Write,
             Phase::Open if self.stream.mid_request(self.partial.len()) => Waiting::Request,
-            Phase::Open if before == Waiting::FirstRequest => Waiting::FirstRequest,
+            Phase::Open if before == Waiting::FirstRequest && !active => Waiting::FirstRequest,
             Phase::Open => Waiting::Idle,
         };
         // A request's deadline runs from its first byte and is not extended by later bytes; idle
@@ -394,9 +394,9 @@ impl Connection {
         }
     }
 
-    /// Marks the connection as to be read once more in a drain (a request may be waiting in its
-    /// receive buffer even though its edge was already consumed).
-    pub fn recheck_input(&mut self) {
+    /// Notes that the socket may have input: a readable edge arrived, or a drain wants one last
+    /// read (a request may be waiting in the receive buffer even though its edge was consumed).
+    pub fn mark_readable(&mut self) {
         if self.phase == Phase::Open {
             self.may_read = true;
         }
