@@ -117,6 +117,8 @@ pub struct Connection {
     may_read: bool,
     /// `partial` may hold complete requests left unanswered when the output reached its limit.
     paused: bool,
+    /// The peer's FIN has been reported: read on until `read` returns 0.
+    peer_closed: bool,
     waiting: Waiting,
     pub deadline: Instant,
     /// The earliest deadline the worker's timer heap holds for this connection.
@@ -141,6 +143,7 @@ impl Connection {
             phase: Phase::Open,
             may_read: true,
             paused: false,
+            peer_closed: false,
             waiting: Waiting::FirstRequest,
             deadline: now + settings.read_timeout,
             armed: None,
@@ -274,7 +277,8 @@ impl Connection {
                         *active = true;
                         // A short read means the receive queue was empty at that moment, and
                         // epoll reports new data as a new edge: no need to read until WouldBlock.
-                        self.may_read = n == scratch.input.len();
+                        // A FIN already reported is no new edge, so then read on to the 0.
+                        self.may_read = n == scratch.input.len() || self.peer_closed;
                         if let Err(e) = self.answer(env, scratch, n) {
                             return Some(CloseReason::Error(e.kind()));
                         }
@@ -396,10 +400,10 @@ impl Connection {
 
     /// Notes that the socket may have input: a readable edge arrived, or a drain wants one last
     /// read (a request may be waiting in the receive buffer even though its edge was consumed).
-    pub fn mark_readable(&mut self) {
-        if self.phase == Phase::Open {
-            self.may_read = true;
-        }
+    /// `peer_closed` says the edge also carried the peer's FIN, which no later edge will repeat.
+    pub fn mark_readable(&mut self, peer_closed: bool) {
+        self.may_read = true;
+        self.peer_closed |= peer_closed;
     }
 }
 

@@ -127,9 +127,7 @@ impl Worker {
                 match event.token() {
                     LISTENER => self.accept_all(now),
                     WAKER => self.follow_phase(now),
-                    token => {
-                        self.on_ready(token, event.is_readable() || event.is_read_closed(), now)
-                    }
+                    _ => self.on_ready(event, now),
                 }
             }
             if self.accept_paused_until.is_some_and(|until| until <= now) {
@@ -231,16 +229,16 @@ impl Worker {
         tracing::warn!(conn = conn_id, peer = %peer, limit = self.max_connections, "connection limit reached; answered 503");
     }
 
-    fn on_ready(&mut self, token: Token, readable: bool, now: Instant) {
-        let (slot, tag) = split_token(token);
+    fn on_ready(&mut self, event: &mio::event::Event, now: Instant) {
+        let (slot, tag) = split_token(event.token());
         let Some(conn) = self.conns.get_mut(slot) else {
             return;
         };
         if conn.id & 0xFFFF_FFFF != tag {
             return;
         }
-        if readable {
-            conn.mark_readable();
+        if event.is_readable() || event.is_read_closed() {
+            conn.mark_readable(event.is_read_closed());
         }
         self.drive(slot, now, Connection::drive);
     }
@@ -329,7 +327,7 @@ impl Worker {
         tracing::info!(connections = slots.len(), "listener closed; draining");
         for slot in slots {
             if let Some(conn) = self.conns.get_mut(slot) {
-                conn.mark_readable();
+                conn.mark_readable(false);
                 self.drive(slot, now, Connection::drive);
             }
         }

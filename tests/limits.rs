@@ -1,0 +1,83 @@
+//! Timeouts and the connection limit, over real sockets.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use common::{read_response, read_to_close, status_of, Server};
+
+#[test]
+fn a_request_still_incomplete_at_the_read_timeout_gets_408() {
+    let server = Server::start(&["--read-timeout", "0.3"]);
+    let mut s = server.connect();
+    s.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n").unwrap();
+    let start = Instant::now();
+    let got = read_to_close(&mut s);
+    assert_eq!(status_of(&got), 408, "{got}");
+    let waited = start.elapsed();
+    assert!(waited >= Duration::from_millis(250) && waited < Duration::from_secs(3), "{waited:?}");
+}
+
+#[test]
+fn a_connection_that_never_sends_is_closed_at_the_read_timeout_without_an_answer() {
+    let server = Server::start(&["--read-timeout", "0.3"]);
+    let mut s = server.connect();
+    let got = read_to_close(&mut s);
+    assert_eq!(got, "");
+}
+
+#[test]
+fn an_idle_keep_alive_connection_is_closed_at_the_idle_timeout() {
+    let server = Server::start(&["--idle-timeout", "0.3", "--read-timeout", "5"]);
+    let mut s = server.connect();
+    s.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+    assert_eq!(status_of(&read_response(&mut s)), 200);
+    let start = Instant::now();
+    assert_eq!(read_to_close(&mut s), "");
+    assert!(start.elapsed() < Duration::from_secs(3), "{:?}", start.elapsed());
+}
+
+#[test]
+fn a_client_that_stops_reading_is_cut_at_the_write_timeout() {
+    let server = Server::start_with_env(&["--write-timeout", "0.5", "--workers", "1"], &[("RUST_LOG", "debug")]);
+    let mut s = server.connect();
+    // Pipelined requests whose answers the client never reads fill both socket buffers.
+    let batch = b"GET / HTTP/1.1\r\n\r\n".repeat(1000);
+    s.set_write_timeout(Some(Duration::from_millis(200))).unwrap();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(5) {
+        if s.write_all(&batch).is_err() {
+            break;
+        }
+    }
+    let line = server.await_log(&["\"close\"", "WriteTimeout"]);
+    assert!(line.contains("\"conn\":"), "{line}");
+}
+
+#[test]
+fn past_max_connections_new_clients_get_503_and_service_resumes() {
+    let server = Server::start(&["--max-connections", "2", "--workers", "1"]);
+    let held: Vec<_> = (0..2).map(|_| server.connect()).collect();
+    // Make sure both are accepted before the third arrives.
+    std::thread::sleep(Duration::from_millis(200));
+    let mut third = server.connect();
+    let got = read_to_close(&mut third);
+    assert_eq!(status_of(&got), 503, "{got}");
+    drop(held);
+    std::thread::sleep(Duration::from_millis(200));
+    let got = server.exchange(b"GET / HTTP/1.0\r\n\r\n");
+    assert_eq!(status_of(&got), 200);
+}
+
+#[test]
+fn a_half_closed_client_still_gets_its_answer() {
+    let server = Server::start(&[]);
+    let mut s = server.connect();
+    s.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut got = String::new();
+    s.read_to_string(&mut got).unwrap();
+    assert_eq!(status_of(&got), 200);
+    assert!(got.ends_with("Hello, world!"));
+}
