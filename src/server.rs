@@ -8,7 +8,7 @@
 
 use std::io::{self, ErrorKind};
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -91,6 +91,7 @@ pub fn run(config: &Config) -> Result<Outcome, ServerError> {
     let settings = settings(config);
     let responses = Responses::new(&config.routes);
     let count = listeners.len();
+    let (ended_tx, ended_rx) = mpsc::channel();
     let mut workers = Vec::with_capacity(count);
     for (index, listener) in listeners.into_iter().enumerate() {
         let options = WorkerOptions {
@@ -104,18 +105,31 @@ pub fn run(config: &Config) -> Result<Outcome, ServerError> {
         let worker = Worker::new(listener, options, Arc::clone(&control))
             .map_err(io_error("cannot start an event loop"))?;
         let exit_waker = Arc::clone(&exit_waker);
+        let ended = ended_tx.clone();
         let handle = std::thread::Builder::new()
             .name(format!("worker-{index}"))
             .spawn(move || {
-                let end = worker.run();
+                // The result travels by channel, not by `join`, so that the supervisor learns of it
+                // the moment it is sent: `JoinHandle::is_finished` turns true a little later,
+                // and a wake-up that saw it false would sleep until the deadline.
+                // A panic (only possible in builds that unwind) still reports, so the supervisor
+                // never waits on a loop that is gone.
+                let end = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| worker.run()))
+                    .unwrap_or_else(|_| Err(io::Error::other("event loop panicked")));
+                let _ = ended.send(end);
                 let _ = exit_waker.wake();
-                end
             })
             .map_err(io_error("cannot start a worker thread"))?;
         workers.push(handle);
     }
     announce(addr, config, max_connections);
-    supervise(&mut poll, &mut signals, &control, config, workers)
+    supervise(
+        &mut poll,
+        &mut signals,
+        &control,
+        config,
+        (workers, ended_rx),
+    )
 }
 
 fn announce(addr: SocketAddr, config: &Config, max_connections: usize) {
@@ -172,21 +186,25 @@ fn supervise(
     signals: &mut Signals,
     control: &Control,
     config: &Config,
-    workers: Vec<JoinHandle<io::Result<WorkerEnd>>>,
+    (workers, ended): (Vec<JoinHandle<()>>, mpsc::Receiver<io::Result<WorkerEnd>>),
 ) -> Result<Outcome, ServerError> {
     let mut events = Events::with_capacity(8);
     let mut deadline: Option<Instant> = None;
-    loop {
+    let mut forced = 0;
+    let mut failure = None;
+    let mut running = workers.len();
+    while running > 0 {
         let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         match poll.poll(&mut events, timeout) {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             Err(e) => {
                 control.advance(Phase::Abort);
-                return Err(ServerError::Io {
+                failure = Some(ServerError::Io {
                     what: "supervisor poll failed",
                     source: e,
                 });
+                break;
             }
         }
         for signal in signals.pending() {
@@ -207,32 +225,25 @@ fn supervise(
         if deadline.is_some_and(|d| d <= Instant::now()) {
             control.advance(Phase::Abort);
         }
-        if workers.iter().all(JoinHandle::is_finished) {
-            break;
-        }
-        if control.phase() == Phase::Serving && workers.iter().any(JoinHandle::is_finished) {
-            // A loop died while serving: stop the others rather than serve on at reduced size.
-            control.advance(Phase::Abort);
+        for end in ended.try_iter() {
+            running -= 1;
+            match end {
+                Ok(end) => forced += end.forced,
+                Err(e) => {
+                    failure = Some(ServerError::Io {
+                        what: "event loop failed",
+                        source: e,
+                    })
+                }
+            }
+            if control.phase() == Phase::Serving {
+                // A loop ended while serving: stop the others rather than serve on at reduced size.
+                control.advance(Phase::Abort);
+            }
         }
     }
-    let mut forced = 0;
-    let mut failure = None;
     for handle in workers {
-        match handle.join() {
-            Ok(Ok(end)) => forced += end.forced,
-            Ok(Err(e)) => {
-                failure = Some(ServerError::Io {
-                    what: "event loop failed",
-                    source: e,
-                })
-            }
-            Err(_) => {
-                failure = Some(ServerError::Io {
-                    what: "event loop panicked",
-                    source: io::Error::other("worker thread panicked"),
-                })
-            }
-        }
+        let _ = handle.join();
     }
     if let Some(e) = failure {
         return Err(e);

@@ -9,42 +9,72 @@ use common::{binary, read_response, status_of, temp_file, Server};
 
 fn check(toml: &str) -> (bool, String) {
     let path = temp_file("toml", toml.as_bytes());
-    let out = binary().arg("--check").arg("--config").arg(&path).output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.success(), text.replace(path.to_str().unwrap(), "FILE"))
+    let out = binary()
+        .arg("--check")
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (
+        out.status.success(),
+        text.replace(path.to_str().unwrap(), "FILE"),
+    )
 }
 
 #[test]
 fn the_example_config_is_valid_and_serves_the_default() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/config/responder.toml");
-    let out = binary().args(["--check", "--config", example]).output().unwrap();
+    let out = binary()
+        .args(["--check", "--config", example])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{out:?}");
     let server = Server::start(&["--config", example]);
     let got = server.exchange(b"GET /anything HTTP/1.0\r\n\r\n");
-    assert!(got.ends_with("Content-Length: 13\r\nConnection: close\r\n\r\nHello, world!"), "{got}");
+    assert!(
+        got.ends_with("Content-Length: 13\r\nConnection: close\r\n\r\nHello, world!"),
+        "{got}"
+    );
 }
 
 #[test]
 fn check_names_the_file_line_and_field_at_fault() {
     let (ok, text) = check("listen = \"0.0.0.0:8080\"\nread_timeout = -1\n");
     assert!(!ok);
-    assert!(text.contains("FILE at line 2") && text.contains("out of range"), "{text}");
+    assert!(
+        text.contains("FILE at line 2") && text.contains("out of range"),
+        "{text}"
+    );
 
     let (ok, text) = check("listen = \"0.0.0.0:8080\"\n\nlisten_adress = \"x\"\n");
     assert!(!ok);
-    assert!(text.contains("FILE at line 3") && text.contains("listen_adress"), "{text}");
+    assert!(
+        text.contains("FILE at line 3") && text.contains("listen_adress"),
+        "{text}"
+    );
 
     let (ok, text) = check("[[route]]\npath = \"/\"\nstatus = 99\n");
     assert!(!ok);
-    assert!(text.contains("FILE at line 3") && text.contains("status 99"), "{text}");
+    assert!(
+        text.contains("FILE at line 3") && text.contains("status 99"),
+        "{text}"
+    );
 
     let (ok, text) = check("[[route]]\npath = \"/\"\nheaders = { \"Content-Length\" = \"5\" }\n");
     assert!(!ok);
-    assert!(text.contains("FILE at line 3") && text.contains("Content-Length"), "{text}");
+    assert!(
+        text.contains("FILE at line 3") && text.contains("Content-Length"),
+        "{text}"
+    );
 
     let (ok, text) = check("\n[[route]]\npath = \"/\"\nbody_file = \"/nonexistent/body.html\"\n");
     assert!(!ok);
-    assert!(text.contains("FILE at line 2") && text.contains("/nonexistent/body.html"), "{text}");
+    assert!(
+        text.contains("FILE at line 2") && text.contains("/nonexistent/body.html"),
+        "{text}"
+    );
 
     let (ok, text) = check("max_header_bytes = 10\n");
     assert!(!ok && text.contains("max_header_bytes"), "{text}");
@@ -82,7 +112,10 @@ status = 201
         read_response(&mut s)
     };
     let health = ask("GET /healthz?probe=1 HTTP/1.1\r\n\r\n");
-    assert!(health.starts_with("HTTP/1.0 200 OK\r\n") && health.ends_with("\r\n\r\nok"), "{health}");
+    assert!(
+        health.starts_with("HTTP/1.0 200 OK\r\n") && health.ends_with("\r\n\r\nok"),
+        "{health}"
+    );
     let page = ask("GET /static/a/b.css HTTP/1.1\r\n\r\n");
     assert!(page.starts_with("HTTP/1.0 503 Maintenance\r\n"), "{page}");
     assert!(page.contains("Content-Type: text/html\r\n") && page.contains("Retry-After: 120\r\n"));
@@ -99,11 +132,17 @@ status = 201
 
 #[test]
 fn flags_beat_environment_which_beats_the_file() {
-    let file = temp_file("toml", b"read_timeout = 30\nidle_timeout = 30\n[[route]]\npath = \"/\"\nbody = \"file\"\n");
+    let file = temp_file(
+        "toml",
+        b"read_timeout = 30\nidle_timeout = 30\n[[route]]\npath = \"/\"\nbody = \"file\"\n",
+    );
     // The environment's idle timeout (0.3 s) beats the file's 30 s...
     let server = Server::start_with_env(
         &["--config", file.to_str().unwrap()],
-        &[("RESPONDER_IDLE_TIMEOUT", "0.3"), ("RESPONDER_READ_TIMEOUT", "30")],
+        &[
+            ("RESPONDER_IDLE_TIMEOUT", "0.3"),
+            ("RESPONDER_READ_TIMEOUT", "30"),
+        ],
     );
     let mut s = server.connect();
     use std::io::Write;
@@ -127,7 +166,10 @@ fn an_unknown_flag_prints_usage_and_fails() {
     let out = binary().arg("--no-such-flag").output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--no-such-flag") && err.contains("Usage"), "{err}");
+    assert!(
+        err.contains("--no-such-flag") && err.contains("Usage"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -157,8 +199,15 @@ fn an_address_in_use_fails_within_a_second_naming_it() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
     let start = Instant::now();
-    let out = binary().args(["--listen", &addr, "--log-format", "json"]).output().unwrap();
-    assert!(start.elapsed() < Duration::from_secs(1), "{:?}", start.elapsed());
+    let out = binary()
+        .args(["--listen", &addr, "--log-format", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&addr) && err.contains("in use"), "{err}");

@@ -16,7 +16,10 @@ fn a_request_still_incomplete_at_the_read_timeout_gets_408() {
     let got = read_to_close(&mut s);
     assert_eq!(status_of(&got), 408, "{got}");
     let waited = start.elapsed();
-    assert!(waited >= Duration::from_millis(250) && waited < Duration::from_secs(3), "{waited:?}");
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
 }
 
 #[test]
@@ -35,16 +38,24 @@ fn an_idle_keep_alive_connection_is_closed_at_the_idle_timeout() {
     assert_eq!(status_of(&read_response(&mut s)), 200);
     let start = Instant::now();
     assert_eq!(read_to_close(&mut s), "");
-    assert!(start.elapsed() < Duration::from_secs(3), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
 }
 
 #[test]
 fn a_client_that_stops_reading_is_cut_at_the_write_timeout() {
-    let server = Server::start_with_env(&["--write-timeout", "0.5", "--workers", "1"], &[("RUST_LOG", "debug")]);
+    let server = Server::start_with_env(
+        &["--write-timeout", "0.5", "--workers", "1"],
+        &[("RUST_LOG", "debug")],
+    );
     let mut s = server.connect();
     // Pipelined requests whose answers the client never reads fill both socket buffers.
     let batch = b"GET / HTTP/1.1\r\n\r\n".repeat(1000);
-    s.set_write_timeout(Some(Duration::from_millis(200))).unwrap();
+    s.set_write_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(5) {
         if s.write_all(&batch).is_err() {

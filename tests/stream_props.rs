@@ -1,0 +1,141 @@
+//! Property tests of the request stream (`http::RequestStream`), fed as a connection feeds it:
+//! arbitrary bytes split at arbitrary points never panic it, never make it keep more than the head
+//! limit, and always end in answers, a close, or a wait for more bytes.
+
+use proptest::prelude::*;
+
+use responder::config::Route;
+use responder::http::{Context, Limits, RequestStream, Verdict};
+use responder::response::Responses;
+
+const LIMITS: Limits = Limits {
+    max_header_bytes: 512,
+    max_body_bytes: 4096,
+};
+
+/// Feeds `chunks` one after another, keeping the unconsumed rest between calls as `conn` does.
+/// Returns the output and the last verdict; stops at a close.
+fn feed(chunks: &[Vec<u8>]) -> (Vec<u8>, Verdict) {
+    let responses = Responses::new(&[Route::default_hello()]);
+    let cx = Context {
+        responses: &responses,
+        limits: LIMITS,
+        draining: false,
+        conn_id: 7,
+        access_log: false,
+    };
+    let mut stream = RequestStream::default();
+    let mut kept: Vec<u8> = Vec::new();
+    let mut out = Vec::new();
+    let mut verdict = Verdict::Wait;
+    for chunk in chunks {
+        kept.extend_from_slice(chunk);
+        loop {
+            let mut batch = Vec::new();
+            let progress = stream.advance(&kept, &cx, &mut batch);
+            assert!(progress.consumed <= kept.len());
+            kept.drain(..progress.consumed);
+            out.extend_from_slice(&batch);
+            verdict = progress.verdict;
+            match verdict {
+                Verdict::Flush => continue,
+                Verdict::Close { .. } => return (out, verdict),
+                Verdict::Wait => break,
+            }
+        }
+        // What is kept between reads is the start of one head, never more than the limit.
+        assert!(
+            kept.len() <= LIMITS.max_header_bytes,
+            "kept {} bytes",
+            kept.len()
+        );
+    }
+    (out, verdict)
+}
+
+/// Splits `bytes` at the given cut points (taken modulo its length).
+fn split(bytes: &[u8], cuts: &[usize]) -> Vec<Vec<u8>> {
+    let mut points: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+    points.push(0);
+    points.push(bytes.len());
+    points.sort_unstable();
+    points
+        .windows(2)
+        .map(|w| bytes[w[0]..w[1]].to_vec())
+        .collect()
+}
+
+fn well_formed(out: &[u8]) -> bool {
+    out.is_empty() || out.starts_with(b"HTTP/1.0 ")
+}
+
+fn request() -> impl Strategy<Value = Vec<u8>> {
+    let method = prop::sample::select(vec!["GET", "HEAD", "POST", "DELETE"]);
+    let version = prop::sample::select(vec!["HTTP/1.0", "HTTP/1.1"]);
+    let eol = prop::sample::select(vec!["\r\n", "\n"]);
+    let connection = prop::sample::select(vec!["", "Connection: keep-alive", "Connection: close"]);
+    (
+        method,
+        "/[a-z0-9/]{0,12}",
+        version,
+        eol,
+        connection,
+        prop::collection::vec(any::<u8>(), 0..64),
+    )
+        .prop_map(|(method, path, version, eol, connection, body)| {
+            let mut r = format!("{method} {path} {version}{eol}Host: t{eol}");
+            if !connection.is_empty() {
+                r.push_str(&format!("{connection}{eol}"));
+            }
+            if !body.is_empty() {
+                r.push_str(&format!("Content-Length: {}{eol}", body.len()));
+            }
+            r.push_str(eol);
+            let mut bytes = r.into_bytes();
+            bytes.extend_from_slice(&body);
+            bytes
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, .. ProptestConfig::default() })]
+
+    #[test]
+    fn arbitrary_bytes_in_arbitrary_pieces_end_well(
+        bytes in prop::collection::vec(any::<u8>(), 0..2048),
+        cuts in prop::collection::vec(any::<usize>(), 0..16),
+    ) {
+        let (out, _) = feed(&split(&bytes, &cuts));
+        prop_assert!(well_formed(&out));
+    }
+
+    #[test]
+    fn garbage_after_a_request_line_ends_well(
+        line in "(GET|HEAD|POST) /[ -~]{0,40} HTTP/1\\.[01]\r?\n",
+        tail in prop::collection::vec(any::<u8>(), 0..1024),
+        cuts in prop::collection::vec(any::<usize>(), 0..16),
+    ) {
+        let mut bytes = line.into_bytes();
+        bytes.extend_from_slice(&tail);
+        let (out, _) = feed(&split(&bytes, &cuts));
+        prop_assert!(well_formed(&out));
+    }
+
+    #[test]
+    fn valid_requests_get_the_same_answers_however_they_are_split(
+        requests in prop::collection::vec(request(), 1..6),
+        cuts in prop::collection::vec(any::<usize>(), 0..24),
+    ) {
+        let bytes: Vec<u8> = requests.concat();
+        let (whole, whole_verdict) = feed(std::slice::from_ref(&bytes));
+        let (pieces, pieces_verdict) = feed(&split(&bytes, &cuts));
+        // Whether a close lingers depends on whether bytes after the closing request were in the
+        // same read, which the split decides; that it closes does not.
+        let closes = |v: Verdict| matches!(v, Verdict::Close { .. });
+        prop_assert_eq!(closes(whole_verdict), closes(pieces_verdict));
+        prop_assert_eq!(String::from_utf8_lossy(&whole), String::from_utf8_lossy(&pieces));
+        // Every request up to the first that closes is answered, in order.
+        let answered = whole.windows(9).filter(|w| w == b"HTTP/1.0 ").count();
+        prop_assert!(answered >= 1);
+    }
+}
