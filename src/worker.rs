@@ -345,3 +345,18 @@ impl Worker {
         WorkerEnd { forced }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reused_slot_gets_a_different_token() {
+        let old = token_for(5, 41);
+        let new = token_for(5, 43);
+        assert_ne!(old, new);
+        assert_eq!(split_token(new), (5, 43));
+        assert_ne!(old, LISTENER);
+        assert_ne!(old, WAKER);
+    }
+}

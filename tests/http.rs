@@ -246,3 +246,16 @@ fn an_error_response_survives_unread_input() {
     let got = read_head(&mut s);
     assert_eq!(status_of(&got), 413);
 }
+
+#[test]
+fn tcp_cork_around_a_pipelined_batch_still_answers_every_request() {
+    let server = Server::with_config("tcp_cork = true\n", &[]);
+    let got = server.exchange(
+        &b"GET / HTTP/1.1\r\n\r\n"
+            .repeat(50)
+            .into_iter()
+            .chain(*b"GET / HTTP/1.0\r\n\r\n")
+            .collect::<Vec<u8>>(),
+    );
+    assert_eq!(count_responses(&got), 51);
+}

@@ -92,3 +92,44 @@ fn a_half_closed_client_still_gets_its_answer() {
     assert_eq!(status_of(&got), 200);
     assert!(got.ends_with("Hello, world!"));
 }
+
+#[test]
+fn the_descriptor_limit_is_raised_to_the_hard_limit() {
+    // The hard limit this test already has: raising a hard limit would need privileges.
+    let mut own = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills the struct we own.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut own) }, 0);
+    let hard = own.rlim_max.min(1 << 20);
+    assert!(
+        hard > 256,
+        "this machine's hard limit is too low for the test"
+    );
+    let server = Server::start_with_fd_limit(&[], 256, hard);
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", server.pid())).unwrap();
+    let open_files = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let numbers: Vec<&str> = open_files
+        .split_whitespace()
+        .filter(|w| w.parse::<u64>().is_ok())
+        .collect();
+    assert_eq!(
+        numbers,
+        [hard.to_string(), hard.to_string()],
+        "{open_files}"
+    );
+}
+
+#[test]
+fn a_descriptor_limit_below_max_connections_is_said_and_obeyed() {
+    let server = Server::start_with_fd_limit(&["--max-connections", "10000"], 200, 200);
+    let line = server.await_log(&["RLIMIT_NOFILE cannot cover"]);
+    assert!(line.contains("\"configured\":10000"), "{line}");
+    let listening = server.await_log(&["\"listening\""]);
+    assert!(listening.contains("\"max_connections\":136"), "{listening}");
+    assert_eq!(status_of(&server.exchange(b"GET / HTTP/1.0\r\n\r\n")), 200);
+}

@@ -31,7 +31,30 @@ impl Server {
     }
 
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Server {
+        Server::spawn(binary(), args, env)
+    }
+
+    /// Starts the binary with its descriptor limit set to `soft`/`hard` before it runs.
+    pub fn start_with_fd_limit(args: &[&str], soft: u64, hard: u64) -> Server {
+        use std::os::unix::process::CommandExt;
         let mut cmd = binary();
+        // SAFETY: setrlimit is async-signal-safe, as pre_exec requires.
+        unsafe {
+            cmd.pre_exec(move || {
+                let limit = libc::rlimit {
+                    rlim_cur: soft,
+                    rlim_max: hard,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        Server::spawn(cmd, args, &[])
+    }
+
+    fn spawn(mut cmd: Command, args: &[&str], env: &[(&str, &str)]) -> Server {
         cmd.args(["--listen", "127.0.0.1:0", "--log-format", "json"])
             .args(args)
             .envs(env.iter().copied())
@@ -107,6 +130,10 @@ impl Server {
             std::thread::sleep(Duration::from_millis(10));
         }
         None
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn logs(&self) -> Vec<String> {
