@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
 
@@ -43,11 +43,18 @@ const MAX_SECONDS: f64 = 3600.0;
     about = "Answers HTTP requests with fixed, configured responses."
 )]
 pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
     /// TOML configuration file (see config/responder.toml for every key).
-    #[arg(long, env = "RESPONDER_CONFIG", value_name = "PATH")]
+    #[arg(long, global = true, env = "RESPONDER_CONFIG", value_name = "PATH")]
     pub config: Option<PathBuf>,
     /// Address to listen on.
-    #[arg(long, env = "RESPONDER_LISTEN", value_name = "ADDR:PORT")]
+    #[arg(
+        long,
+        global = true,
+        env = "RESPONDER_LISTEN",
+        value_name = "ADDR:PORT"
+    )]
     pub listen: Option<SocketAddr>,
     /// Seconds a client has to send a complete request.
     #[arg(long, env = "RESPONDER_READ_TIMEOUT", value_name = "SECS")]
@@ -61,6 +68,10 @@ pub struct Cli {
     /// Seconds a drain may take after SIGTERM before the remaining connections are closed.
     #[arg(long, env = "RESPONDER_SHUTDOWN_TIMEOUT", value_name = "SECS")]
     pub shutdown_timeout: Option<Seconds>,
+    /// Seconds to keep serving after SIGTERM while the readiness path answers 503, so that load
+    /// balancers stop sending before the listener closes.
+    #[arg(long, env = "RESPONDER_SHUTDOWN_DELAY", value_name = "SECS")]
+    pub shutdown_delay: Option<Delay>,
     /// Most connections open at once; more get 503.
     #[arg(long, env = "RESPONDER_MAX_CONNECTIONS", value_name = "N")]
     pub max_connections: Option<usize>,
@@ -78,6 +89,13 @@ pub struct Cli {
     pub check: bool,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+pub enum Command {
+    /// GET the health path on the configured address and exit 0 if it answers 200, else 1
+    /// (for a container HEALTHCHECK in an image with no shell or curl).
+    Healthcheck,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -86,10 +104,14 @@ pub enum LogFormat {
 }
 
 /// A duration written as decimal seconds (`2`, `0.5`), as on the command line and in the file.
+/// Timeouts must be positive; a delay (`Delay`) may be zero.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Seconds(pub Duration);
+pub struct Seconds<const ZERO_OK: bool = false>(pub Duration);
 
-impl FromStr for Seconds {
+/// Seconds that may be zero, for `shutdown_delay`.
+pub type Delay = Seconds<true>;
+
+impl<const ZERO_OK: bool> FromStr for Seconds<ZERO_OK> {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         let value: f64 = s
@@ -100,20 +122,22 @@ impl FromStr for Seconds {
     }
 }
 
-impl TryFrom<f64> for Seconds {
+impl<const ZERO_OK: bool> TryFrom<f64> for Seconds<ZERO_OK> {
     type Error = String;
     fn try_from(value: f64) -> Result<Self, String> {
-        if value.is_finite() && value > 0.0 && value <= MAX_SECONDS {
+        let above_min = if ZERO_OK { value >= 0.0 } else { value > 0.0 };
+        if value.is_finite() && above_min && value <= MAX_SECONDS {
             Ok(Seconds(Duration::from_secs_f64(value)))
         } else {
+            let min = if ZERO_OK { "at least 0" } else { "more than 0" };
             Err(format!(
-                "{value} seconds is out of range (more than 0, at most {MAX_SECONDS})"
+                "{value} seconds is out of range ({min}, at most {MAX_SECONDS})"
             ))
         }
     }
 }
 
-impl<'de> Deserialize<'de> for Seconds {
+impl<'de, const ZERO_OK: bool> Deserialize<'de> for Seconds<ZERO_OK> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         Seconds::try_from(f64::deserialize(d)?).map_err(de::Error::custom)
     }
@@ -135,6 +159,10 @@ struct FileConfig {
     idle_timeout: Option<Seconds>,
     write_timeout: Option<Seconds>,
     shutdown_timeout: Option<Seconds>,
+    shutdown_delay: Option<Delay>,
+    health_path: Option<RoutePath>,
+    ready_path: Option<RoutePath>,
+    log_health_checks: Option<bool>,
     workers: Option<usize>,
     log_format: Option<LogFormat>,
     access_log: Option<bool>,
@@ -275,6 +303,29 @@ fn default_status() -> Status {
     Status(200)
 }
 
+pub const DEFAULT_HEALTH_PATH: &str = "/healthz";
+pub const DEFAULT_READY_PATH: &str = "/readyz";
+
+/// The built-in probe endpoints: liveness (200 while the process serves) and readiness (503 once
+/// a shutdown has begun). They are matched before the routes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probes {
+    pub health_path: String,
+    pub ready_path: String,
+    /// Whether probe requests appear in the access log (off: they are most of its volume).
+    pub log: bool,
+}
+
+impl Default for Probes {
+    fn default() -> Probes {
+        Probes {
+            health_path: DEFAULT_HEALTH_PATH.into(),
+            ready_path: DEFAULT_READY_PATH.into(),
+            log: false,
+        }
+    }
+}
+
 /// One configured answer, with its body already loaded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
@@ -325,6 +376,8 @@ pub struct Config {
     pub idle_timeout: Duration,
     pub write_timeout: Duration,
     pub shutdown_timeout: Duration,
+    pub shutdown_delay: Duration,
+    pub probes: Probes,
     pub workers: usize,
     pub log_format: Option<LogFormat>,
     pub access_log: bool,
@@ -352,7 +405,13 @@ impl Config {
             None => FileConfig::default(),
         };
         let defaults_dir = cli.config.as_deref().and_then(Path::parent);
-        let routes = build_routes(file.route, cli.config.as_deref(), defaults_dir)?;
+        let default = Probes::default();
+        let probes = Probes {
+            health_path: file.health_path.map_or(default.health_path, |p| p.0),
+            ready_path: file.ready_path.map_or(default.ready_path, |p| p.0),
+            log: file.log_health_checks.unwrap_or(default.log),
+        };
+        let routes = build_routes(file.route, cli.config.as_deref(), defaults_dir, &probes)?;
         let config = Config {
             listen: cli.listen.or(file.listen).unwrap_or_else(default_listen),
             backlog: file.backlog.unwrap_or(DEFAULT_BACKLOG),
@@ -376,6 +435,8 @@ impl Config {
                 file.shutdown_timeout,
                 DEFAULT_SHUTDOWN_TIMEOUT,
             ),
+            shutdown_delay: seconds(cli.shutdown_delay, file.shutdown_delay, Duration::ZERO),
+            probes,
             workers: cli.workers.or(file.workers).unwrap_or_else(default_workers),
             log_format: cli.log_format.or(file.log_format),
             access_log: file.access_log.unwrap_or(true),
@@ -407,6 +468,12 @@ impl Config {
                 self.workers
             ));
         }
+        if self.probes.health_path == self.probes.ready_path {
+            return fail(format!(
+                "health_path and ready_path are both `{}`",
+                self.probes.health_path
+            ));
+        }
         if self.backlog == 0 {
             return fail("backlog must be at least 1".into());
         }
@@ -425,7 +492,11 @@ fn default_workers() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-fn seconds(flag: Option<Seconds>, file: Option<Seconds>, default: Duration) -> Duration {
+fn seconds<const Z: bool>(
+    flag: Option<Seconds<Z>>,
+    file: Option<Seconds<Z>>,
+    default: Duration,
+) -> Duration {
     flag.or(file).map_or(default, |s| s.0)
 }
 
@@ -457,6 +528,7 @@ fn build_routes(
     specs: Vec<toml::Spanned<RouteSpec>>,
     file: Option<&Path>,
     base_dir: Option<&Path>,
+    probes: &Probes,
 ) -> Result<Vec<Route>, ConfigError> {
     if specs.is_empty() {
         return Ok(vec![Route::default_hello()]);
@@ -470,6 +542,13 @@ fn build_routes(
         .map(|spanned| {
             let at = format!("{origin} at line {}", line_of(&text, spanned.span().start));
             let spec = spanned.into_inner();
+            for (key, probe) in [("health_path", &probes.health_path), ("ready_path", &probes.ready_path)] {
+                if spec.match_kind == MatchKind::Exact && spec.path.0 == *probe {
+                    return Err(ConfigError(format!(
+                        "{at}: route `{probe}` is the built-in probe's path; set {key} to another path to use it"
+                    )));
+                }
+            }
             let body = match (spec.body, spec.body_file) {
                 (Some(_), Some(_)) => {
                     return Err(ConfigError(format!(

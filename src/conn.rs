@@ -21,6 +21,10 @@ use crate::response::{AnswerId, Rejection, Responses};
 /// stops sending cannot keep the connection.
 pub const LINGER: Duration = Duration::from_secs(2);
 
+/// In a drain, how long after its accept a connection that has sent nothing yet may still send its
+/// request: its client connected before the listener closed and is most likely sending now.
+pub const DRAIN_FIRST_REQUEST_GRACE: Duration = Duration::from_millis(500);
+
 /// The worker's buffers, lent to one connection at a time.
 pub struct Scratch {
     input: Box<[u8]>,
@@ -54,6 +58,7 @@ pub struct Settings {
     pub write_timeout: Duration,
     pub tcp_cork: bool,
     pub access_log: bool,
+    pub log_probes: bool,
 }
 
 /// What `drive` needs from the worker besides the buffers.
@@ -61,6 +66,7 @@ pub struct Env<'a> {
     pub responses: &'a Responses,
     pub settings: &'a Settings,
     pub draining: bool,
+    pub ready: bool,
     pub now: Instant,
 }
 
@@ -121,6 +127,7 @@ pub struct Connection {
     peer_closed: bool,
     waiting: Waiting,
     pub deadline: Instant,
+    accepted_at: Instant,
     /// The earliest deadline the worker's timer heap holds for this connection.
     pub armed: Option<Instant>,
 }
@@ -146,6 +153,7 @@ impl Connection {
             peer_closed: false,
             waiting: Waiting::FirstRequest,
             deadline: now + settings.read_timeout,
+            accepted_at: now,
             armed: None,
         }
     }
@@ -154,9 +162,19 @@ impl Connection {
         &mut self.socket
     }
 
-    /// Waiting for a request with nothing received and nothing to write: safe to close in a drain.
-    pub fn is_idle(&self) -> bool {
-        matches!(self.waiting, Waiting::FirstRequest | Waiting::Idle)
+    /// In a drain: whether closing now loses no request. Between keep-alive requests it does not
+    /// (the last read found nothing). A connection that has sent nothing yet gets
+    /// [`DRAIN_FIRST_REQUEST_GRACE`] from its accept, and its deadline moves to the grace's end.
+    pub fn may_close_in_drain(&mut self, now: Instant) -> bool {
+        match self.waiting {
+            Waiting::Idle => true,
+            Waiting::FirstRequest => {
+                let grace_ends = self.accepted_at + DRAIN_FIRST_REQUEST_GRACE;
+                self.deadline = self.deadline.min(grace_ends);
+                grace_ends <= now
+            }
+            Waiting::Request | Waiting::Write | Waiting::Linger => false,
+        }
     }
 
     /// Does every read, parse and write this connection can do now. `Some` means it is finished
@@ -174,6 +192,7 @@ impl Connection {
     /// Called when the deadline has passed.
     pub fn expire(&mut self, env: &Env<'_>, scratch: &mut Scratch) -> Option<CloseReason> {
         match self.waiting {
+            Waiting::FirstRequest if env.draining => Some(CloseReason::Shutdown),
             Waiting::FirstRequest => Some(CloseReason::ReadTimeout),
             Waiting::Idle => Some(CloseReason::IdleTimeout),
             Waiting::Write => Some(CloseReason::WriteTimeout),
@@ -302,8 +321,10 @@ impl Connection {
             responses: env.responses,
             limits: env.settings.limits,
             draining: env.draining,
+            ready: env.ready,
             conn_id: self.id,
             access_log: env.settings.access_log,
+            log_probes: env.settings.log_probes,
         };
         scratch.output.clear();
         let fresh = &scratch.input[..n];

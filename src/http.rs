@@ -48,8 +48,12 @@ pub struct Context<'a> {
     pub limits: Limits,
     /// Set while the server drains: every answer says `Connection: close`.
     pub draining: bool,
+    /// Cleared once a shutdown has begun: the readiness probe answers 503.
+    pub ready: bool,
     pub conn_id: u64,
     pub access_log: bool,
+    /// Whether probe requests are logged too.
+    pub log_probes: bool,
 }
 
 /// An answer decided from a request head and sent once its body has been read.
@@ -162,7 +166,7 @@ impl RequestStream {
                 return reject(cx, out, pos, rejection);
             }
             let answer = match target_path(head.target) {
-                Some(path) => cx.responses.choose(head.method, path),
+                Some(path) => cx.responses.choose(head.method, path, cx.ready),
                 None => return reject(cx, out, pos, Rejection::BadRequest),
             };
             let keep_alive = head.persistent && !cx.draining;
@@ -217,7 +221,7 @@ fn respond(
     version: u8,
 ) {
     let Sent { status, bytes } = cx.responses.write(answer, keep_alive, head_only, out);
-    if cx.access_log {
+    if cx.access_log && (cx.log_probes || !answer.is_probe()) {
         tracing::info!(
             target: "responder::access",
             conn = cx.conn_id,
@@ -400,10 +404,10 @@ fn target_path(target: &str) -> Option<&[u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Route;
+    use crate::config::{Probes, Route};
 
     fn run(input: &[u8]) -> (String, Progress) {
-        let responses = Responses::new(&[Route::default_hello()]);
+        let responses = Responses::new(&[Route::default_hello()], &Probes::default());
         let cx = Context {
             responses: &responses,
             limits: Limits {
@@ -411,8 +415,10 @@ mod tests {
                 max_body_bytes: 100,
             },
             draining: false,
+            ready: true,
             conn_id: 1,
             access_log: false,
+            log_probes: false,
         };
         let mut out = Vec::new();
         let p = RequestStream::default().advance(input, &cx, &mut out);

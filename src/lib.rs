@@ -13,10 +13,12 @@
 //! - `server`: binds, starts the workers, turns signals into a drain.
 //! - `net`: listening sockets and the descriptor limit.
 //! - `telemetry`: the `tracing` subscriber and its non-blocking output.
+//! - `healthcheck`: the `responder healthcheck` client for container health checks.
 
 pub mod config;
 pub mod conn;
 pub mod control;
+pub mod healthcheck;
 pub mod http;
 pub mod net;
 pub mod response;

@@ -4,11 +4,11 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use responder::config::{Cli, Config};
+use responder::config::{Cli, Command, Config};
 use responder::server::{self, Outcome};
-use responder::telemetry;
+use responder::{healthcheck, telemetry};
 
-/// Exit statuses, documented in README.md.
+/// Exit statuses, documented in README.md. `healthcheck` exits 1 when the probe fails.
 const EXIT_RUNTIME_ERROR: u8 = 1;
 const EXIT_CONFIG_ERROR: u8 = 2;
 const EXIT_FORCED_SHUTDOWN: u8 = 3;
@@ -22,6 +22,15 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG_ERROR);
         }
     };
+    if cli.command == Some(Command::Healthcheck) {
+        return match healthcheck::check(&config) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("responder healthcheck: {e}");
+                ExitCode::from(EXIT_RUNTIME_ERROR)
+            }
+        };
+    }
     if cli.check {
         let origin = cli.config.as_ref().map_or_else(
             || "embedded defaults".to_string(),
@@ -31,7 +40,7 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let _log_guard = telemetry::init(config.log_format);
-    match server::run(&config) {
+    match server::run(&config, &|| Config::load(&cli)) {
         Ok(Outcome::Drained) => ExitCode::SUCCESS,
         Ok(Outcome::Forced { .. }) => ExitCode::from(EXIT_FORCED_SHUTDOWN),
         Err(e) => {

@@ -6,7 +6,7 @@
 
 use std::time::SystemTime;
 
-use crate::config::Route;
+use crate::config::{Probes, Route};
 
 /// Length of an IMF-fixdate such as `Sun, 06 Nov 1994 08:49:37 GMT`.
 const DATE_LEN: usize = 29;
@@ -60,6 +60,24 @@ pub enum AnswerId {
     MethodNotAllowed(usize),
     NotFound,
     Rejected(Rejection),
+    /// The liveness probe: 200 while the process serves.
+    Health,
+    /// The readiness probe: 200, or 503 once a shutdown has begun.
+    Ready {
+        ready: bool,
+    },
+    /// 405 for a probe path (`Allow: GET, HEAD`).
+    ProbeMethodNotAllowed,
+}
+
+impl AnswerId {
+    /// Probe answers stay out of the access log unless asked for.
+    pub fn is_probe(self) -> bool {
+        matches!(
+            self,
+            AnswerId::Health | AnswerId::Ready { .. } | AnswerId::ProbeMethodNotAllowed
+        )
+    }
 }
 
 /// One response in two framings: with `Connection: keep-alive` and with `Connection: close`.
@@ -119,6 +137,11 @@ impl Answer {
 #[derive(Debug, Clone)]
 pub struct Responses {
     routes: Vec<Route>,
+    probes: Probes,
+    health: Answer,
+    ready: Answer,
+    not_ready: Answer,
+    probe_not_allowed: Answer,
     ok: Vec<Answer>,
     not_allowed: Vec<Answer>,
     not_found: Answer,
@@ -134,7 +157,7 @@ pub struct Sent {
 }
 
 impl Responses {
-    pub fn new(routes: &[Route]) -> Responses {
+    pub fn new(routes: &[Route], probes: &Probes) -> Responses {
         let ok = routes
             .iter()
             .map(|r| {
@@ -149,8 +172,25 @@ impl Responses {
             .iter()
             .map(|r| Answer::plain(405, &[("Allow".to_string(), r.methods.join(", "))]))
             .collect();
+        let text = |status: u16, body: &str| {
+            let headers = [("Content-Type".to_string(), "text/plain".to_string())];
+            Answer::new(
+                status,
+                reason_phrase(status),
+                &headers,
+                body.as_bytes().to_vec(),
+            )
+        };
         let mut responses = Responses {
             routes: routes.to_vec(),
+            probes: probes.clone(),
+            health: text(200, "ok\n"),
+            ready: text(200, "ready\n"),
+            not_ready: text(503, "shutting down\n"),
+            probe_not_allowed: Answer::plain(
+                405,
+                &[("Allow".to_string(), "GET, HEAD".to_string())],
+            ),
             ok,
             not_allowed,
             not_found: Answer::plain(404, &[]),
@@ -164,8 +204,22 @@ impl Responses {
         responses
     }
 
-    /// Picks the answer for a method and a path (the query already removed).
-    pub fn choose(&self, method: &str, path: &[u8]) -> AnswerId {
+    /// Picks the answer for a method and a path (the query already removed). `ready` is false
+    /// once a shutdown has begun.
+    pub fn choose(&self, method: &str, path: &[u8], ready: bool) -> AnswerId {
+        let probe = if path == self.probes.health_path.as_bytes() {
+            Some(AnswerId::Health)
+        } else if path == self.probes.ready_path.as_bytes() {
+            Some(AnswerId::Ready { ready })
+        } else {
+            None
+        };
+        if let Some(probe) = probe {
+            return match method {
+                "GET" | "HEAD" => probe,
+                _ => AnswerId::ProbeMethodNotAllowed,
+            };
+        }
         match self.routes.iter().position(|r| r.matches(path)) {
             Some(i) if self.routes[i].methods.iter().any(|m| m == method) => AnswerId::Route(i),
             Some(i) => AnswerId::MethodNotAllowed(i),
@@ -179,6 +233,10 @@ impl Responses {
             AnswerId::MethodNotAllowed(i) => &self.not_allowed[i],
             AnswerId::NotFound => &self.not_found,
             AnswerId::Rejected(r) => &self.rejected[r as usize],
+            AnswerId::Health => &self.health,
+            AnswerId::Ready { ready: true } => &self.ready,
+            AnswerId::Ready { ready: false } => &self.not_ready,
+            AnswerId::ProbeMethodNotAllowed => &self.probe_not_allowed,
         }
     }
 
@@ -229,7 +287,13 @@ impl Responses {
             .iter_mut()
             .chain(self.not_allowed.iter_mut())
             .chain(self.rejected.iter_mut())
-            .chain(std::iter::once(&mut self.not_found));
+            .chain([
+                &mut self.not_found,
+                &mut self.health,
+                &mut self.ready,
+                &mut self.not_ready,
+                &mut self.probe_not_allowed,
+            ]);
         for answer in answers {
             answer.stamp(&date);
         }
@@ -283,7 +347,7 @@ mod tests {
 
     #[test]
     fn default_route_is_hello_world_with_a_fresh_date() {
-        let mut r = Responses::new(&[Route::default_hello()]);
+        let mut r = Responses::new(&[Route::default_hello()], &Probes::default());
         let at = SystemTime::UNIX_EPOCH + Duration::from_secs(784111777);
         r.stamp(at);
         let got = text(AnswerId::Route(0), false, false, &r);
@@ -300,7 +364,7 @@ mod tests {
 
     #[test]
     fn rejections_always_close_and_carry_their_status() {
-        let r = Responses::new(&[Route::default_hello()]);
+        let r = Responses::new(&[Route::default_hello()], &Probes::default());
         for rejection in Rejection::ALL {
             let got = text(AnswerId::Rejected(rejection), true, false, &r);
             assert!(got.starts_with(&format!("HTTP/1.0 {} ", rejection.status())));
@@ -310,7 +374,7 @@ mod tests {
 
     #[test]
     fn stamping_patches_every_answer_in_place() {
-        let mut r = Responses::new(&[Route::default_hello()]);
+        let mut r = Responses::new(&[Route::default_hello()], &Probes::default());
         r.stamp(SystemTime::UNIX_EPOCH + Duration::from_secs(784111777));
         let got = text(AnswerId::MethodNotAllowed(0), false, false, &r);
         assert!(

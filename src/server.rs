@@ -2,27 +2,26 @@
 //! supervises them from the main thread, where `signal-hook-mio` makes SIGTERM and SIGINT one more
 //! event source of a `mio::Poll`.
 //!
-//! The first signal starts the drain and its deadline (`--shutdown-timeout`); the deadline or a
-//! second signal aborts it. The server's outcome is the exit status `main` reports. Request
-//! handling is the workers' (see `worker`).
+//! The first SIGTERM or SIGINT starts the shutdown: after `--shutdown-delay` (during which the
+//! readiness probe fails) the drain, bounded by `--shutdown-timeout`; that deadline or a second
+//! signal aborts it. SIGHUP reloads the configuration. The server's outcome is the exit status
+//! `main` reports. Request handling is the workers' (see `worker`).
 
 use std::io::{self, ErrorKind};
-use std::net::SocketAddr;
 use std::sync::{mpsc, Arc};
-use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token, Waker};
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::conn::Settings;
 use crate::control::{Control, Phase};
 use crate::http::Limits;
 use crate::net::{self, BindError, ListenOptions, RESERVED_FDS};
 use crate::response::Responses;
-use crate::worker::{Worker, WorkerEnd, WorkerOptions};
+use crate::worker::{Site, Worker, WorkerEnd, WorkerOptions};
 
 const SIGNALS: Token = Token(0);
 const WORKER_EXIT: Token = Token(1);
@@ -60,8 +59,11 @@ fn io_error(what: &'static str) -> impl FnOnce(io::Error) -> ServerError {
     move |source| ServerError::Io { what, source }
 }
 
+/// How the supervisor gets a fresh configuration on SIGHUP (the same sources as at start).
+pub type Reload<'a> = &'a dyn Fn() -> Result<Config, ConfigError>;
+
 /// Serves until a signal's drain completes (or is cut short).
-pub fn run(config: &Config) -> Result<Outcome, ServerError> {
+pub fn run(config: &Config, reload: Reload<'_>) -> Result<Outcome, ServerError> {
     let max_connections = connection_budget(config.max_connections);
     let listeners = net::bind_listeners(
         &ListenOptions {
@@ -77,9 +79,9 @@ pub fn run(config: &Config) -> Result<Outcome, ServerError> {
         .and_then(|l| l.local_addr().ok())
         .unwrap_or(config.listen);
 
-    let mut poll = Poll::new().map_err(io_error("cannot create the supervisor's poll"))?;
-    let mut signals =
-        Signals::new([SIGTERM, SIGINT]).map_err(io_error("cannot install signal handlers"))?;
+    let poll = Poll::new().map_err(io_error("cannot create the supervisor's poll"))?;
+    let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])
+        .map_err(io_error("cannot install signal handlers"))?;
     poll.registry()
         .register(&mut signals, SIGNALS, Interest::READABLE)
         .map_err(io_error("cannot watch signals"))?;
@@ -87,9 +89,7 @@ pub fn run(config: &Config) -> Result<Outcome, ServerError> {
         Waker::new(poll.registry(), WORKER_EXIT).map_err(io_error("cannot create a waker"))?,
     );
 
-    let control = Arc::new(Control::default());
-    let settings = settings(config);
-    let responses = Responses::new(&config.routes);
+    let control = Arc::new(Control::new(Arc::new(site(config))));
     let count = listeners.len();
     let (ended_tx, ended_rx) = mpsc::channel();
     let mut workers = Vec::with_capacity(count);
@@ -97,8 +97,6 @@ pub fn run(config: &Config) -> Result<Outcome, ServerError> {
         let options = WorkerOptions {
             index,
             count,
-            responses: responses.clone(),
-            settings,
             max_connections: max_connections.div_ceil(count),
             tcp_nodelay: config.tcp_nodelay,
         };
@@ -122,17 +120,6 @@ pub fn run(config: &Config) -> Result<Outcome, ServerError> {
             .map_err(io_error("cannot start a worker thread"))?;
         workers.push(handle);
     }
-    announce(addr, config, max_connections);
-    supervise(
-        &mut poll,
-        &mut signals,
-        &control,
-        config,
-        (workers, ended_rx),
-    )
-}
-
-fn announce(addr: SocketAddr, config: &Config, max_connections: usize) {
     tracing::info!(
         addr = %addr,
         workers = config.workers,
@@ -140,6 +127,41 @@ fn announce(addr: SocketAddr, config: &Config, max_connections: usize) {
         routes = config.routes.len(),
         "listening"
     );
+    let mut supervisor = Supervisor {
+        poll,
+        signals,
+        control,
+        config: config.clone(),
+        reload,
+        ended: ended_rx,
+        running: workers.len(),
+        delay_ends: None,
+        drain_ends: None,
+    };
+    let outcome = supervisor.run();
+    for handle in workers {
+        let _ = handle.join();
+    }
+    outcome
+}
+
+/// What a worker serves, built from a configuration.
+fn site(config: &Config) -> Site {
+    Site {
+        responses: Responses::new(&config.routes, &config.probes),
+        settings: Settings {
+            limits: Limits {
+                max_header_bytes: config.max_header_bytes,
+                max_body_bytes: config.max_body_bytes,
+            },
+            read_timeout: config.read_timeout,
+            idle_timeout: config.idle_timeout,
+            write_timeout: config.write_timeout,
+            tcp_cork: config.tcp_cork,
+            access_log: config.access_log,
+            log_probes: config.probes.log,
+        },
+    }
 }
 
 /// Raises the descriptor limit and returns how many connections it can hold, warning when that
@@ -167,94 +189,166 @@ fn connection_budget(configured: usize) -> usize {
     }
 }
 
-fn settings(config: &Config) -> Settings {
-    Settings {
-        limits: Limits {
-            max_header_bytes: config.max_header_bytes,
-            max_body_bytes: config.max_body_bytes,
-        },
-        read_timeout: config.read_timeout,
-        idle_timeout: config.idle_timeout,
-        write_timeout: config.write_timeout,
-        tcp_cork: config.tcp_cork,
-        access_log: config.access_log,
-    }
+/// The main thread's loop: signals in, phase changes and reloads out, until every worker ended.
+struct Supervisor<'a> {
+    poll: Poll,
+    signals: Signals,
+    control: Arc<Control>,
+    config: Config,
+    reload: Reload<'a>,
+    ended: mpsc::Receiver<io::Result<WorkerEnd>>,
+    running: usize,
+    /// When the shutdown delay ends and the drain begins.
+    delay_ends: Option<Instant>,
+    /// When the drain is cut short.
+    drain_ends: Option<Instant>,
 }
 
-fn supervise(
-    poll: &mut Poll,
-    signals: &mut Signals,
-    control: &Control,
-    config: &Config,
-    (workers, ended): (Vec<JoinHandle<()>>, mpsc::Receiver<io::Result<WorkerEnd>>),
-) -> Result<Outcome, ServerError> {
-    let mut events = Events::with_capacity(8);
-    let mut deadline: Option<Instant> = None;
-    let mut forced = 0;
-    let mut failure = None;
-    let mut running = workers.len();
-    while running > 0 {
-        let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        match poll.poll(&mut events, timeout) {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(e) => {
-                control.advance(Phase::Abort);
-                failure = Some(ServerError::Io {
-                    what: "supervisor poll failed",
-                    source: e,
-                });
-                break;
-            }
-        }
-        for signal in signals.pending() {
-            let name = signal_hook::low_level::signal_name(signal).unwrap_or("signal");
-            if deadline.is_none() {
-                tracing::info!(
-                    signal = name,
-                    timeout_s = config.shutdown_timeout.as_secs_f64(),
-                    "signal received; draining"
-                );
-                deadline = Some(Instant::now() + config.shutdown_timeout);
-                control.advance(Phase::Draining);
-            } else {
-                tracing::warn!(signal = name, "second signal; closing every connection now");
-                control.advance(Phase::Abort);
-            }
-        }
-        if deadline.is_some_and(|d| d <= Instant::now()) {
-            control.advance(Phase::Abort);
-        }
-        for end in ended.try_iter() {
-            running -= 1;
-            match end {
-                Ok(end) => forced += end.forced,
+impl Supervisor<'_> {
+    fn run(&mut self) -> Result<Outcome, ServerError> {
+        let mut events = Events::with_capacity(8);
+        let mut forced = 0;
+        let mut failure = None;
+        while self.running > 0 {
+            let next = self.delay_ends.or(self.drain_ends);
+            let timeout = next.map(|at| at.saturating_duration_since(Instant::now()));
+            match self.poll.poll(&mut events, timeout) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => {
+                    self.control.advance(Phase::Abort);
                     failure = Some(ServerError::Io {
-                        what: "event loop failed",
+                        what: "supervisor poll failed",
                         source: e,
-                    })
+                    });
+                    break;
                 }
             }
-            if control.phase() == Phase::Serving {
-                // A loop ended while serving: stop the others rather than serve on at reduced size.
-                control.advance(Phase::Abort);
+            let pending: Vec<i32> = self.signals.pending().collect();
+            for signal in pending {
+                self.on_signal(signal);
+            }
+            self.on_time(Instant::now());
+            for end in self.ended.try_iter() {
+                self.running -= 1;
+                match end {
+                    Ok(end) => forced += end.forced,
+                    Err(e) => {
+                        failure = Some(ServerError::Io {
+                            what: "event loop failed",
+                            source: e,
+                        })
+                    }
+                }
+                if self.control.phase() < Phase::Draining {
+                    // A loop ended while serving: stop the others rather than serve on at
+                    // reduced size.
+                    self.control.advance(Phase::Abort);
+                }
             }
         }
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        if forced > 0 {
+            tracing::warn!(connections = forced, "shutdown forced");
+            Ok(Outcome::Forced {
+                connections: forced,
+            })
+        } else {
+            tracing::info!("shutdown complete");
+            Ok(Outcome::Drained)
+        }
     }
-    for handle in workers {
-        let _ = handle.join();
+
+    fn on_signal(&mut self, signal: i32) {
+        let name = signal_hook::low_level::signal_name(signal).unwrap_or("signal");
+        if signal == SIGHUP {
+            self.reload();
+            return;
+        }
+        let now = Instant::now();
+        if self.control.phase() != Phase::Serving {
+            tracing::warn!(signal = name, "second signal; closing every connection now");
+            self.control.advance(Phase::Abort);
+        } else if self.config.shutdown_delay > Duration::ZERO {
+            tracing::info!(
+                signal = name,
+                delay_s = self.config.shutdown_delay.as_secs_f64(),
+                "signal received; readiness now fails, draining after the delay"
+            );
+            self.delay_ends = Some(now + self.config.shutdown_delay);
+            self.control.advance(Phase::Unready);
+        } else {
+            tracing::info!(signal = name, "signal received");
+            self.start_drain(now);
+        }
     }
-    if let Some(e) = failure {
-        return Err(e);
+
+    fn on_time(&mut self, now: Instant) {
+        if self.delay_ends.is_some_and(|at| at <= now) {
+            self.delay_ends = None;
+            self.start_drain(now);
+        }
+        if self.drain_ends.is_some_and(|at| at <= now) {
+            self.drain_ends = None;
+            self.control.advance(Phase::Abort);
+        }
     }
-    if forced > 0 {
-        tracing::warn!(connections = forced, "shutdown forced");
-        Ok(Outcome::Forced {
-            connections: forced,
-        })
-    } else {
-        tracing::info!("shutdown complete");
-        Ok(Outcome::Drained)
+
+    fn start_drain(&mut self, now: Instant) {
+        tracing::info!(
+            timeout_s = self.config.shutdown_timeout.as_secs_f64(),
+            "draining"
+        );
+        self.drain_ends = Some(now + self.config.shutdown_timeout);
+        self.control.advance(Phase::Draining);
+    }
+
+    /// SIGHUP: a valid new configuration replaces the routes, limits and timeouts for new
+    /// requests; an invalid one is refused and the old one stays. Sockets are not reopened.
+    fn reload(&mut self) {
+        let config = match (self.reload)() {
+            Ok(config) => config,
+            Err(e) => {
+                tracing::error!(error = %e, "reload refused; the previous configuration stays");
+                return;
+            }
+        };
+        let fixed = [
+            ("listen", config.listen != self.config.listen),
+            ("workers", config.workers != self.config.workers),
+            ("backlog", config.backlog != self.config.backlog),
+            (
+                "reuse_address",
+                config.reuse_address != self.config.reuse_address,
+            ),
+            (
+                "max_connections",
+                config.max_connections != self.config.max_connections,
+            ),
+            ("tcp_nodelay", config.tcp_nodelay != self.config.tcp_nodelay),
+            ("log_format", config.log_format != self.config.log_format),
+        ];
+        for (key, _) in fixed.iter().filter(|(_, changed)| *changed) {
+            tracing::warn!(
+                key,
+                "this setting changes only on restart; reload ignores it"
+            );
+        }
+        self.control.publish(Arc::new(site(&config)));
+        tracing::info!(routes = config.routes.len(), "configuration reloaded");
+        // Keep the start-time values of the settings a reload does not change, so that the
+        // next reload compares with what is actually in force.
+        self.config = Config {
+            listen: self.config.listen,
+            workers: self.config.workers,
+            backlog: self.config.backlog,
+            reuse_address: self.config.reuse_address,
+            max_connections: self.config.max_connections,
+            tcp_nodelay: self.config.tcp_nodelay,
+            log_format: self.config.log_format,
+            ..config
+        };
     }
 }

@@ -1,10 +1,13 @@
 //! One event loop: a `mio::Poll` (epoll, edge-triggered), one listener, a `Slab` of connections,
-//! their deadlines, and its own copy of the prebuilt responses.
+//! their deadlines, and its own copy of what it serves (the `Site`: prebuilt responses and
+//! per-connection settings), replaced whole when the configuration is reloaded.
 //!
 //! The loop accepts until the listener would block, drives each ready connection (see `conn`),
 //! fires due deadlines, and follows the phase in `control` when its waker fires: a drain accepts
 //! what the kernel has queued, closes the listener, serves what is in flight, and returns when the
 //! last connection is gone. Starting workers and handling signals is `server`'s job.
+//!
+//! [`Site`] is defined here because it is what a worker serves; `control` only carries it.
 
 use std::io::{self, ErrorKind, Write};
 use std::net::SocketAddr;
@@ -40,6 +43,13 @@ fn split_token(token: Token) -> (usize, u64) {
     (token.0 & 0xFFFF_FFFF, (token.0 >> 32) as u64)
 }
 
+/// Everything a reload can change: the answers and the per-connection settings.
+#[derive(Debug, Clone)]
+pub struct Site {
+    pub responses: Responses,
+    pub settings: Settings,
+}
+
 /// How a worker's loop ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WorkerEnd {
@@ -52,12 +62,14 @@ pub struct Worker {
     listener: Option<TcpListener>,
     conns: Slab<Connection>,
     deadlines: Deadlines,
-    responses: Responses,
-    settings: Settings,
+    site: Site,
+    site_generation: u64,
     max_connections: usize,
     tcp_nodelay: bool,
     control: Arc<Control>,
     scratch: Scratch,
+    /// Cleared once a shutdown begins: the readiness probe answers 503 from then on.
+    ready: bool,
     draining: bool,
     /// Set while accepting is paused for lack of descriptors or memory.
     accept_paused_until: Option<Instant>,
@@ -68,8 +80,6 @@ pub struct Worker {
 pub struct WorkerOptions {
     pub index: usize,
     pub count: usize,
-    pub responses: Responses,
-    pub settings: Settings,
     pub max_connections: usize,
     pub tcp_nodelay: bool,
 }
@@ -80,6 +90,7 @@ impl Worker {
         options: WorkerOptions,
         control: Arc<Control>,
     ) -> io::Result<Worker> {
+        let (site_generation, site) = control.site();
         let poll = Poll::new()?;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
@@ -90,12 +101,13 @@ impl Worker {
             listener: Some(listener),
             conns: Slab::with_capacity(options.max_connections.min(1024)),
             deadlines: Deadlines::default(),
-            responses: options.responses,
-            settings: options.settings,
+            site: Site::clone(&site),
+            site_generation,
             max_connections: options.max_connections,
             tcp_nodelay: options.tcp_nodelay,
             control,
             scratch: Scratch::new(),
+            ready: true,
             draining: false,
             accept_paused_until: None,
             // Ids interleave across workers so that each is unique for the process's lifetime.
@@ -122,7 +134,7 @@ impl Worker {
                 Err(e) => return Err(e),
             }
             let now = Instant::now();
-            self.responses.stamp(SystemTime::now());
+            self.site.responses.stamp(SystemTime::now());
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept_all(now),
@@ -206,7 +218,13 @@ impl Worker {
             return;
         }
         tracing::debug!(conn = conn_id, peer = %peer, "accept");
-        let conn = entry.insert(Connection::new(conn_id, socket, peer, &self.settings, now));
+        let conn = entry.insert(Connection::new(
+            conn_id,
+            socket,
+            peer,
+            &self.site.settings,
+            now,
+        ));
         let armed = Entry {
             at: conn.deadline,
             slot,
@@ -219,7 +237,7 @@ impl Worker {
     /// Past the connection limit: a best-effort 503 in one non-blocking write, then close.
     fn refuse(&mut self, socket: &mut TcpStream, conn_id: u64, peer: SocketAddr) {
         let mut out = Vec::new();
-        self.responses.write(
+        self.site.responses.write(
             AnswerId::Rejected(Rejection::ServiceUnavailable),
             false,
             false,
@@ -255,23 +273,24 @@ impl Worker {
             return;
         };
         let env = Env {
-            responses: &self.responses,
-            settings: &self.settings,
+            responses: &self.site.responses,
+            settings: &self.site.settings,
             draining: self.draining,
+            ready: self.ready,
             now,
         };
         let outcome = step(conn, &env, &mut self.scratch);
-        self.settle(slot, outcome);
+        self.settle(slot, outcome, now);
     }
 
     /// After a connection was driven: drop it if it is finished (or idle in a drain), otherwise
     /// make sure its deadline is armed.
-    fn settle(&mut self, slot: usize, outcome: Option<CloseReason>) {
+    fn settle(&mut self, slot: usize, outcome: Option<CloseReason>, now: Instant) {
         let Some(conn) = self.conns.get_mut(slot) else {
             return;
         };
-        let outcome =
-            outcome.or((self.draining && conn.is_idle()).then_some(CloseReason::Shutdown));
+        let idle_in_drain = self.draining && conn.may_close_in_drain(now);
+        let outcome = outcome.or(idle_in_drain.then_some(CloseReason::Shutdown));
         if let Some(reason) = outcome {
             let conn = self.conns.remove(slot);
             // Dropping the socket closes it, which also removes it from epoll: no extra
@@ -303,13 +322,23 @@ impl Worker {
             if conn.deadline <= now {
                 self.drive(entry.slot, now, Connection::expire);
             } else {
-                self.settle(entry.slot, None);
+                self.settle(entry.slot, None, now);
             }
         }
     }
 
+    /// Takes in what the supervisor changed: a reloaded configuration, the end of readiness, the
+    /// start of the drain. (The abort is checked at the top of the loop.)
     fn follow_phase(&mut self, now: Instant) {
-        if self.control.phase() == Phase::Draining && !self.draining {
+        let (generation, site) = self.control.site();
+        if generation != self.site_generation {
+            self.site = Site::clone(&site);
+            self.site.responses.stamp(SystemTime::now());
+            self.site_generation = generation;
+        }
+        let phase = self.control.phase();
+        self.ready = phase == Phase::Serving;
+        if phase >= Phase::Draining && !self.draining {
             self.begin_drain(now);
         }
     }
@@ -320,9 +349,9 @@ impl Worker {
         self.draining = true;
         self.accept_paused_until = None;
         self.accept_all(now);
-        if let Some(mut listener) = self.listener.take() {
-            let _ = self.poll.registry().deregister(&mut listener);
-        }
+        // Closed straight after the last accept, with no deregistration in between (the close
+        // removes it from epoll): a connection the kernel completes in that window is reset.
+        self.listener = None;
         let slots: Vec<usize> = self.conns.iter().map(|(slot, _)| slot).collect();
         tracing::info!(connections = slots.len(), "listener closed; draining");
         for slot in slots {

@@ -8,13 +8,13 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use responder::config::Route;
+use responder::config::{Probes, Route};
 use responder::conn::Settings;
 use responder::control::{Control, Phase};
 use responder::http::Limits;
 use responder::net::{bind_listeners, ListenOptions};
 use responder::response::Responses;
-use responder::worker::{Worker, WorkerOptions};
+use responder::worker::{Site, Worker, WorkerOptions};
 
 const CLIENTS: usize = 20;
 
@@ -64,30 +64,29 @@ fn out_of_descriptors_the_loop_backs_off_and_serves_every_queued_client() {
     };
     let listener = bind_listeners(&options, 1).unwrap().remove(0);
     let addr = listener.local_addr().unwrap();
-    let control = Arc::new(Control::default());
-    let worker = Worker::new(
-        listener,
-        WorkerOptions {
-            index: 0,
-            count: 1,
-            responses: Responses::new(&[Route::default_hello()]),
-            settings: Settings {
-                limits: Limits {
-                    max_header_bytes: 8192,
-                    max_body_bytes: 1024,
-                },
-                read_timeout: Duration::from_secs(10),
-                idle_timeout: Duration::from_secs(5),
-                write_timeout: Duration::from_secs(10),
-                tcp_cork: false,
-                access_log: false,
+    let site = Site {
+        responses: Responses::new(&[Route::default_hello()], &Probes::default()),
+        settings: Settings {
+            limits: Limits {
+                max_header_bytes: 8192,
+                max_body_bytes: 1024,
             },
-            max_connections: 1000,
-            tcp_nodelay: true,
+            read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(5),
+            write_timeout: Duration::from_secs(10),
+            tcp_cork: false,
+            access_log: false,
+            log_probes: false,
         },
-        Arc::clone(&control),
-    )
-    .unwrap();
+    };
+    let control = Arc::new(Control::new(Arc::new(site)));
+    let options = WorkerOptions {
+        index: 0,
+        count: 1,
+        max_connections: 1000,
+        tcp_nodelay: true,
+    };
+    let worker = Worker::new(listener, options, Arc::clone(&control)).unwrap();
 
     // The clients connect (the kernel completes and queues them) and send their requests before
     // the limit is lowered; the limit then leaves the worker room for two sockets at a time.

@@ -76,6 +76,13 @@ fn check_names_the_file_line_and_field_at_fault() {
         "{text}"
     );
 
+    let (ok, text) = check("[[route]]\npath = \"/healthz\"\n");
+    assert!(!ok);
+    assert!(
+        text.contains("FILE at line 1") && text.contains("health_path"),
+        "{text}"
+    );
+
     let (ok, text) = check("max_header_bytes = 10\n");
     assert!(!ok && text.contains("max_header_bytes"), "{text}");
 }
@@ -86,7 +93,7 @@ fn routes_from_a_config_file() {
     let config = format!(
         r#"
 [[route]]
-path = "/healthz"
+path = "/status"
 body = "ok"
 
 [[route]]
@@ -111,7 +118,7 @@ status = 201
         s.write_all(request.as_bytes()).unwrap();
         read_response(&mut s)
     };
-    let health = ask("GET /healthz?probe=1 HTTP/1.1\r\n\r\n");
+    let health = ask("GET /status?probe=1 HTTP/1.1\r\n\r\n");
     assert!(
         health.starts_with("HTTP/1.0 200 OK\r\n") && health.ends_with("\r\n\r\nok"),
         "{health}"
@@ -126,7 +133,7 @@ status = 201
     let wrong = ask("GET /submit HTTP/1.1\r\n\r\n");
     assert_eq!(status_of(&wrong), 405);
     assert!(wrong.contains("Allow: POST\r\n"));
-    let missing = ask("GET /healthz/deeper HTTP/1.1\r\n\r\n");
+    let missing = ask("GET /status/deeper HTTP/1.1\r\n\r\n");
     assert_eq!(status_of(&missing), 404);
 }
 

@@ -4,7 +4,7 @@
 
 use proptest::prelude::*;
 
-use responder::config::Route;
+use responder::config::{Probes, Route};
 use responder::http::{Context, Limits, RequestStream, Verdict};
 use responder::response::Responses;
 
@@ -16,13 +16,17 @@ const LIMITS: Limits = Limits {
 /// Feeds `chunks` one after another, keeping the unconsumed rest between calls as `conn` does.
 /// Returns the output and the last verdict; stops at a close.
 fn feed(chunks: &[Vec<u8>]) -> (Vec<u8>, Verdict) {
-    let responses = Responses::new(&[Route::default_hello()]);
+    let mut responses = Responses::new(&[Route::default_hello()], &Probes::default());
+    // One fixed date, so that two feeds compare equal whatever the clock does between them.
+    responses.stamp(std::time::SystemTime::UNIX_EPOCH);
     let cx = Context {
         responses: &responses,
         limits: LIMITS,
         draining: false,
+        ready: true,
         conn_id: 7,
         access_log: false,
+        log_probes: false,
     };
     let mut stream = RequestStream::default();
     let mut kept: Vec<u8> = Vec::new();
