@@ -54,6 +54,12 @@ impl Server {
         Server::spawn(cmd, args, &[])
     }
 
+    /// Starts `cmd` (which must run the binary, possibly through a wrapper) with the usual
+    /// arguments plus `args`.
+    pub fn start_command(cmd: Command, args: &[&str]) -> Server {
+        Server::spawn(cmd, args, &[])
+    }
+
     fn spawn(mut cmd: Command, args: &[&str], env: &[(&str, &str)]) -> Server {
         cmd.args(["--listen", "127.0.0.1:0", "--log-format", "json"])
             .args(args)
