@@ -1,0 +1,109 @@
+//! The deployment files agree with the binary: the Kubernetes manifests' port, probe paths and
+//! grace period, and the Dockerfile's port, config path and health check. (Their schemas are
+//! checked by kubernetes-validate and hadolint in `.ci/run`.)
+
+mod common;
+
+use std::net::SocketAddr;
+
+use responder::config::{
+    DEFAULT_HEALTH_PATH, DEFAULT_LISTEN, DEFAULT_READY_PATH, DEFAULT_SHUTDOWN_TIMEOUT,
+};
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+fn default_port() -> u16 {
+    DEFAULT_LISTEN.parse::<SocketAddr>().unwrap().port()
+}
+
+/// The value of the first `key:` line after the first line containing `anchor`.
+fn value_after<'a>(yaml: &'a str, anchor: &str, key: &str) -> &'a str {
+    let mut lines = yaml.lines().skip_while(|l| !l.contains(anchor));
+    lines
+        .find_map(|l| l.trim().strip_prefix(&format!("{key}:")))
+        .map(|v| v.trim().trim_matches('"'))
+        .unwrap_or_else(|| panic!("no `{key}:` after `{anchor}`"))
+}
+
+/// The container's `args:` list.
+fn args(yaml: &str) -> Vec<String> {
+    yaml.lines()
+        .skip_while(|l| l.trim() != "args:")
+        .skip(1)
+        .map_while(|l| l.trim().strip_prefix("- "))
+        .map(|a| a.trim_matches('"').to_string())
+        .collect()
+}
+
+fn seconds_arg(args: &[String], flag: &str) -> Option<f64> {
+    let i = args.iter().position(|a| a == flag)?;
+    args.get(i + 1)?.parse().ok()
+}
+
+#[test]
+fn the_deployment_matches_the_server() {
+    let yaml = read("deploy/kubernetes/deployment.yaml");
+    assert_eq!(
+        value_after(&yaml, "ports:", "containerPort"),
+        default_port().to_string()
+    );
+    assert_eq!(
+        value_after(&yaml, "readinessProbe:", "path"),
+        DEFAULT_READY_PATH
+    );
+    assert_eq!(
+        value_after(&yaml, "livenessProbe:", "path"),
+        DEFAULT_HEALTH_PATH
+    );
+
+    let args = args(&yaml);
+    let delay = seconds_arg(&args, "--shutdown-delay").unwrap_or(0.0);
+    let timeout =
+        seconds_arg(&args, "--shutdown-timeout").unwrap_or(DEFAULT_SHUTDOWN_TIMEOUT.as_secs_f64());
+    let grace: f64 = value_after(&yaml, "spec:", "terminationGracePeriodSeconds")
+        .parse()
+        .unwrap();
+    assert!(
+        grace > delay + timeout,
+        "grace {grace} s must exceed delay {delay} s + timeout {timeout} s"
+    );
+
+    // The binary accepts exactly these arguments.
+    let out = common::binary()
+        .args(&args)
+        .arg("--check")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{args:?}: {out:?}");
+}
+
+#[test]
+fn the_service_and_autoscaler_point_at_the_deployment() {
+    let service = read("deploy/kubernetes/service.yaml");
+    assert_eq!(value_after(&service, "ports:", "targetPort"), "http");
+    let hpa = read("deploy/kubernetes/hpa.yaml");
+    assert_eq!(value_after(&hpa, "scaleTargetRef:", "kind"), "Deployment");
+    assert_eq!(value_after(&hpa, "scaleTargetRef:", "name"), "responder");
+}
+
+#[test]
+fn the_dockerfile_matches_the_server() {
+    let dockerfile = read("Dockerfile");
+    let line = |prefix: &str| {
+        dockerfile
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix} line"))
+            .to_string()
+    };
+    assert_eq!(line("EXPOSE"), format!("EXPOSE {}", default_port()));
+    assert_eq!(line("STOPSIGNAL"), "STOPSIGNAL SIGTERM");
+    assert!(line("HEALTHCHECK").ends_with("CMD [\"/responder\", \"healthcheck\"]"));
+    let config_path = line("ENV RESPONDER_CONFIG=")
+        .trim_start_matches("ENV RESPONDER_CONFIG=")
+        .to_string();
+    assert!(line("COPY config/responder.toml").ends_with(&config_path));
+    assert!(!line("USER").contains("root") && line("USER") != "USER 0");
+}
