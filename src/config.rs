@@ -84,6 +84,9 @@ pub struct Cli {
     /// Log format: `json` for collectors, `text` for people.
     #[arg(long, env = "RESPONDER_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
+    /// Which events to log; overrides RUST_LOG (which takes per-target directives).
+    #[arg(long, env = "RESPONDER_LOG_LEVEL", value_name = "LEVEL")]
+    pub log_level: Option<LogLevel>,
     /// Validate the configuration and exit: 0 when valid, 2 naming the fault otherwise.
     #[arg(long)]
     pub check: bool,
@@ -101,6 +104,28 @@ pub enum Command {
 pub enum LogFormat {
     Json,
     Text,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    /// The `EnvFilter` directive for this level.
+    pub fn directive(self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+            LogLevel::Trace => "trace",
+        }
+    }
 }
 
 /// A duration written as decimal seconds (`2`, `0.5`), as on the command line and in the file.
@@ -162,6 +187,7 @@ struct FileConfig {
     shutdown_delay: Option<Delay>,
     health_path: Option<RoutePath>,
     ready_path: Option<RoutePath>,
+    metrics_path: Option<RoutePath>,
     log_health_checks: Option<bool>,
     workers: Option<usize>,
     log_format: Option<LogFormat>,
@@ -305,24 +331,39 @@ fn default_status() -> Status {
 
 pub const DEFAULT_HEALTH_PATH: &str = "/healthz";
 pub const DEFAULT_READY_PATH: &str = "/readyz";
+pub const DEFAULT_METRICS_PATH: &str = "/metrics";
 
-/// The built-in probe endpoints: liveness (200 while the process serves) and readiness (503 once
-/// a shutdown has begun). They are matched before the routes.
+/// The built-in endpoints, matched before the routes: liveness (200 while the process serves),
+/// readiness (503 once a shutdown has begun), and the Prometheus metrics.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Probes {
+pub struct Endpoints {
     pub health_path: String,
     pub ready_path: String,
-    /// Whether probe requests appear in the access log (off: they are most of its volume).
+    pub metrics_path: String,
+    /// Whether requests to these appear in the access log (off: probes and scrapes would be most
+    /// of its volume).
     pub log: bool,
 }
 
-impl Default for Probes {
-    fn default() -> Probes {
-        Probes {
+impl Default for Endpoints {
+    fn default() -> Endpoints {
+        Endpoints {
             health_path: DEFAULT_HEALTH_PATH.into(),
             ready_path: DEFAULT_READY_PATH.into(),
+            metrics_path: DEFAULT_METRICS_PATH.into(),
             log: false,
         }
+    }
+}
+
+impl Endpoints {
+    /// Each endpoint's configuration key and path.
+    pub fn paths(&self) -> [(&'static str, &str); 3] {
+        [
+            ("health_path", &self.health_path),
+            ("ready_path", &self.ready_path),
+            ("metrics_path", &self.metrics_path),
+        ]
     }
 }
 
@@ -377,7 +418,7 @@ pub struct Config {
     pub write_timeout: Duration,
     pub shutdown_timeout: Duration,
     pub shutdown_delay: Duration,
-    pub probes: Probes,
+    pub endpoints: Endpoints,
     pub workers: usize,
     pub log_format: Option<LogFormat>,
     pub access_log: bool,
@@ -405,13 +446,14 @@ impl Config {
             None => FileConfig::default(),
         };
         let defaults_dir = cli.config.as_deref().and_then(Path::parent);
-        let default = Probes::default();
-        let probes = Probes {
+        let default = Endpoints::default();
+        let endpoints = Endpoints {
             health_path: file.health_path.map_or(default.health_path, |p| p.0),
             ready_path: file.ready_path.map_or(default.ready_path, |p| p.0),
+            metrics_path: file.metrics_path.map_or(default.metrics_path, |p| p.0),
             log: file.log_health_checks.unwrap_or(default.log),
         };
-        let routes = build_routes(file.route, cli.config.as_deref(), defaults_dir, &probes)?;
+        let routes = build_routes(file.route, cli.config.as_deref(), defaults_dir, &endpoints)?;
         let config = Config {
             listen: cli.listen.or(file.listen).unwrap_or_else(default_listen),
             backlog: file.backlog.unwrap_or(DEFAULT_BACKLOG),
@@ -436,7 +478,7 @@ impl Config {
                 DEFAULT_SHUTDOWN_TIMEOUT,
             ),
             shutdown_delay: seconds(cli.shutdown_delay, file.shutdown_delay, Duration::ZERO),
-            probes,
+            endpoints,
             workers: cli.workers.or(file.workers).unwrap_or_else(default_workers),
             log_format: cli.log_format.or(file.log_format),
             access_log: file.access_log.unwrap_or(true),
@@ -468,11 +510,11 @@ impl Config {
                 self.workers
             ));
         }
-        if self.probes.health_path == self.probes.ready_path {
-            return fail(format!(
-                "health_path and ready_path are both `{}`",
-                self.probes.health_path
-            ));
+        let paths = self.endpoints.paths();
+        for (i, (key, path)) in paths.iter().enumerate() {
+            if let Some((other, _)) = paths[i + 1..].iter().find(|(_, p)| p == path) {
+                return fail(format!("{key} and {other} are both `{path}`"));
+            }
         }
         if self.backlog == 0 {
             return fail("backlog must be at least 1".into());
@@ -528,7 +570,7 @@ fn build_routes(
     specs: Vec<toml::Spanned<RouteSpec>>,
     file: Option<&Path>,
     base_dir: Option<&Path>,
-    probes: &Probes,
+    endpoints: &Endpoints,
 ) -> Result<Vec<Route>, ConfigError> {
     if specs.is_empty() {
         return Ok(vec![Route::default_hello()]);
@@ -542,10 +584,10 @@ fn build_routes(
         .map(|spanned| {
             let at = format!("{origin} at line {}", line_of(&text, spanned.span().start));
             let spec = spanned.into_inner();
-            for (key, probe) in [("health_path", &probes.health_path), ("ready_path", &probes.ready_path)] {
+            for (key, probe) in endpoints.paths() {
                 if spec.match_kind == MatchKind::Exact && spec.path.0 == *probe {
                     return Err(ConfigError(format!(
-                        "{at}: route `{probe}` is the built-in probe's path; set {key} to another path to use it"
+                        "{at}: route `{probe}` is a built-in endpoint's path; set {key} to another path to use it"
                     )));
                 }
             }

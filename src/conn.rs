@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 
 use crate::http::{Context, Limits, RequestStream, Verdict};
+use crate::metrics::{Metrics, WorkerStats};
 use crate::response::{AnswerId, Rejection, Responses};
 
 /// How long a graceful close waits for the peer to finish sending before the socket is closed
@@ -58,7 +59,7 @@ pub struct Settings {
     pub write_timeout: Duration,
     pub tcp_cork: bool,
     pub access_log: bool,
-    pub log_probes: bool,
+    pub log_builtins: bool,
 }
 
 /// What `drive` needs from the worker besides the buffers.
@@ -68,20 +69,52 @@ pub struct Env<'a> {
     pub draining: bool,
     pub ready: bool,
     pub now: Instant,
+    pub stats: &'a WorkerStats,
+    pub metrics: &'a Metrics,
 }
 
-/// Why a connection ended; logged on close.
+/// Why a connection ended; logged and counted on close.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CloseReason {
     /// The peer closed its side, or finished its graceful close.
     ClientClosed,
     /// The last answer said `Connection: close` and is written.
     Done,
+    /// Keep-alive: no next request within the idle timeout.
     IdleTimeout,
     ReadTimeout,
     WriteTimeout,
-    Error(ErrorKind),
+    Error {
+        kind: ErrorKind,
+        errno: Option<i32>,
+    },
     Shutdown,
+}
+
+impl CloseReason {
+    fn error(e: &io::Error) -> CloseReason {
+        CloseReason::Error {
+            kind: e.kind(),
+            errno: e.raw_os_error(),
+        }
+    }
+
+    /// Its index in `metrics::CLOSE_REASONS`, whose label it has.
+    pub fn index(self) -> usize {
+        match self {
+            CloseReason::ClientClosed => 0,
+            CloseReason::Done => 1,
+            CloseReason::IdleTimeout => 2,
+            CloseReason::ReadTimeout => 3,
+            CloseReason::WriteTimeout => 4,
+            CloseReason::Error { .. } => 5,
+            CloseReason::Shutdown => 6,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        crate::metrics::CLOSE_REASONS[self.index()]
+    }
 }
 
 /// What the connection is waiting for; each has its own timeout.
@@ -203,18 +236,19 @@ impl Connection {
                 self.stream = RequestStream::default();
                 self.paused = false;
                 scratch.output.clear();
-                env.responses.write(
+                let sent = env.responses.write(
                     AnswerId::Rejected(Rejection::RequestTimeout),
                     false,
                     false,
                     &mut scratch.output,
                 );
+                env.stats.response(sent.status, sent.bytes, 0);
                 tracing::info!(conn = self.id, status = 408, "read timeout mid-request");
                 self.phase = Phase::Closing { linger: true };
                 let result = self.send(env.settings, &scratch.output);
                 scratch.output.clear();
                 if let Err(e) = result {
-                    return Some(CloseReason::Error(e.kind()));
+                    return Some(CloseReason::error(&e));
                 }
                 match self.drive(env, scratch) {
                     None => None,
@@ -263,7 +297,7 @@ impl Connection {
                 match self.flush() {
                     Ok(0) => return None,
                     Ok(_) => *active = true,
-                    Err(e) => return Some(CloseReason::Error(e.kind())),
+                    Err(e) => return Some(CloseReason::error(&e)),
                 }
                 if !self.unsent.is_empty() {
                     return None;
@@ -275,7 +309,7 @@ impl Connection {
                     // Shutting the write side sends FIN after the answer; reading on until the
                     // peer's FIN keeps the kernel from answering its late bytes with a reset.
                     if let Err(e) = self.socket.shutdown(Shutdown::Write) {
-                        return Some(CloseReason::Error(e.kind()));
+                        return Some(CloseReason::error(&e));
                     }
                     self.phase = Phase::Lingering;
                     self.may_read = true;
@@ -284,7 +318,7 @@ impl Connection {
                 Phase::Open if self.paused => {
                     self.paused = false;
                     if let Err(e) = self.answer(env, scratch, 0) {
-                        return Some(CloseReason::Error(e.kind()));
+                        return Some(CloseReason::error(&e));
                     }
                 }
                 Phase::Open if !self.may_read => return None,
@@ -294,12 +328,14 @@ impl Connection {
                     Ok(0) => return Some(CloseReason::ClientClosed),
                     Ok(n) => {
                         *active = true;
+                        env.stats.bytes_in.add(n as u64);
+                        tracing::trace!(conn = self.id, bytes = n, "read");
                         // A short read means the receive queue was empty at that moment, and
                         // epoll reports new data as a new edge: no need to read until WouldBlock.
                         // A FIN already reported is no new edge, so then read on to the 0.
                         self.may_read = n == scratch.input.len() || self.peer_closed;
                         if let Err(e) = self.answer(env, scratch, n) {
-                            return Some(CloseReason::Error(e.kind()));
+                            return Some(CloseReason::error(&e));
                         }
                     }
                     // Nothing more now; the next edge wakes this connection again.
@@ -308,7 +344,7 @@ impl Connection {
                         return None;
                     }
                     Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                    Err(e) => return Some(CloseReason::Error(e.kind())),
+                    Err(e) => return Some(CloseReason::error(&e)),
                 },
             }
         }
@@ -324,7 +360,10 @@ impl Connection {
             ready: env.ready,
             conn_id: self.id,
             access_log: env.settings.access_log,
-            log_probes: env.settings.log_probes,
+            log_builtins: env.settings.log_builtins,
+            now: env.now,
+            stats: env.stats,
+            metrics: env.metrics,
         };
         scratch.output.clear();
         let fresh = &scratch.input[..n];
@@ -374,6 +413,12 @@ impl Connection {
                 Err(e) => return Err(e),
             }
         };
+        tracing::trace!(
+            conn = self.id,
+            bytes = written,
+            queued = data.len() - written,
+            "write"
+        );
         self.unsent.extend_from_slice(&data[written..]);
         if settings.tcp_cork {
             set_cork(&self.socket, false)?;
@@ -388,6 +433,7 @@ impl Connection {
             match self.socket.write(&self.unsent) {
                 Ok(0) => return Err(ErrorKind::WriteZero.into()),
                 Ok(n) => {
+                    tracing::trace!(conn = self.id, bytes = n, "write");
                     self.unsent.drain(..n);
                     total += n;
                 }
@@ -414,7 +460,7 @@ impl Connection {
                 Err(e) if e.kind() == ErrorKind::ConnectionReset => {
                     return Some(CloseReason::ClientClosed)
                 }
-                Err(e) => return Some(CloseReason::Error(e.kind())),
+                Err(e) => return Some(CloseReason::error(&e)),
             }
         }
     }

@@ -15,7 +15,7 @@ const TIMEOUT: Duration = Duration::from_secs(2);
 /// Returns `Ok(())` when the health path answers 200, or the reason it did not.
 pub fn check(config: &Config) -> Result<(), String> {
     let addr = reachable(config.listen);
-    let path = &config.probes.health_path;
+    let path = &config.endpoints.health_path;
     let fail = |e: std::io::Error| format!("http://{addr}{path}: {e}");
     let mut stream = TcpStream::connect_timeout(&addr, TIMEOUT).map_err(fail)?;
     stream.set_read_timeout(Some(TIMEOUT)).map_err(fail)?;

@@ -7,6 +7,9 @@
 //! every per-request limit; it owns no socket, no timer and no buffer beyond its caller's, which is
 //! why it can be driven byte by byte from tests and fuzzers.
 
+use std::time::Instant;
+
+use crate::metrics::{Metrics, WorkerStats};
 use crate::response::{AnswerId, Rejection, Responses, Sent};
 
 /// Headers beyond this count get 431: real clients send a dozen or two.
@@ -52,29 +55,27 @@ pub struct Context<'a> {
     pub ready: bool,
     pub conn_id: u64,
     pub access_log: bool,
-    /// Whether probe requests are logged too.
-    pub log_probes: bool,
-}
-
-/// An answer decided from a request head and sent once its body has been read.
-#[derive(Debug, Clone)]
-struct Pending {
-    answer: AnswerId,
-    keep_alive: bool,
-    head_only: bool,
-    method: String,
-    path: String,
-    version: u8,
+    /// Whether requests to the built-in endpoints are logged too.
+    pub log_builtins: bool,
+    /// When the bytes being fed were read (the event loop's clock, taken once per wake-up).
+    pub now: Instant,
+    /// This worker's counters.
+    pub stats: &'a WorkerStats,
+    /// Every worker's counters, for a `/metrics` request.
+    pub metrics: &'a Metrics,
 }
 
 #[derive(Debug, Default)]
 pub struct RequestStream {
     /// Body bytes of the current request still to be read and discarded.
     body_left: u64,
-    pending: Option<Pending>,
+    /// The answer to the current request, sent once its body has been read.
+    pending: Option<Exchange<String>>,
     /// How much of the unconsumed input has already been searched for the end of the head, so
     /// that a head arriving a byte at a time is searched once, not once per byte.
     scanned: usize,
+    /// When the current request's first byte was read.
+    started: Option<Instant>,
 }
 
 impl RequestStream {
@@ -99,16 +100,7 @@ impl RequestStream {
                     return progress(pos, Verdict::Wait);
                 }
                 if let Some(p) = self.pending.take() {
-                    respond(
-                        cx,
-                        out,
-                        p.answer,
-                        p.keep_alive,
-                        p.head_only,
-                        &p.method,
-                        &p.path,
-                        p.version,
-                    );
+                    p.respond(cx, out);
                     if !p.keep_alive {
                         return progress(
                             pos,
@@ -131,6 +123,7 @@ impl RequestStream {
             if rest.is_empty() {
                 return progress(pos, Verdict::Wait);
             }
+            let started = *self.started.get_or_insert(cx.now);
             let Some(head_len) = find_head_end(rest, self.scanned) else {
                 let first_look = self.scanned == 0;
                 self.scanned = rest.len();
@@ -152,6 +145,7 @@ impl RequestStream {
                 return progress(pos, Verdict::Wait);
             };
             self.scanned = 0;
+            self.started = None;
             if head_len > cx.limits.max_header_bytes {
                 return reject(cx, out, pos, Rejection::HeadersTooLarge);
             }
@@ -162,6 +156,14 @@ impl RequestStream {
                 Err(rejection) => return reject(cx, out, pos, rejection),
             };
             pos += head_len;
+            tracing::debug!(
+                conn = cx.conn_id,
+                method = head.method,
+                path = head.target,
+                version = version_name(head.version),
+                header_bytes = head_len,
+                "request"
+            );
             if let Some(rejection) = head.rejection(cx.limits) {
                 return reject(cx, out, pos, rejection);
             }
@@ -171,28 +173,22 @@ impl RequestStream {
             };
             let keep_alive = head.persistent && !cx.draining;
             let head_only = head.method == "HEAD";
-            if head.content_length > 0 {
-                self.body_left = head.content_length;
-                self.pending = Some(Pending {
-                    answer,
-                    keep_alive,
-                    head_only,
-                    method: head.method.to_string(),
-                    path: head.target.to_string(),
-                    version: head.version,
-                });
-                continue;
-            }
-            respond(
-                cx,
-                out,
+            let exchange = Exchange {
                 answer,
                 keep_alive,
                 head_only,
-                head.method,
-                head.target,
-                head.version,
-            );
+                method: head.method,
+                target: head.target,
+                version: head.version,
+                started,
+            };
+            if head.content_length > 0 {
+                // Answered once the body is read: keep the decision, with owned strings.
+                self.body_left = head.content_length;
+                self.pending = Some(exchange.to_owned());
+                continue;
+            }
+            exchange.respond(cx, out);
             if !keep_alive {
                 return progress(
                     pos,
@@ -209,30 +205,68 @@ fn progress(consumed: usize, verdict: Verdict) -> Progress {
     Progress { consumed, verdict }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn respond(
-    cx: &Context<'_>,
-    out: &mut Vec<u8>,
+/// One request's decided answer, ready to be written: borrowing the request's bytes, or owning
+/// copies while it waits for the body.
+#[derive(Debug, Clone)]
+struct Exchange<S> {
     answer: AnswerId,
     keep_alive: bool,
     head_only: bool,
-    method: &str,
-    target: &str,
+    method: S,
+    target: S,
     version: u8,
-) {
-    let Sent { status, bytes } = cx.responses.write(answer, keep_alive, head_only, out);
-    if cx.access_log && (cx.log_probes || !answer.is_probe()) {
-        tracing::info!(
-            target: "responder::access",
-            conn = cx.conn_id,
-            method,
-            path = target,
-            version = if version == 0 { "HTTP/1.0" } else { "HTTP/1.1" },
-            status,
-            bytes,
-            keep_alive,
-            "response"
-        );
+    started: Instant,
+}
+
+impl Exchange<&str> {
+    fn to_owned(&self) -> Exchange<String> {
+        Exchange {
+            answer: self.answer,
+            keep_alive: self.keep_alive,
+            head_only: self.head_only,
+            method: self.method.to_string(),
+            target: self.target.to_string(),
+            version: self.version,
+            started: self.started,
+        }
+    }
+}
+
+impl<S: AsRef<str>> Exchange<S> {
+    fn respond(&self, cx: &Context<'_>, out: &mut Vec<u8>) {
+        let Sent { status, bytes } = if self.answer == AnswerId::Metrics {
+            let mut body = String::new();
+            cx.metrics.render(&mut body);
+            cx.responses
+                .write_metrics(&body, self.keep_alive, self.head_only, out)
+        } else {
+            cx.responses
+                .write(self.answer, self.keep_alive, self.head_only, out)
+        };
+        let duration_us = cx.now.saturating_duration_since(self.started).as_micros() as u64;
+        cx.stats.response(status, bytes, duration_us);
+        if cx.access_log && (cx.log_builtins || !self.answer.is_builtin()) {
+            tracing::info!(
+                target: "responder::access",
+                conn = cx.conn_id,
+                method = self.method.as_ref(),
+                path = self.target.as_ref(),
+                version = version_name(self.version),
+                status,
+                bytes,
+                duration_us,
+                keep_alive = self.keep_alive,
+                "response"
+            );
+        }
+    }
+}
+
+fn version_name(version: u8) -> &'static str {
+    if version == 0 {
+        "HTTP/1.0"
+    } else {
+        "HTTP/1.1"
     }
 }
 
@@ -404,21 +438,44 @@ fn target_path(target: &str) -> Option<&[u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Probes, Route};
+    use crate::config::{Endpoints, Route};
+    use crate::conn::Settings;
+    use crate::control::Control;
+    use crate::worker::Site;
+    use std::sync::Arc;
+    use std::time::Duration;
 
     fn run(input: &[u8]) -> (String, Progress) {
-        let responses = Responses::new(&[Route::default_hello()], &Probes::default());
+        let responses = Responses::new(&[Route::default_hello()], &Endpoints::default());
+        let limits = Limits {
+            max_header_bytes: 8192,
+            max_body_bytes: 100,
+        };
+        let site = Site {
+            responses: responses.clone(),
+            settings: Settings {
+                limits,
+                read_timeout: Duration::from_secs(1),
+                idle_timeout: Duration::from_secs(1),
+                write_timeout: Duration::from_secs(1),
+                tcp_cork: false,
+                access_log: false,
+                log_builtins: false,
+            },
+        };
+        let stats = WorkerStats::default();
+        let metrics = Metrics::new(vec![], None, Arc::new(Control::new(Arc::new(site))));
         let cx = Context {
             responses: &responses,
-            limits: Limits {
-                max_header_bytes: 8192,
-                max_body_bytes: 100,
-            },
+            limits,
             draining: false,
             ready: true,
             conn_id: 1,
             access_log: false,
-            log_probes: false,
+            log_builtins: false,
+            now: Instant::now(),
+            stats: &stats,
+            metrics: &metrics,
         };
         let mut out = Vec::new();
         let p = RequestStream::default().advance(input, &cx, &mut out);

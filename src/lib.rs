@@ -13,6 +13,7 @@
 //! - `server`: binds, starts the workers, turns signals into a drain.
 //! - `net`: listening sockets and the descriptor limit.
 //! - `telemetry`: the `tracing` subscriber and its non-blocking output.
+//! - `metrics`: per-worker counters, summed and encoded for `/metrics`.
 //! - `healthcheck`: the `responder healthcheck` client for container health checks.
 
 pub mod config;
@@ -20,6 +21,7 @@ pub mod conn;
 pub mod control;
 pub mod healthcheck;
 pub mod http;
+pub mod metrics;
 pub mod net;
 pub mod response;
 pub mod server;

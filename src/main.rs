@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use responder::config::{Cli, Command, Config};
+use responder::config::{Cli, Command, Config, LogLevel};
 use responder::server::{self, Outcome};
 use responder::{healthcheck, telemetry};
 
@@ -39,8 +39,9 @@ fn main() -> ExitCode {
         println!("responder: {origin}: configuration OK");
         return ExitCode::SUCCESS;
     }
-    let _log_guard = telemetry::init(config.log_format);
-    match server::run(&config, &|| Config::load(&cli)) {
+    let (_log_guard, dropped_log_lines) =
+        telemetry::init(config.log_format, cli.log_level.map(LogLevel::directive));
+    match server::run(&config, &|| Config::load(&cli), Some(dropped_log_lines)) {
         Ok(Outcome::Drained) => ExitCode::SUCCESS,
         Ok(Outcome::Forced { .. }) => ExitCode::from(EXIT_FORCED_SHUTDOWN),
         Err(e) => {

@@ -6,7 +6,7 @@
 
 use std::time::SystemTime;
 
-use crate::config::{Probes, Route};
+use crate::config::{Endpoints, Route};
 
 /// Length of an IMF-fixdate such as `Sun, 06 Nov 1994 08:49:37 GMT`.
 const DATE_LEN: usize = 29;
@@ -66,16 +66,21 @@ pub enum AnswerId {
     Ready {
         ready: bool,
     },
-    /// 405 for a probe path (`Allow: GET, HEAD`).
+    /// 405 for a built-in endpoint's path (`Allow: GET, HEAD`).
     ProbeMethodNotAllowed,
+    /// The Prometheus metrics, rendered at each request (see [`Responses::write_metrics`]).
+    Metrics,
 }
 
 impl AnswerId {
-    /// Probe answers stay out of the access log unless asked for.
-    pub fn is_probe(self) -> bool {
+    /// Answers of the built-in endpoints stay out of the access log unless asked for.
+    pub fn is_builtin(self) -> bool {
         matches!(
             self,
-            AnswerId::Health | AnswerId::Ready { .. } | AnswerId::ProbeMethodNotAllowed
+            AnswerId::Health
+                | AnswerId::Ready { .. }
+                | AnswerId::ProbeMethodNotAllowed
+                | AnswerId::Metrics
         )
     }
 }
@@ -137,7 +142,7 @@ impl Answer {
 #[derive(Debug, Clone)]
 pub struct Responses {
     routes: Vec<Route>,
-    probes: Probes,
+    endpoints: Endpoints,
     health: Answer,
     ready: Answer,
     not_ready: Answer,
@@ -157,7 +162,7 @@ pub struct Sent {
 }
 
 impl Responses {
-    pub fn new(routes: &[Route], probes: &Probes) -> Responses {
+    pub fn new(routes: &[Route], endpoints: &Endpoints) -> Responses {
         let ok = routes
             .iter()
             .map(|r| {
@@ -183,7 +188,7 @@ impl Responses {
         };
         let mut responses = Responses {
             routes: routes.to_vec(),
-            probes: probes.clone(),
+            endpoints: endpoints.clone(),
             health: text(200, "ok\n"),
             ready: text(200, "ready\n"),
             not_ready: text(503, "shutting down\n"),
@@ -207,10 +212,12 @@ impl Responses {
     /// Picks the answer for a method and a path (the query already removed). `ready` is false
     /// once a shutdown has begun.
     pub fn choose(&self, method: &str, path: &[u8], ready: bool) -> AnswerId {
-        let probe = if path == self.probes.health_path.as_bytes() {
+        let probe = if path == self.endpoints.health_path.as_bytes() {
             Some(AnswerId::Health)
-        } else if path == self.probes.ready_path.as_bytes() {
+        } else if path == self.endpoints.ready_path.as_bytes() {
             Some(AnswerId::Ready { ready })
+        } else if path == self.endpoints.metrics_path.as_bytes() {
+            Some(AnswerId::Metrics)
         } else {
             None
         };
@@ -237,6 +244,8 @@ impl Responses {
             AnswerId::Ready { ready: true } => &self.ready,
             AnswerId::Ready { ready: false } => &self.not_ready,
             AnswerId::ProbeMethodNotAllowed => &self.probe_not_allowed,
+            // Metrics are written by `write_metrics`, which `http` calls instead of `write`.
+            AnswerId::Metrics => &self.not_found,
         }
     }
 
@@ -265,6 +274,37 @@ impl Responses {
         Sent {
             status: answer.status,
             bytes,
+        }
+    }
+
+    /// Appends a metrics answer with `body` (the one answer not prebuilt: its body changes with
+    /// every scrape).
+    pub fn write_metrics(
+        &self,
+        body: &str,
+        keep_alive: bool,
+        head_only: bool,
+        out: &mut Vec<u8>,
+    ) -> Sent {
+        let date_at = self.health.date_at;
+        let date = &self.health.close_head[date_at..date_at + DATE_LEN];
+        let start = out.len();
+        out.extend_from_slice(format!("HTTP/1.0 200 OK\r\nServer: {SERVER}\r\nDate: ").as_bytes());
+        out.extend_from_slice(date);
+        let connection = if keep_alive { "keep-alive" } else { "close" };
+        out.extend_from_slice(
+            format!(
+                "\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: {}\r\nConnection: {connection}\r\n\r\n",
+                body.len()
+            )
+            .as_bytes(),
+        );
+        if !head_only {
+            out.extend_from_slice(body.as_bytes());
+        }
+        Sent {
+            status: 200,
+            bytes: out.len() - start,
         }
     }
 
@@ -347,7 +387,7 @@ mod tests {
 
     #[test]
     fn default_route_is_hello_world_with_a_fresh_date() {
-        let mut r = Responses::new(&[Route::default_hello()], &Probes::default());
+        let mut r = Responses::new(&[Route::default_hello()], &Endpoints::default());
         let at = SystemTime::UNIX_EPOCH + Duration::from_secs(784111777);
         r.stamp(at);
         let got = text(AnswerId::Route(0), false, false, &r);
@@ -364,7 +404,7 @@ mod tests {
 
     #[test]
     fn rejections_always_close_and_carry_their_status() {
-        let r = Responses::new(&[Route::default_hello()], &Probes::default());
+        let r = Responses::new(&[Route::default_hello()], &Endpoints::default());
         for rejection in Rejection::ALL {
             let got = text(AnswerId::Rejected(rejection), true, false, &r);
             assert!(got.starts_with(&format!("HTTP/1.0 {} ", rejection.status())));
@@ -374,7 +414,7 @@ mod tests {
 
     #[test]
     fn stamping_patches_every_answer_in_place() {
-        let mut r = Responses::new(&[Route::default_hello()], &Probes::default());
+        let mut r = Responses::new(&[Route::default_hello()], &Endpoints::default());
         r.stamp(SystemTime::UNIX_EPOCH + Duration::from_secs(784111777));
         let got = text(AnswerId::MethodNotAllowed(0), false, false, &r);
         assert!(

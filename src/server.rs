@@ -14,17 +14,21 @@ use std::time::{Duration, Instant};
 use mio::{Events, Interest, Poll, Token, Waker};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
+use tracing_appender::non_blocking::ErrorCounter;
 
 use crate::config::{Config, ConfigError};
 use crate::conn::Settings;
 use crate::control::{Control, Phase};
 use crate::http::Limits;
+use crate::metrics::{Metrics, WorkerStats};
 use crate::net::{self, BindError, ListenOptions, RESERVED_FDS};
 use crate::response::Responses;
 use crate::worker::{Site, Worker, WorkerEnd, WorkerOptions};
 
 const SIGNALS: Token = Token(0);
 const WORKER_EXIT: Token = Token(1);
+/// How often the supervisor looks at the log writer's dropped-line count.
+const DROPPED_LOG_CHECK: Duration = Duration::from_secs(10);
 
 /// How the server ended, when it ended as asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,7 +67,13 @@ fn io_error(what: &'static str) -> impl FnOnce(io::Error) -> ServerError {
 pub type Reload<'a> = &'a dyn Fn() -> Result<Config, ConfigError>;
 
 /// Serves until a signal's drain completes (or is cut short).
-pub fn run(config: &Config, reload: Reload<'_>) -> Result<Outcome, ServerError> {
+/// `dropped_log_lines` is the log writer's count of lines it had to drop, for `/metrics` and a
+/// periodic warning.
+pub fn run(
+    config: &Config,
+    reload: Reload<'_>,
+    dropped_log_lines: Option<ErrorCounter>,
+) -> Result<Outcome, ServerError> {
     let max_connections = connection_budget(config.max_connections);
     let listeners = net::bind_listeners(
         &ListenOptions {
@@ -91,6 +101,12 @@ pub fn run(config: &Config, reload: Reload<'_>) -> Result<Outcome, ServerError> 
 
     let control = Arc::new(Control::new(Arc::new(site(config))));
     let count = listeners.len();
+    let stats: Vec<Arc<WorkerStats>> = (0..count).map(|_| Arc::default()).collect();
+    let metrics = Arc::new(Metrics::new(
+        stats.clone(),
+        dropped_log_lines,
+        Arc::clone(&control),
+    ));
     let (ended_tx, ended_rx) = mpsc::channel();
     let mut workers = Vec::with_capacity(count);
     for (index, listener) in listeners.into_iter().enumerate() {
@@ -99,6 +115,8 @@ pub fn run(config: &Config, reload: Reload<'_>) -> Result<Outcome, ServerError> 
             count,
             max_connections: max_connections.div_ceil(count),
             tcp_nodelay: config.tcp_nodelay,
+            stats: Arc::clone(&stats[index]),
+            metrics: Arc::clone(&metrics),
         };
         let worker = Worker::new(listener, options, Arc::clone(&control))
             .map_err(io_error("cannot start an event loop"))?;
@@ -137,6 +155,9 @@ pub fn run(config: &Config, reload: Reload<'_>) -> Result<Outcome, ServerError> 
         running: workers.len(),
         delay_ends: None,
         drain_ends: None,
+        metrics,
+        dropped_reported: 0,
+        next_drop_check: Instant::now() + DROPPED_LOG_CHECK,
     };
     let outcome = supervisor.run();
     for handle in workers {
@@ -148,7 +169,7 @@ pub fn run(config: &Config, reload: Reload<'_>) -> Result<Outcome, ServerError> 
 /// What a worker serves, built from a configuration.
 fn site(config: &Config) -> Site {
     Site {
-        responses: Responses::new(&config.routes, &config.probes),
+        responses: Responses::new(&config.routes, &config.endpoints),
         settings: Settings {
             limits: Limits {
                 max_header_bytes: config.max_header_bytes,
@@ -159,7 +180,7 @@ fn site(config: &Config) -> Site {
             write_timeout: config.write_timeout,
             tcp_cork: config.tcp_cork,
             access_log: config.access_log,
-            log_probes: config.probes.log,
+            log_builtins: config.endpoints.log,
         },
     }
 }
@@ -202,6 +223,10 @@ struct Supervisor<'a> {
     delay_ends: Option<Instant>,
     /// When the drain is cut short.
     drain_ends: Option<Instant>,
+    metrics: Arc<Metrics>,
+    /// Dropped log lines already reported, and when to look again.
+    dropped_reported: u64,
+    next_drop_check: Instant,
 }
 
 impl Supervisor<'_> {
@@ -210,7 +235,10 @@ impl Supervisor<'_> {
         let mut forced = 0;
         let mut failure = None;
         while self.running > 0 {
-            let next = self.delay_ends.or(self.drain_ends);
+            let next = [self.delay_ends, self.drain_ends, Some(self.next_drop_check)]
+                .into_iter()
+                .flatten()
+                .min();
             let timeout = next.map(|at| at.saturating_duration_since(Instant::now()));
             match self.poll.poll(&mut events, timeout) {
                 Ok(()) => {}
@@ -250,6 +278,7 @@ impl Supervisor<'_> {
         if let Some(e) = failure {
             return Err(e);
         }
+        self.report_dropped_log_lines();
         if forced > 0 {
             tracing::warn!(connections = forced, "shutdown forced");
             Ok(Outcome::Forced {
@@ -286,6 +315,10 @@ impl Supervisor<'_> {
     }
 
     fn on_time(&mut self, now: Instant) {
+        if self.next_drop_check <= now {
+            self.next_drop_check = now + DROPPED_LOG_CHECK;
+            self.report_dropped_log_lines();
+        }
         if self.delay_ends.is_some_and(|at| at <= now) {
             self.delay_ends = None;
             self.start_drain(now);
@@ -293,6 +326,20 @@ impl Supervisor<'_> {
         if self.drain_ends.is_some_and(|at| at <= now) {
             self.drain_ends = None;
             self.control.advance(Phase::Abort);
+        }
+    }
+
+    /// Says in the log how many lines the log lost since the last report, if any (this line may
+    /// be lost too while the output is stalled; `/metrics` has the count either way).
+    fn report_dropped_log_lines(&mut self) {
+        let dropped = self.metrics.dropped_log_lines();
+        if dropped > self.dropped_reported {
+            tracing::warn!(
+                dropped = dropped - self.dropped_reported,
+                total = dropped,
+                "log lines dropped: the log output is not keeping up"
+            );
+            self.dropped_reported = dropped;
         }
     }
 

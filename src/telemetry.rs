@@ -7,7 +7,7 @@
 
 use std::io::IsTerminal;
 
-use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
+use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
@@ -17,7 +17,9 @@ use crate::config::LogFormat;
 const BUFFERED_LINES: usize = 64 * 1024;
 
 /// Installs the global subscriber. Keep the guard alive until exit: dropping it flushes the queue.
-pub fn init(format: Option<LogFormat>) -> WorkerGuard {
+/// The counter tells how many lines were dropped because the output did not keep up.
+/// `level`, when given, overrides `RUST_LOG`.
+pub fn init(format: Option<LogFormat>, level: Option<&str>) -> (WorkerGuard, ErrorCounter) {
     let terminal = std::io::stdout().is_terminal();
     let format = format.unwrap_or(if terminal {
         LogFormat::Text
@@ -29,7 +31,11 @@ pub fn init(format: Option<LogFormat>) -> WorkerGuard {
         .buffered_lines_limit(BUFFERED_LINES)
         .thread_name("log-writer")
         .finish(std::io::stdout());
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let dropped = writer.error_counter();
+    let filter = match level {
+        Some(level) => EnvFilter::new(level),
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)
@@ -45,5 +51,5 @@ pub fn init(format: Option<LogFormat>) -> WorkerGuard {
     if let Err(e) = installed {
         eprintln!("responder: cannot install the log subscriber: {e}");
     }
-    guard
+    (guard, dropped)
 }

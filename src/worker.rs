@@ -20,6 +20,7 @@ use slab::Slab;
 
 use crate::conn::{CloseReason, Connection, Env, Scratch, Settings};
 use crate::control::{Control, Phase};
+use crate::metrics::{ErrorClass, Metrics, WorkerStats};
 use crate::net::is_resource_exhaustion;
 use crate::response::{AnswerId, Rejection, Responses};
 use crate::timer::{Deadlines, Entry};
@@ -73,6 +74,11 @@ pub struct Worker {
     draining: bool,
     /// Set while accepting is paused for lack of descriptors or memory.
     accept_paused_until: Option<Instant>,
+    /// Logged once when they begin and once when they end, never per connection.
+    out_of_resources: Episode,
+    at_connection_limit: Episode,
+    stats: Arc<WorkerStats>,
+    metrics: Arc<Metrics>,
     next_id: u64,
     id_stride: u64,
 }
@@ -82,6 +88,33 @@ pub struct WorkerOptions {
     pub count: usize,
     pub max_connections: usize,
     pub tcp_nodelay: bool,
+    pub stats: Arc<WorkerStats>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// A condition that can last for many events (out of descriptors, at the connection limit),
+/// remembered so that it is logged when it begins and when it ends, not at every event.
+#[derive(Debug, Default)]
+struct Episode {
+    since: Option<Instant>,
+    events: u64,
+}
+
+impl Episode {
+    /// Counts one occurrence; true if it starts a new episode.
+    fn occur(&mut self, now: Instant) -> bool {
+        let starts = self.since.is_none();
+        self.since.get_or_insert(now);
+        self.events += 1;
+        starts
+    }
+
+    /// Ends the episode, if one is under way: how long it lasted and how many occurrences it had.
+    fn end(&mut self, now: Instant) -> Option<(Duration, u64)> {
+        let since = self.since.take()?;
+        let events = std::mem::take(&mut self.events);
+        Some((now.saturating_duration_since(since), events))
+    }
 }
 
 impl Worker {
@@ -110,6 +143,10 @@ impl Worker {
             ready: true,
             draining: false,
             accept_paused_until: None,
+            out_of_resources: Episode::default(),
+            at_connection_limit: Episode::default(),
+            stats: options.stats,
+            metrics: options.metrics,
             // Ids interleave across workers so that each is unique for the process's lifetime.
             next_id: options.index as u64 + 1,
             id_stride: options.count as u64,
@@ -169,25 +206,40 @@ impl Worker {
                 return;
             };
             match listener.accept() {
-                Ok((socket, peer)) => self.admit(socket, peer, now),
+                Ok((socket, peer)) => {
+                    if let Some((lasted, failures)) = self.out_of_resources.end(now) {
+                        tracing::info!(
+                            lasted_ms = lasted.as_millis() as u64,
+                            failures,
+                            "accepting again"
+                        );
+                    }
+                    self.admit(socket, peer, now)
+                }
                 // The queue is empty; the next connection is a new edge.
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) if is_resource_exhaustion(&e) => {
                     // With edge triggering no new event comes for connections already queued,
                     // so retry on a timer; retrying now would spin.
-                    tracing::warn!(
-                        error = %e,
-                        errno = e.raw_os_error(),
-                        open = self.conns.len(),
-                        retry_ms = ACCEPT_BACKOFF.as_millis() as u64,
-                        "accept failed for lack of resources; pausing accepts"
-                    );
+                    self.stats.error(ErrorClass::AcceptExhausted);
+                    if self.out_of_resources.occur(now) {
+                        tracing::warn!(
+                            error = %e,
+                            errno = e.raw_os_error(),
+                            open = self.conns.len(),
+                            retry_ms = ACCEPT_BACKOFF.as_millis() as u64,
+                            "accept failed for lack of resources; retrying on a timer"
+                        );
+                    }
                     self.accept_paused_until = Some(now + ACCEPT_BACKOFF);
                     return;
                 }
                 // A connection reset while queued, and the like: it concerns that client only.
-                Err(e) => tracing::debug!(error = %e, "accept failed"),
+                Err(e) => {
+                    self.stats.error(ErrorClass::Accept);
+                    tracing::debug!(error = %e, errno = e.raw_os_error(), "accept failed");
+                }
             }
         }
     }
@@ -195,9 +247,17 @@ impl Worker {
     fn admit(&mut self, mut socket: TcpStream, peer: SocketAddr, now: Instant) {
         let conn_id = self.next_id;
         self.next_id += self.id_stride;
+        self.stats.accepted.add(1);
         if self.conns.len() >= self.max_connections {
-            self.refuse(&mut socket, conn_id, peer);
+            self.refuse(&mut socket, conn_id, peer, now);
             return;
+        }
+        if let Some((lasted, refused)) = self.at_connection_limit.end(now) {
+            tracing::info!(
+                lasted_ms = lasted.as_millis() as u64,
+                refused,
+                "below the connection limit again"
+            );
         }
         if self.tcp_nodelay {
             if let Err(e) = socket.set_nodelay(true) {
@@ -232,19 +292,27 @@ impl Worker {
         };
         conn.armed = Some(armed.at);
         self.deadlines.push(armed);
+        self.stats.active.set(self.conns.len() as u64);
     }
 
     /// Past the connection limit: a best-effort 503 in one non-blocking write, then close.
-    fn refuse(&mut self, socket: &mut TcpStream, conn_id: u64, peer: SocketAddr) {
+    fn refuse(&mut self, socket: &mut TcpStream, conn_id: u64, peer: SocketAddr, now: Instant) {
         let mut out = Vec::new();
-        self.site.responses.write(
+        let sent = self.site.responses.write(
             AnswerId::Rejected(Rejection::ServiceUnavailable),
             false,
             false,
             &mut out,
         );
+        self.stats.response(sent.status, sent.bytes, 0);
         let _ = socket.write(&out);
-        tracing::warn!(conn = conn_id, peer = %peer, limit = self.max_connections, "connection limit reached; answered 503");
+        if self.at_connection_limit.occur(now) {
+            tracing::warn!(
+                limit = self.max_connections,
+                "connection limit reached; answering 503"
+            );
+        }
+        tracing::debug!(conn = conn_id, peer = %peer, status = 503, "refused");
     }
 
     fn on_ready(&mut self, event: &mio::event::Event, now: Instant) {
@@ -278,6 +346,8 @@ impl Worker {
             draining: self.draining,
             ready: self.ready,
             now,
+            stats: &self.stats,
+            metrics: &self.metrics,
         };
         let outcome = step(conn, &env, &mut self.scratch);
         self.settle(slot, outcome, now);
@@ -295,7 +365,7 @@ impl Worker {
             let conn = self.conns.remove(slot);
             // Dropping the socket closes it, which also removes it from epoll: no extra
             // EPOLL_CTL_DEL call per connection.
-            tracing::debug!(conn = conn.id, reason = ?reason, "close");
+            self.closed(conn.id, reason);
             return;
         }
         if conn.armed.is_none_or(|armed| conn.deadline < armed) {
@@ -362,6 +432,18 @@ impl Worker {
         }
     }
 
+    /// Counts and logs a connection's end (its socket is already dropped).
+    fn closed(&self, conn_id: u64, reason: CloseReason) {
+        self.stats.close(reason.index());
+        self.stats.active.set(self.conns.len() as u64);
+        if let CloseReason::Error { kind, errno } = reason {
+            self.stats.error(ErrorClass::of(kind));
+            tracing::debug!(conn = conn_id, reason = reason.label(), error = %kind, errno, "close");
+        } else {
+            tracing::debug!(conn = conn_id, reason = reason.label(), "close");
+        }
+    }
+
     fn abort(&mut self) -> WorkerEnd {
         let forced = self.conns.len();
         if forced > 0 {
@@ -370,7 +452,9 @@ impl Worker {
                 "drain deadline reached; closing connections"
             );
         }
-        self.conns.clear();
+        for (_, conn) in std::mem::take(&mut self.conns) {
+            self.closed(conn.id, CloseReason::Shutdown);
+        }
         WorkerEnd { forced }
     }
 }

@@ -8,10 +8,11 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use responder::config::{Probes, Route};
+use responder::config::{Endpoints, Route};
 use responder::conn::Settings;
 use responder::control::{Control, Phase};
 use responder::http::Limits;
+use responder::metrics::{Metrics, WorkerStats};
 use responder::net::{bind_listeners, ListenOptions};
 use responder::response::Responses;
 use responder::worker::{Site, Worker, WorkerOptions};
@@ -65,7 +66,7 @@ fn out_of_descriptors_the_loop_backs_off_and_serves_every_queued_client() {
     let listener = bind_listeners(&options, 1).unwrap().remove(0);
     let addr = listener.local_addr().unwrap();
     let site = Site {
-        responses: Responses::new(&[Route::default_hello()], &Probes::default()),
+        responses: Responses::new(&[Route::default_hello()], &Endpoints::default()),
         settings: Settings {
             limits: Limits {
                 max_header_bytes: 8192,
@@ -76,15 +77,23 @@ fn out_of_descriptors_the_loop_backs_off_and_serves_every_queued_client() {
             write_timeout: Duration::from_secs(10),
             tcp_cork: false,
             access_log: false,
-            log_probes: false,
+            log_builtins: false,
         },
     };
     let control = Arc::new(Control::new(Arc::new(site)));
+    let stats = Arc::new(WorkerStats::default());
+    let metrics = Arc::new(Metrics::new(
+        vec![Arc::clone(&stats)],
+        None,
+        Arc::clone(&control),
+    ));
     let options = WorkerOptions {
         index: 0,
         count: 1,
         max_connections: 1000,
         tcp_nodelay: true,
+        stats,
+        metrics,
     };
     let worker = Worker::new(listener, options, Arc::clone(&control)).unwrap();
 

@@ -62,7 +62,7 @@ fn a_client_that_stops_reading_is_cut_at_the_write_timeout() {
             break;
         }
     }
-    let line = server.await_log(&["\"close\"", "WriteTimeout"]);
+    let line = server.await_log(&["\"close\"", "\"reason\":\"write_timeout\""]);
     assert!(line.contains("\"conn\":"), "{line}");
 }
 

@@ -4,21 +4,44 @@
 
 use proptest::prelude::*;
 
-use responder::config::{Probes, Route};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use responder::config::{Endpoints, Route};
+use responder::conn::Settings;
+use responder::control::Control;
 use responder::http::{Context, Limits, RequestStream, Verdict};
+use responder::metrics::{Metrics, WorkerStats};
 use responder::response::Responses;
+use responder::worker::Site;
 
 const LIMITS: Limits = Limits {
     max_header_bytes: 512,
     max_body_bytes: 4096,
 };
 
+const SETTINGS: Settings = Settings {
+    limits: LIMITS,
+    read_timeout: Duration::from_secs(1),
+    idle_timeout: Duration::from_secs(1),
+    write_timeout: Duration::from_secs(1),
+    tcp_cork: false,
+    access_log: false,
+    log_builtins: false,
+};
+
 /// Feeds `chunks` one after another, keeping the unconsumed rest between calls as `conn` does.
 /// Returns the output and the last verdict; stops at a close.
 fn feed(chunks: &[Vec<u8>]) -> (Vec<u8>, Verdict) {
-    let mut responses = Responses::new(&[Route::default_hello()], &Probes::default());
+    let mut responses = Responses::new(&[Route::default_hello()], &Endpoints::default());
     // One fixed date, so that two feeds compare equal whatever the clock does between them.
     responses.stamp(std::time::SystemTime::UNIX_EPOCH);
+    let stats = WorkerStats::default();
+    let control = Arc::new(Control::new(Arc::new(Site {
+        responses: responses.clone(),
+        settings: SETTINGS,
+    })));
+    let metrics = Metrics::new(vec![], None, control);
     let cx = Context {
         responses: &responses,
         limits: LIMITS,
@@ -26,7 +49,10 @@ fn feed(chunks: &[Vec<u8>]) -> (Vec<u8>, Verdict) {
         ready: true,
         conn_id: 7,
         access_log: false,
-        log_probes: false,
+        log_builtins: false,
+        now: Instant::now(),
+        stats: &stats,
+        metrics: &metrics,
     };
     let mut stream = RequestStream::default();
     let mut kept: Vec<u8> = Vec::new();

@@ -1,0 +1,351 @@
+//! Counters for `/metrics`, in the Prometheus text format.
+//!
+//! Each worker owns a [`WorkerStats`] that only its own thread writes, with a plain load and store
+//! (no locked instruction, no cache line written by two threads); a scrape reads every worker's
+//! and sums them ([`Metrics::render`]), encoding through `prometheus-client`. This module counts
+//! and encodes; what is counted is decided where it happens (`http`, `conn`, `worker`).
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+use tracing_appender::non_blocking::ErrorCounter;
+
+use crate::control::{Control, Phase};
+
+/// A counter that one thread writes and any thread reads.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    #[inline]
+    pub fn add(&self, n: u64) {
+        // Single writer: a load and a store are enough, and cost no bus lock.
+        self.0.store(self.0.load(Relaxed).wrapping_add(n), Relaxed);
+    }
+
+    #[inline]
+    pub fn set(&self, n: u64) {
+        self.0.store(n, Relaxed);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Relaxed)
+    }
+}
+
+/// Upper bounds of the request-duration histogram, in microseconds (a last bucket takes the rest).
+pub const DURATION_BUCKETS_US: [u64; 10] = [
+    100, 1_000, 5_000, 10_000, 50_000, 100_000, 500_000, 1_000_000, 5_000_000, 10_000_000,
+];
+
+/// Why connections closed, as counted (see `conn::CloseReason::label`).
+pub const CLOSE_REASONS: [&str; 7] = [
+    "client_closed",
+    "done",
+    "keep_alive_timeout",
+    "read_timeout",
+    "write_timeout",
+    "error",
+    "shutdown",
+];
+
+/// The kinds of errors counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    ConnectionReset,
+    BrokenPipe,
+    Io,
+    AcceptExhausted,
+    Accept,
+}
+
+impl ErrorClass {
+    const ALL: [ErrorClass; 5] = [
+        ErrorClass::ConnectionReset,
+        ErrorClass::BrokenPipe,
+        ErrorClass::Io,
+        ErrorClass::AcceptExhausted,
+        ErrorClass::Accept,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            ErrorClass::ConnectionReset => "connection_reset",
+            ErrorClass::BrokenPipe => "broken_pipe",
+            ErrorClass::Io => "io",
+            ErrorClass::AcceptExhausted => "accept_out_of_resources",
+            ErrorClass::Accept => "accept",
+        }
+    }
+
+    /// The class of an I/O error on a connection.
+    pub fn of(kind: std::io::ErrorKind) -> ErrorClass {
+        match kind {
+            std::io::ErrorKind::ConnectionReset => ErrorClass::ConnectionReset,
+            std::io::ErrorKind::BrokenPipe => ErrorClass::BrokenPipe,
+            _ => ErrorClass::Io,
+        }
+    }
+}
+
+/// One worker's counters.
+#[derive(Debug)]
+#[repr(align(128))] // Workers' counters never share a cache line.
+pub struct WorkerStats {
+    /// Indexed by status code.
+    responses: Box<[Counter]>,
+    pub accepted: Counter,
+    pub active: Counter,
+    pub bytes_in: Counter,
+    pub bytes_out: Counter,
+    closes: [Counter; CLOSE_REASONS.len()],
+    errors: [Counter; ErrorClass::ALL.len()],
+    duration_buckets: [Counter; DURATION_BUCKETS_US.len() + 1],
+    duration_sum_us: Counter,
+}
+
+impl Default for WorkerStats {
+    fn default() -> WorkerStats {
+        WorkerStats {
+            responses: (0..600).map(|_| Counter::default()).collect(),
+            accepted: Counter::default(),
+            active: Counter::default(),
+            bytes_in: Counter::default(),
+            bytes_out: Counter::default(),
+            closes: Default::default(),
+            errors: Default::default(),
+            duration_buckets: Default::default(),
+            duration_sum_us: Counter::default(),
+        }
+    }
+}
+
+impl WorkerStats {
+    /// One answered request: its status, the bytes of its answer and how long it took.
+    #[inline]
+    pub fn response(&self, status: u16, bytes: usize, duration_us: u64) {
+        if let Some(counter) = self.responses.get(usize::from(status)) {
+            counter.add(1);
+        }
+        self.bytes_out.add(bytes as u64);
+        let bucket = DURATION_BUCKETS_US
+            .iter()
+            .position(|&bound| duration_us <= bound)
+            .unwrap_or(DURATION_BUCKETS_US.len());
+        self.duration_buckets[bucket].add(1);
+        self.duration_sum_us.add(duration_us);
+    }
+
+    pub fn close(&self, reason_index: usize) {
+        if let Some(counter) = self.closes.get(reason_index) {
+            counter.add(1);
+        }
+    }
+
+    pub fn error(&self, class: ErrorClass) {
+        self.errors[class as usize].add(1);
+    }
+}
+
+/// Everything `/metrics` reports: every worker's counters, the log writer's dropped lines, and
+/// the shutdown phase.
+pub struct Metrics {
+    workers: Vec<Arc<WorkerStats>>,
+    dropped_log_lines: Option<ErrorCounter>,
+    control: Arc<Control>,
+}
+
+impl Metrics {
+    pub fn new(
+        workers: Vec<Arc<WorkerStats>>,
+        dropped_log_lines: Option<ErrorCounter>,
+        control: Arc<Control>,
+    ) -> Metrics {
+        Metrics {
+            workers,
+            dropped_log_lines,
+            control,
+        }
+    }
+
+    pub fn dropped_log_lines(&self) -> u64 {
+        self.dropped_log_lines
+            .as_ref()
+            .map_or(0, |c| c.dropped_lines() as u64)
+    }
+
+    /// Appends the Prometheus text exposition of the current values to `out`.
+    pub fn render(&self, out: &mut String) {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(self.snapshot()));
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::prometheus_text::encode(out, &registry);
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        let sum = |f: &dyn Fn(&WorkerStats) -> u64| self.workers.iter().map(|w| f(w)).sum::<u64>();
+        Snapshot {
+            responses: (0..600usize)
+                .filter_map(|status| {
+                    let n = sum(&|w| w.responses[status].get());
+                    (n > 0).then_some((status as u16, n))
+                })
+                .collect(),
+            accepted: sum(&|w| w.accepted.get()),
+            active: sum(&|w| w.active.get()),
+            bytes_in: sum(&|w| w.bytes_in.get()),
+            bytes_out: sum(&|w| w.bytes_out.get()),
+            closes: (0..CLOSE_REASONS.len())
+                .map(|i| sum(&|w| w.closes[i].get()))
+                .collect(),
+            errors: (0..ErrorClass::ALL.len())
+                .map(|i| sum(&|w| w.errors[i].get()))
+                .collect(),
+            duration_buckets: (0..=DURATION_BUCKETS_US.len())
+                .map(|i| sum(&|w| w.duration_buckets[i].get()))
+                .collect(),
+            duration_sum_us: sum(&|w| w.duration_sum_us.get()),
+            dropped_log_lines: self.dropped_log_lines(),
+            phase: self.control.phase(),
+        }
+    }
+}
+
+/// The summed values of one scrape.
+#[derive(Debug)]
+struct Snapshot {
+    responses: Vec<(u16, u64)>,
+    accepted: u64,
+    active: u64,
+    bytes_in: u64,
+    bytes_out: u64,
+    closes: Vec<u64>,
+    errors: Vec<u64>,
+    duration_buckets: Vec<u64>,
+    duration_sum_us: u64,
+    dropped_log_lines: u64,
+    phase: Phase,
+}
+
+fn counter(e: &mut DescriptorEncoder, name: &str, help: &str, value: u64) -> std::fmt::Result {
+    let c = ConstCounter::new(value);
+    c.encode(e.encode_descriptor(name, help, None, c.metric_type())?)
+}
+
+fn gauge(e: &mut DescriptorEncoder, name: &str, help: &str, value: i64) -> std::fmt::Result {
+    let g = ConstGauge::new(value);
+    g.encode(e.encode_descriptor(name, help, None, g.metric_type())?)
+}
+
+/// A counter family with one label.
+fn labelled(
+    e: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    label: &str,
+    values: impl Iterator<Item = (String, u64)>,
+) -> std::fmt::Result {
+    let mut family = e.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (value, n) in values {
+        let labels = [(label, value.as_str())];
+        family
+            .encode_family(&labels)?
+            .encode_counter::<NoLabelSet, _, u64>(&n, None)?;
+    }
+    Ok(())
+}
+
+impl Collector for Snapshot {
+    fn encode(&self, mut e: DescriptorEncoder) -> std::fmt::Result {
+        let statuses = self.responses.iter().map(|(s, n)| (s.to_string(), *n));
+        labelled(
+            &mut e,
+            "responder_requests",
+            "Requests answered, by status.",
+            "status",
+            statuses,
+        )?;
+        counter(
+            &mut e,
+            "responder_connections_accepted",
+            "Connections accepted.",
+            self.accepted,
+        )?;
+        gauge(
+            &mut e,
+            "responder_connections_active",
+            "Connections open now.",
+            self.active as i64,
+        )?;
+        let closes = CLOSE_REASONS
+            .iter()
+            .zip(&self.closes)
+            .map(|(r, n)| (r.to_string(), *n));
+        labelled(
+            &mut e,
+            "responder_connections_closed",
+            "Connections closed, by reason.",
+            "reason",
+            closes,
+        )?;
+        let errors = ErrorClass::ALL
+            .iter()
+            .zip(&self.errors)
+            .map(|(c, n)| (c.label().to_string(), *n));
+        labelled(
+            &mut e,
+            "responder_errors",
+            "Errors, by kind.",
+            "kind",
+            errors,
+        )?;
+        counter(
+            &mut e,
+            "responder_received_bytes",
+            "Bytes read from clients.",
+            self.bytes_in,
+        )?;
+        counter(
+            &mut e,
+            "responder_sent_bytes",
+            "Bytes of answers sent.",
+            self.bytes_out,
+        )?;
+        let mut histogram = e.encode_descriptor(
+            "responder_request_duration_seconds",
+            "From the read that brought a request's first byte to its answer, at event-loop resolution.",
+            None,
+            MetricType::Histogram,
+        )?;
+        let bounds = DURATION_BUCKETS_US
+            .iter()
+            .map(|&us| us as f64 / 1e6)
+            .chain([f64::INFINITY]);
+        let buckets: Vec<(f64, u64)> = bounds.zip(self.duration_buckets.iter().copied()).collect();
+        let count = self.duration_buckets.iter().sum();
+        histogram.encode_histogram::<NoLabelSet>(
+            self.duration_sum_us as f64 / 1e6,
+            count,
+            &buckets,
+            None,
+        )?;
+        counter(
+            &mut e,
+            "responder_log_lines_dropped",
+            "Log lines dropped because the log output could not keep up.",
+            self.dropped_log_lines,
+        )?;
+        gauge(
+            &mut e,
+            "responder_shutdown_phase",
+            "0 serving, 1 shutdown delay (not ready), 2 draining, 3 closing what is left.",
+            self.phase as i64,
+        )
+    }
+}
