@@ -276,6 +276,7 @@ fn reject(cx: &Context<'_>, out: &mut Vec<u8>, consumed: usize, rejection: Rejec
     let Sent { status, bytes } =
         cx.responses
             .write(AnswerId::Rejected(rejection), false, false, out);
+    cx.stats.response(status, bytes, 0);
     tracing::info!(
         target: "responder::access",
         conn = cx.conn_id,

@@ -22,6 +22,8 @@ pub struct Server {
     pub addr: SocketAddr,
     child: Child,
     lines: Arc<Mutex<Vec<String>>>,
+    /// For a stalled server: its stdout, held open and never read again.
+    _stalled_stdout: Option<BufReader<std::process::ChildStdout>>,
 }
 
 impl Server {
@@ -96,7 +98,46 @@ impl Server {
                 lines.lock().unwrap()
             );
         };
-        Server { addr, child, lines }
+        Server {
+            addr,
+            child,
+            lines,
+            _stalled_stdout: None,
+        }
+    }
+
+    /// Starts the binary and reads its stdout only up to the line with its address: from then on
+    /// the pipe stays open and nobody reads it, as with a stuck log collector.
+    pub fn start_stalled(args: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut child = binary()
+            .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the test binary starts");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
+        let mut line = String::new();
+        let addr = loop {
+            line.clear();
+            if stdout.read_line(&mut line).unwrap_or(0) == 0 {
+                let _ = child.kill();
+                panic!("server exited before announcing its address");
+            }
+            if line.contains("\"listening\"") {
+                break field(&line, "addr")
+                    .and_then(|a| a.parse().ok())
+                    .expect("an address");
+            }
+        };
+        Server {
+            addr,
+            child,
+            lines: Arc::default(),
+            _stalled_stdout: Some(stdout),
+        }
     }
 
     pub fn with_config(toml: &str, args: &[&str]) -> Server {

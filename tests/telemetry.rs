@@ -1,0 +1,223 @@
+//! What operators watch: JSON log lines that follow a connection by its id, `/metrics` in the
+//! Prometheus text format, and a log output that can stall without stalling the server.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use common::{read_response, read_to_close, status_of, Server};
+use serde_json::Value;
+
+fn json_lines(server: &Server) -> Vec<Value> {
+    server
+        .logs()
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+#[test]
+fn json_lines_follow_one_connection_from_accept_to_close() {
+    let server = Server::start_with_env(&["--workers", "2"], &[("RUST_LOG", "debug")]);
+    let mut s = server.connect();
+    s.write_all(b"GET /one?x=1 HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    read_response(&mut s);
+    s.write_all(b"GET /two HTTP/1.1\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    read_to_close(&mut s);
+    server.await_log(&["\"close\"", "\"reason\":\"done\""]);
+
+    let lines = json_lines(&server);
+    for line in &lines {
+        let timestamp = line["timestamp"].as_str().expect("a timestamp");
+        assert!(
+            timestamp.len() >= 20 && timestamp.as_bytes()[10] == b'T' && timestamp.ends_with('Z'),
+            "RFC 3339: {timestamp}"
+        );
+        for key in ["level", "target", "message"] {
+            assert!(line[key].is_string(), "{key} missing: {line}");
+        }
+    }
+    let port = s.local_addr().unwrap().port();
+    let accept = lines
+        .iter()
+        .find(|l| {
+            l["message"] == "accept"
+                && l["peer"]
+                    .as_str()
+                    .is_some_and(|p| p.ends_with(&format!(":{port}")))
+        })
+        .expect("an accept event with the peer address");
+    let conn = accept["conn"].as_u64().expect("a connection id");
+    let mine: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["conn"].as_u64() == Some(conn))
+        .collect();
+    let messages: Vec<&str> = mine
+        .iter()
+        .map(|l| l["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        messages,
+        ["accept", "request", "response", "request", "response", "close"],
+        "{mine:#?}"
+    );
+    let request = mine[1];
+    assert_eq!(request["method"], "GET");
+    assert_eq!(request["path"], "/one?x=1");
+    assert_eq!(request["version"], "HTTP/1.1");
+    assert!(request["header_bytes"].as_u64().unwrap() > 20);
+    let response = mine[2];
+    assert_eq!(response["target"], "responder::access");
+    assert_eq!(response["level"], "INFO");
+    assert_eq!(response["status"], 200);
+    assert!(response["bytes"].as_u64().unwrap() > 13);
+    assert!(response["duration_us"].is_u64());
+    assert_eq!(mine[5]["reason"], "done");
+}
+
+#[test]
+fn the_access_log_can_be_switched_off_and_levels_filter() {
+    let off = Server::with_config("access_log = false\n", &[]);
+    assert_eq!(
+        status_of(&off.exchange(b"GET /quiet HTTP/1.0\r\n\r\n")),
+        200
+    );
+    // RUST_LOG filters by level and target: the server's own info lines stay, the access log goes.
+    let filtered = Server::start_with_env(&[], &[("RUST_LOG", "warn,responder::server=info")]);
+    assert_eq!(
+        status_of(&filtered.exchange(b"GET /quiet HTTP/1.0\r\n\r\n")),
+        200
+    );
+    // --log-level overrides RUST_LOG (the helper finds the address through an info line).
+    let flagged = Server::start_with_env(&["--log-level", "info"], &[("RUST_LOG", "error")]);
+    assert_eq!(
+        status_of(&flagged.exchange(b"GET /loud HTTP/1.0\r\n\r\n")),
+        200
+    );
+    flagged.await_log(&["\"path\":\"/loud\""]);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!off.logs().iter().any(|l| l.contains("/quiet")));
+    assert!(!filtered.logs().iter().any(|l| l.contains("/quiet")));
+}
+
+/// Parses the Prometheus text format strictly enough to reject malformed output: every line is a
+/// comment (`# HELP name text`, `# TYPE name type`) or `name{labels} value`.
+fn parse_metrics(text: &str) -> HashMap<String, f64> {
+    let mut samples = HashMap::new();
+    for line in text.lines().filter(|l| !l.is_empty()) {
+        if let Some(comment) = line.strip_prefix("# ") {
+            let mut words = comment.splitn(3, ' ');
+            let kind = words.next().unwrap();
+            assert!(kind == "HELP" || kind == "TYPE", "{line}");
+            if kind == "TYPE" {
+                words.next().expect("a metric name");
+                let t = words.next().expect("a type");
+                assert!(["counter", "gauge", "histogram"].contains(&t), "{line}");
+            }
+            continue;
+        }
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("no value: {line}"));
+        let name_end = series.find('{').unwrap_or(series.len());
+        let name = &series[..name_end];
+        assert!(
+            !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+            "bad metric name: {line}"
+        );
+        if name_end < series.len() {
+            assert!(series.ends_with('}'), "{line}");
+        }
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("bad value: {line}"));
+        samples.insert(series.to_string(), value);
+    }
+    samples
+}
+
+fn scrape(server: &Server) -> HashMap<String, f64> {
+    let got = server.exchange(b"GET /metrics HTTP/1.0\r\n\r\n");
+    assert_eq!(status_of(&got), 200);
+    assert!(
+        got.contains("Content-Type: text/plain; version=0.0.4"),
+        "{got}"
+    );
+    let (_, body) = got.split_once("\r\n\r\n").unwrap();
+    parse_metrics(body)
+}
+
+#[test]
+fn metrics_parse_and_move_with_the_traffic() {
+    let server = Server::start(&["--workers", "2"]);
+    let before = scrape(&server);
+    for _ in 0..20 {
+        assert_eq!(status_of(&server.exchange(b"GET / HTTP/1.0\r\n\r\n")), 200);
+    }
+    assert_eq!(status_of(&server.exchange(b"POST / HTTP/1.0\r\n\r\n")), 405);
+    assert_eq!(status_of(&server.exchange(b"GET / HTTP/9.9\r\n\r\n")), 505);
+    let after = scrape(&server);
+    let moved = |series: &str| {
+        after.get(series).copied().unwrap_or(0.0) - before.get(series).copied().unwrap_or(0.0)
+    };
+    // The first scrape's own answer and close are counted after it rendered, so they show here.
+    let ok = moved("responder_requests_total{status=\"200\"}");
+    assert_eq!(ok, 21.0, "{after:#?}");
+    assert_eq!(moved("responder_requests_total{status=\"405\"}"), 1.0);
+    assert_eq!(moved("responder_requests_total{status=\"505\"}"), 1.0);
+    // 22 requests and the second scrape's own connection.
+    assert_eq!(moved("responder_connections_accepted_total"), 23.0);
+    // The first scrape, the 20 and the 405 closed after their answers; the 505 lingered and
+    // closed when the client did.
+    let done = moved("responder_connections_closed_total{reason=\"done\"}");
+    assert_eq!(done, 22.0);
+    let lingered = moved("responder_connections_closed_total{reason=\"client_closed\"}");
+    assert_eq!(lingered, 1.0);
+    assert!(moved("responder_received_bytes_total") >= 22.0 * 16.0);
+    assert!(moved("responder_sent_bytes_total") >= 20.0 * 100.0);
+    assert!(moved("responder_request_duration_seconds_count") >= 22.0);
+    assert_eq!(
+        after["responder_request_duration_seconds_bucket{le=\"+Inf\"}"],
+        after["responder_request_duration_seconds_count"]
+    );
+    assert_eq!(after["responder_shutdown_phase"], 0.0);
+    assert!(after.contains_key("responder_connections_active"));
+    assert!(after.contains_key("responder_log_lines_dropped_total"));
+    assert!(after.contains_key("responder_errors_total{kind=\"connection_reset\"}"));
+}
+
+#[test]
+fn a_stalled_log_output_never_stalls_the_server() {
+    // Trace level: four lines per request (read, request, write, response), so 20,000 requests
+    // overflow the log queue's 65,536 lines.
+    let server = Server::start_stalled(&["--workers", "2"], &[("RUST_LOG", "trace")]);
+    let start = Instant::now();
+    let clients: Vec<_> = (0..10)
+        .map(|_| {
+            let addr = server.addr;
+            std::thread::spawn(move || {
+                let mut s = std::net::TcpStream::connect(addr).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                for _ in 0..2000 {
+                    s.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+                    assert_eq!(status_of(&read_response(&mut s)), 200);
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().expect("every one of 20,000 requests answered");
+    }
+    let took = start.elapsed();
+    assert!(took < Duration::from_secs(60), "{took:?}");
+    let metrics = scrape(&server);
+    let dropped = metrics["responder_log_lines_dropped_total"];
+    assert!(
+        dropped > 0.0,
+        "the log queue never overflowed, so nothing was shown"
+    );
+}
