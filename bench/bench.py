@@ -1,0 +1,328 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmark of responder against its peers, on 127.0.0.1 only.
+
+    python3 bench/bench.py                       # responder vs nginx vs the article's Example 3
+    python3 bench/bench.py --compare logging     # responder: JSON access log off vs on
+    python3 bench/bench.py --rounds 5 --markdown bench/latest.md
+
+Every server runs pinned to one core and every load generator to the other (taskset), the same
+in every run. Servers are measured in alternation (A B C, then C B A, ...) within one invocation,
+and each figure is the median over the rounds; ratios are responder / peer. Server CPU time per
+request comes from /proc/PID/stat (user + system, all of the server's processes) over each load.
+The tools come from Debian's packages (apache2-utils, wrk, nginx-light); the script installs them
+with apt-get when they are missing.
+"""
+import argparse
+import os
+import re
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BODY = "Hello, world!"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+def ensure_tools():
+    missing = [t for t in ("ab", "wrk", "nginx", "taskset") if shutil.which(t) is None]
+    if not missing:
+        return
+    print(f"installing {' '.join(missing)} from Debian's packages", file=sys.stderr)
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "apache2-utils", "wrk", "nginx-light", "util-linux"],
+                   check=True, env=env, stdout=subprocess.DEVNULL)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def raise_fd_limit():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def descendants(pid):
+    """pid and every process below it."""
+    found, queue = [], [pid]
+    while queue:
+        p = queue.pop()
+        found.append(p)
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    queue.extend(int(c) for c in f.read().split())
+        except OSError:
+            pass
+    return found
+
+
+def cpu_ticks(pids):
+    total = 0
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except OSError:
+            pass
+    return total
+
+
+def status_kb(pids, key):
+    total = 0
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/status") as f:
+                for line in f:
+                    if line.startswith(key + ":"):
+                        total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+class Server:
+    def __init__(self, name, argv, port, cpu, drain_stdout=False):
+        self.name, self.port = name, port
+        self.proc = subprocess.Popen(
+            ["taskset", "-c", str(cpu)] + argv,
+            stdout=subprocess.PIPE if drain_stdout else subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, preexec_fn=raise_fd_limit)
+        if drain_stdout:  # a log collector that keeps up: read and discard
+            threading.Thread(target=lambda: shutil.copyfileobj(self.proc.stdout, open(os.devnull, "wb")),
+                             daemon=True).start()
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                time.sleep(0.2)
+                return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"{name} did not start on port {port}")
+
+    def pids(self):
+        # taskset execs the server, so the Popen pid is the server's.
+        return descendants(self.proc.pid)
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=25)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def start_responder(name, port, cpu, workers, access_log):
+    config = tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False)
+    config.write(f"access_log = {'true' if access_log else 'false'}\nread_timeout = 60\n")
+    config.close()
+    binary = os.path.join(ROOT, "target", "release", "responder")
+    argv = [binary, "--config", config.name, "--listen", f"127.0.0.1:{port}", "--workers", str(workers),
+            "--log-format", "json"]
+    return Server(name, argv, port, cpu, drain_stdout=access_log)
+
+
+def start_nginx(port, cpu, workers):
+    prefix = tempfile.mkdtemp(prefix="bench-nginx-")
+    conf = os.path.join(prefix, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(f"""
+worker_processes {workers};
+daemon off;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{ worker_connections 65536; use epoll; }}
+http {{
+    access_log off;
+    keepalive_requests 100000000;
+    client_header_timeout 60s;
+    client_body_temp_path {prefix};
+    proxy_temp_path {prefix};
+    fastcgi_temp_path {prefix};
+    uwsgi_temp_path {prefix};
+    scgi_temp_path {prefix};
+    server {{
+        listen 127.0.0.1:{port} backlog=1024;
+        location / {{ default_type text/plain; return 200 "{BODY}"; }}
+    }}
+}}
+""")
+    return Server("nginx", ["nginx", "-p", prefix, "-c", conf], port, cpu)
+
+
+def start_python(port, cpu):
+    argv = [sys.executable, os.path.join(ROOT, "bench", "python_epoll_server.py"), "127.0.0.1", str(port)]
+    return Server("python-ex3", argv, port, cpu)
+
+
+def run_load(load, port, cpu, requests, duration):
+    url = f"http://127.0.0.1:{port}/"
+    if load.startswith("ab"):
+        argv = ["ab", "-q", "-c", "100", "-n", str(requests)] + (["-k"] if load == "ab-k" else []) + [url]
+    else:
+        conns = load.split("-c")[1]
+        argv = ["wrk", "-t1", f"-c{conns}", f"-d{duration}s", "--latency", url]
+    out = subprocess.run(["taskset", "-c", str(cpu)] + argv, capture_output=True, text=True,
+                         preexec_fn=raise_fd_limit, timeout=duration * 10 + 120).stdout
+    return parse_ab(out) if load.startswith("ab") else parse_wrk(out)
+
+
+def parse_ab(out):
+    def num(pattern, default=0.0):
+        m = re.search(pattern, out, re.M)
+        return float(m.group(1)) if m else default
+    return {
+        "requests": num(r"^Complete requests:\s+(\d+)"),
+        "failed": num(r"^Failed requests:\s+(\d+)") + num(r"^Non-2xx responses:\s+(\d+)"),
+        "rps": num(r"^Requests per second:\s+([\d.]+)"),
+        "p50_ms": num(r"^\s+50%\s+(\d+)"),
+        "p99_ms": num(r"^\s+99%\s+(\d+)"),
+    }
+
+
+def parse_wrk(out):
+    def latency(pct):
+        m = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\b", out, re.M)
+        if not m:
+            return 0.0
+        return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+    requests = re.search(r"(\d+) requests in", out)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    return {
+        "requests": float(requests.group(1)) if requests else 0.0,
+        "failed": (sum(int(g) for g in errors.groups()) if errors else 0) + (int(non2xx.group(1)) if non2xx else 0),
+        "rps": float(rps.group(1)) if rps else 0.0,
+        "p50_ms": latency(50),
+        "p99_ms": latency(99),
+    }
+
+
+def idle_memory_per_connection(server, count):
+    """KiB of server memory per idle connection: RSS with `count` silent connections open, less
+    RSS without, divided by `count`."""
+    pids = server.pids()
+    before = status_kb(pids, "VmRSS")
+    conns = []
+    try:
+        for _ in range(count):
+            conns.append(socket.create_connection(("127.0.0.1", server.port), timeout=5))
+        time.sleep(1.0)
+        after = status_kb(server.pids(), "VmRSS")
+    except OSError as e:
+        # The article's servers can die under the loads before; say so rather than stop.
+        print(f"{server.name}: idle connections failed after {len(conns)}: {e}", file=sys.stderr)
+        return float("nan")
+    finally:
+        for c in conns:
+            c.close()
+    return (after - before) / count
+
+
+def measure(server, loads, client_cpu, requests, duration, idle_conns):
+    results = {}
+    for load in loads:
+        pids = server.pids()
+        ticks = cpu_ticks(pids)
+        r = run_load(load, server.port, client_cpu, requests, duration)
+        used = cpu_ticks(server.pids()) - ticks
+        r["cpu_us_per_req"] = used / CLK_TCK * 1e6 / r["requests"] if r["requests"] else 0.0
+        results[load] = r
+        time.sleep(0.5)
+    results["peak_rss_kb"] = status_kb(server.pids(), "VmHWM")
+    if idle_conns:
+        results["idle_kib_per_conn"] = idle_memory_per_connection(server, idle_conns)
+    return results
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--compare", choices=["peers", "logging"], default="peers")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--requests", type=int, default=20000, help="ab -n")
+    ap.add_argument("--duration", type=int, default=5, help="wrk -d, seconds")
+    ap.add_argument("--idle", type=int, default=10000, help="idle connections for the memory figure (0: skip)")
+    ap.add_argument("--loads", default="ab,ab-k,wrk-c100,wrk-c1000")
+    ap.add_argument("--server-cpus", default="0", help="taskset list for the servers")
+    ap.add_argument("--client-cpu", default="1", help="taskset list for the load generators")
+    ap.add_argument("--markdown", help="also write the table to this file")
+    args = ap.parse_args()
+    ensure_tools()
+    raise_fd_limit()
+    if not os.path.exists(os.path.join(ROOT, "target", "release", "responder")):
+        subprocess.run(["cargo", "build", "--release", "--locked"], cwd=ROOT, check=True)
+    loads = args.loads.split(",")
+
+    if args.compare == "peers":
+        starters = [
+            ("responder", lambda p: start_responder("responder", p, args.server_cpus, args.workers, False)),
+            ("nginx", lambda p: start_nginx(p, args.server_cpus, args.workers)),
+            ("python-ex3", lambda p: start_python(p, args.server_cpus)),
+        ]
+    else:
+        starters = [
+            ("log-off", lambda p: start_responder("log-off", p, args.server_cpus, args.workers, False)),
+            ("log-on", lambda p: start_responder("log-on", p, args.server_cpus, args.workers, True)),
+        ]
+    names = [n for n, _ in starters]
+    samples = {n: [] for n in names}
+    for round_no in range(args.rounds):
+        order = starters if round_no % 2 == 0 else list(reversed(starters))
+        for name, start in order:
+            server = start(free_port())
+            try:
+                print(f"round {round_no + 1}: {name}", file=sys.stderr, flush=True)
+                samples[name].append(measure(server, loads, args.client_cpu, args.requests,
+                                             args.duration, args.idle))
+            finally:
+                server.stop()
+
+    def median(name, load, key):
+        values = [s[load][key] if load else s[key] for s in samples[name] if (s.get(load) if load else key in s)]
+        return statistics.median(values) if values else float("nan")
+
+    base, peers = names[0], names[1:]
+    lines = [f"Medians of {args.rounds} rounds; {args.workers} worker(s); servers on CPU {args.server_cpus}, "
+             f"load on CPU {args.client_cpu}; ratio = {base} / peer.", ""]
+    header = "| load | figure | " + " | ".join(names) + " | " + " | ".join(f"{base}/{p}" for p in peers) + " |"
+    lines += [header, "|" + "---|" * (2 + len(names) + len(peers))]
+    figures = [("rps", "requests/s"), ("p50_ms", "p50 ms"), ("p99_ms", "p99 ms"), ("failed", "failed"),
+               ("cpu_us_per_req", "server CPU µs/request")]
+    for load in loads:
+        for key, label in figures:
+            values = [median(n, load, key) for n in names]
+            ratios = [values[0] / v if v else float("nan") for v in values[1:]]
+            lines.append(f"| {load} | {label} | " + " | ".join(f"{v:.3g}" for v in values) + " | "
+                         + " | ".join(f"{r:.2f}" for r in ratios) + " |")
+    for key, label in [("peak_rss_kb", "peak RSS KiB"), ("idle_kib_per_conn", f"idle KiB/conn at {args.idle}")]:
+        values = [median(n, None, key) for n in names]
+        ratios = [values[0] / v if v else float("nan") for v in values[1:]]
+        lines.append(f"| all | {label} | " + " | ".join(f"{v:.3g}" for v in values) + " | "
+                     + " | ".join(f"{r:.2f}" for r in ratios) + " |")
+    table = "\n".join(lines)
+    print(table)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(table + "\n")
+
+
+if __name__ == "__main__":
+    main()
