@@ -23,7 +23,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -95,15 +94,22 @@ def status_kb(pids, key):
 
 
 class Server:
-    def __init__(self, name, argv, port, cpu, drain_stdout=False):
+    def __init__(self, name, argv, port, cpu, log_reader_cpu=None):
         self.name, self.port = name, port
+        self.log_reader = None
+        stdout = subprocess.DEVNULL
+        if log_reader_cpu is not None:
+            # A log collector that keeps up: `cat` reading the server's stdout pipe, pinned with
+            # the load generator so that it takes nothing from the server's core.
+            read_end, stdout = os.pipe()
+            self.log_reader = subprocess.Popen(["taskset", "-c", str(log_reader_cpu), "cat"],
+                                               stdin=read_end, stdout=subprocess.DEVNULL)
+            os.close(read_end)
         self.proc = subprocess.Popen(
             ["taskset", "-c", str(cpu)] + argv,
-            stdout=subprocess.PIPE if drain_stdout else subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL, preexec_fn=raise_fd_limit)
-        if drain_stdout:  # a log collector that keeps up: read and discard
-            threading.Thread(target=lambda: shutil.copyfileobj(self.proc.stdout, open(os.devnull, "wb")),
-                             daemon=True).start()
+            stdout=stdout, stderr=subprocess.DEVNULL, preexec_fn=raise_fd_limit)
+        if log_reader_cpu is not None:
+            os.close(stdout)
         deadline = time.time() + 10
         while time.time() < deadline:
             try:
@@ -126,16 +132,18 @@ class Server:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        if self.log_reader:
+            self.log_reader.wait(timeout=10)
 
 
-def start_responder(name, port, cpu, workers, access_log):
+def start_responder(name, port, cpu, workers, access_log, log_reader_cpu=None):
     config = tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False)
     config.write(f"access_log = {'true' if access_log else 'false'}\nread_timeout = 60\n")
     config.close()
     binary = os.path.join(ROOT, "target", "release", "responder")
     argv = [binary, "--config", config.name, "--listen", f"127.0.0.1:{port}", "--workers", str(workers),
             "--log-format", "json"]
-    return Server(name, argv, port, cpu, drain_stdout=access_log)
+    return Server(name, argv, port, cpu, log_reader_cpu if access_log else None)
 
 
 def start_nginx(port, cpu, workers):
@@ -280,7 +288,8 @@ def main():
     else:
         starters = [
             ("log-off", lambda p: start_responder("log-off", p, args.server_cpus, args.workers, False)),
-            ("log-on", lambda p: start_responder("log-on", p, args.server_cpus, args.workers, True)),
+            ("log-on", lambda p: start_responder("log-on", p, args.server_cpus, args.workers, True,
+                                                 args.client_cpu)),
         ]
     names = [n for n, _ in starters]
     samples = {n: [] for n in names}

@@ -465,7 +465,11 @@ mod tests {
             },
         };
         let stats = WorkerStats::default();
-        let metrics = Metrics::new(vec![], None, Arc::new(Control::new(Arc::new(site))));
+        let metrics = Metrics::new(
+            vec![],
+            Default::default(),
+            Arc::new(Control::new(Arc::new(site))),
+        );
         let cx = Context {
             responses: &responses,
             limits,

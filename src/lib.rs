@@ -12,7 +12,8 @@
 //! - `control`: the phase shared by the supervisor and the workers (serving, draining, abort).
 //! - `server`: binds, starts the workers, turns signals into a drain.
 //! - `net`: listening sockets and the descriptor limit.
-//! - `telemetry`: the `tracing` subscriber and its non-blocking output.
+//! - `telemetry`: the `tracing` subscriber and its non-blocking output, batched per event loop.
+//! - `json_lines`: the JSON log line format.
 //! - `metrics`: per-worker counters, summed and encoded for `/metrics`.
 //! - `healthcheck`: the `responder healthcheck` client for container health checks.
 
@@ -21,6 +22,7 @@ pub mod conn;
 pub mod control;
 pub mod healthcheck;
 pub mod http;
+pub mod json_lines;
 pub mod metrics;
 pub mod net;
 pub mod response;

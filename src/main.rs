@@ -41,7 +41,7 @@ fn main() -> ExitCode {
     }
     let (_log_guard, dropped_log_lines) =
         telemetry::init(config.log_format, cli.log_level.map(LogLevel::directive));
-    match server::run(&config, &|| Config::load(&cli), Some(dropped_log_lines)) {
+    match server::run(&config, &|| Config::load(&cli), dropped_log_lines) {
         Ok(Outcome::Drained) => ExitCode::SUCCESS,
         Ok(Outcome::Forced { .. }) => ExitCode::from(EXIT_FORCED_SHUTDOWN),
         Err(e) => {

@@ -14,9 +14,9 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
-use tracing_appender::non_blocking::ErrorCounter;
 
 use crate::control::{Control, Phase};
+use crate::telemetry::DroppedLines;
 
 /// A counter that one thread writes and any thread reads.
 #[derive(Debug, Default)]
@@ -157,14 +157,14 @@ impl WorkerStats {
 /// the shutdown phase.
 pub struct Metrics {
     workers: Vec<Arc<WorkerStats>>,
-    dropped_log_lines: Option<ErrorCounter>,
+    dropped_log_lines: DroppedLines,
     control: Arc<Control>,
 }
 
 impl Metrics {
     pub fn new(
         workers: Vec<Arc<WorkerStats>>,
-        dropped_log_lines: Option<ErrorCounter>,
+        dropped_log_lines: DroppedLines,
         control: Arc<Control>,
     ) -> Metrics {
         Metrics {
@@ -175,9 +175,7 @@ impl Metrics {
     }
 
     pub fn dropped_log_lines(&self) -> u64 {
-        self.dropped_log_lines
-            .as_ref()
-            .map_or(0, |c| c.dropped_lines() as u64)
+        self.dropped_log_lines.get()
     }
 
     /// Appends the Prometheus text exposition of the current values to `out`.

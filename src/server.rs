@@ -11,10 +11,10 @@ use std::io::{self, ErrorKind};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
+use crate::telemetry::{self, DroppedLines};
 use mio::{Events, Interest, Poll, Token, Waker};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
-use tracing_appender::non_blocking::ErrorCounter;
 
 use crate::config::{Config, ConfigError};
 use crate::conn::Settings;
@@ -72,7 +72,7 @@ pub type Reload<'a> = &'a dyn Fn() -> Result<Config, ConfigError>;
 pub fn run(
     config: &Config,
     reload: Reload<'_>,
-    dropped_log_lines: Option<ErrorCounter>,
+    dropped_log_lines: DroppedLines,
 ) -> Result<Outcome, ServerError> {
     let max_connections = connection_budget(config.max_connections);
     let listeners = net::bind_listeners(
@@ -130,8 +130,10 @@ pub fn run(
                 // and a wake-up that saw it false would sleep until the deadline.
                 // A panic (only possible in builds that unwind) still reports, so the supervisor
                 // never waits on a loop that is gone.
+                telemetry::batch_this_thread();
                 let end = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| worker.run()))
                     .unwrap_or_else(|_| Err(io::Error::other("event loop panicked")));
+                telemetry::flush_batch();
                 let _ = ended.send(end);
                 let _ = exit_waker.wake();
             })

@@ -2,50 +2,205 @@
 //! (for people) to stdout, filtered by `RUST_LOG`, through a bounded non-blocking writer.
 //!
 //! The event loops never wait on stdout: lines go to a bounded queue drained by a writer thread,
-//! and when the queue is full they are dropped rather than stalling a request. This module
+//! and when the queue is full they are dropped rather than stalling a request. An event loop
+//! collects its lines in a buffer of its own and hands them over when the buffer is full or its
+//! oldest line is [`BATCH_MAX_AGE`] old ([`flush_batch_if_due`]), so a busy loop pays one queue
+//! operation, and wakes the writer thread once, per batch rather than per line. This module
 //! decides formats and the writer; the events themselves are emitted where they happen.
 
-use std::io::IsTerminal;
+use std::cell::RefCell;
+use std::fs::File;
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
-use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
+use tracing_appender::non_blocking::{ErrorCounter, NonBlocking, NonBlockingBuilder, WorkerGuard};
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
+use crate::json_lines::JsonLines;
 
-/// Lines held for the writer thread before new ones are dropped: about a second of access log at
-/// full speed, a bounded amount of memory when stdout stalls.
-const BUFFERED_LINES: usize = 64 * 1024;
+/// Batches held for the writer thread before new ones are dropped: a bounded amount of memory
+/// when stdout stalls (at most this many times [`BATCH_BYTES`]).
+const BUFFERED_BATCHES: usize = 256;
+/// A thread's batch is handed over when it reaches this size...
+const BATCH_BYTES: usize = 64 * 1024;
+/// ...or when its oldest line is this old: short for a reader of the logs, long enough that a
+/// loop serving 100,000 requests a second wakes the writer thread 50 times a second, not 100,000.
+pub const BATCH_MAX_AGE: Duration = Duration::from_millis(20);
+
+/// How many log lines were dropped because the output did not keep up.
+#[derive(Debug, Clone, Default)]
+pub struct DroppedLines(Arc<AtomicU64>);
+
+impl DroppedLines {
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// The queue to the writer thread, and what it dropped.
+struct Output {
+    queue: NonBlocking,
+    /// The queue's own count of the batches it refused.
+    refused: ErrorCounter,
+    dropped: DroppedLines,
+}
+
+static OUTPUT: OnceLock<Output> = OnceLock::new();
+
+/// Lines of one thread waiting for the writer thread.
+struct Batch {
+    lines: Vec<u8>,
+    /// When the oldest waiting line was written.
+    since: Option<Instant>,
+}
+
+impl Batch {
+    fn hand_over(&mut self) {
+        if !self.lines.is_empty() {
+            enqueue(&self.lines);
+            self.lines.clear();
+        }
+        self.since = None;
+    }
+}
+
+thread_local! {
+    /// This thread's batch, when the thread batches.
+    static BATCH: RefCell<Option<Batch>> = const { RefCell::new(None) };
+}
+
+/// Makes this thread keep its log lines in a batch: an event loop, which calls
+/// [`flush_batch_if_due`] before every wait and [`flush_batch`] when it ends.
+pub fn batch_this_thread() {
+    let batch = Batch {
+        lines: Vec::with_capacity(BATCH_BYTES),
+        since: None,
+    };
+    BATCH.with(|b| *b.borrow_mut() = Some(batch));
+}
+
+/// Hands this thread's batch to the writer thread if its oldest line is old enough. Returns when
+/// the lines still waiting will be due, for the caller's poll timeout.
+pub fn flush_batch_if_due(now: Instant) -> Option<Instant> {
+    BATCH.with(|b| {
+        let mut b = b.borrow_mut();
+        let batch = b.as_mut()?;
+        let due = batch.since? + BATCH_MAX_AGE;
+        if due <= now {
+            batch.hand_over();
+            return None;
+        }
+        Some(due)
+    })
+}
+
+/// Hands this thread's waiting lines to the writer thread now.
+pub fn flush_batch() {
+    BATCH.with(|b| {
+        if let Some(batch) = b.borrow_mut().as_mut() {
+            batch.hand_over();
+        }
+    });
+}
+
+fn enqueue(lines: &[u8]) {
+    let Some(output) = OUTPUT.get() else {
+        return;
+    };
+    let refused_before = output.refused.dropped_lines();
+    // Lossy: a full queue refuses the batch at once instead of blocking.
+    let _ = output.queue.clone().write(lines);
+    if output.refused.dropped_lines() != refused_before {
+        let lines = lines.iter().filter(|&&b| b == b'\n').count() as u64;
+        output.dropped.0.fetch_add(lines, Ordering::Relaxed);
+    }
+}
+
+/// The subscriber's writer: into this thread's batch when it batches, else straight to the queue.
+#[derive(Debug, Clone, Copy)]
+struct Batching;
+
+impl<'a> MakeWriter<'a> for Batching {
+    type Writer = Batching;
+
+    fn make_writer(&'a self) -> Batching {
+        *self
+    }
+}
+
+impl Write for Batching {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let batched = BATCH.with(|b| match b.borrow_mut().as_mut() {
+            Some(batch) => {
+                batch.since.get_or_insert_with(Instant::now);
+                batch.lines.extend_from_slice(buf);
+                if batch.lines.len() >= BATCH_BYTES {
+                    batch.hand_over();
+                }
+                true
+            }
+            None => false,
+        });
+        if !batched {
+            enqueue(buf);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Stdout for the writer thread, buffered rather than line-buffered: the thread writes every line
+/// waiting in the queue and then flushes, so a burst of lines costs one `write`, not one each.
+fn batched_stdout() -> Box<dyn Write + Send> {
+    let stdout = std::io::stdout();
+    match stdout.as_fd().try_clone_to_owned() {
+        Ok(fd) => Box::new(BufWriter::with_capacity(64 * 1024, File::from(fd))),
+        // Without a descriptor to share (it cannot happen for a live stdout), stay correct.
+        Err(_) => Box::new(stdout),
+    }
+}
 
 /// Installs the global subscriber. Keep the guard alive until exit: dropping it flushes the queue.
-/// The counter tells how many lines were dropped because the output did not keep up.
 /// `level`, when given, overrides `RUST_LOG`.
-pub fn init(format: Option<LogFormat>, level: Option<&str>) -> (WorkerGuard, ErrorCounter) {
+pub fn init(format: Option<LogFormat>, level: Option<&str>) -> (WorkerGuard, DroppedLines) {
     let terminal = std::io::stdout().is_terminal();
     let format = format.unwrap_or(if terminal {
         LogFormat::Text
     } else {
         LogFormat::Json
     });
-    let (writer, guard) = NonBlockingBuilder::default()
+    let (queue, guard) = NonBlockingBuilder::default()
         .lossy(true)
-        .buffered_lines_limit(BUFFERED_LINES)
+        .buffered_lines_limit(BUFFERED_BATCHES)
         .thread_name("log-writer")
-        .finish(std::io::stdout());
-    let dropped = writer.error_counter();
+        .finish(batched_stdout());
+    let dropped = DroppedLines::default();
+    let output = Output {
+        refused: queue.error_counter(),
+        queue,
+        dropped: dropped.clone(),
+    };
+    if OUTPUT.set(output).is_err() {
+        eprintln!("responder: the log output was already set up");
+    }
     let filter = match level {
         Some(level) => EnvFilter::new(level),
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(writer)
+        .with_writer(Batching)
         .with_thread_names(false);
     let installed = match format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .try_init(),
+        LogFormat::Json => builder.event_format(JsonLines).try_init(),
         LogFormat::Text => builder.with_ansi(terminal).try_init(),
     };
     if let Err(e) = installed {

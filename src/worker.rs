@@ -23,6 +23,7 @@ use crate::control::{Control, Phase};
 use crate::metrics::{ErrorClass, Metrics, WorkerStats};
 use crate::net::is_resource_exhaustion;
 use crate::response::{AnswerId, Rejection, Responses};
+use crate::telemetry;
 use crate::timer::{Deadlines, Entry};
 
 const LISTENER: Token = Token(usize::MAX);
@@ -164,7 +165,9 @@ impl Worker {
             if self.draining && self.conns.is_empty() {
                 return Ok(WorkerEnd { forced: 0 });
             }
-            let timeout = self.poll_timeout(Instant::now());
+            let now = Instant::now();
+            let log_due = telemetry::flush_batch_if_due(now);
+            let timeout = self.poll_timeout(now, log_due);
             match self.poll.poll(&mut events, timeout) {
                 Ok(()) => {}
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
@@ -187,11 +190,12 @@ impl Worker {
         }
     }
 
-    fn poll_timeout(&self, now: Instant) -> Option<Duration> {
-        let next = match (self.deadlines.next(), self.accept_paused_until) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+    /// Until the next deadline, the end of an accept pause, or the log batch's hand-over.
+    fn poll_timeout(&self, now: Instant, log_due: Option<Instant>) -> Option<Duration> {
+        let next = [self.deadlines.next(), self.accept_paused_until, log_due]
+            .into_iter()
+            .flatten()
+            .min();
         // Round up to whole milliseconds (epoll's unit) so that a deadline a few microseconds
         // away does not turn into a zero timeout and a busy loop.
         next.map(|at| at.saturating_duration_since(now) + Duration::from_micros(999))

@@ -84,7 +84,7 @@ fn out_of_descriptors_the_loop_backs_off_and_serves_every_queued_client() {
     let stats = Arc::new(WorkerStats::default());
     let metrics = Arc::new(Metrics::new(
         vec![Arc::clone(&stats)],
-        None,
+        Default::default(),
         Arc::clone(&control),
     ));
     let options = WorkerOptions {

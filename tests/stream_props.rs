@@ -41,7 +41,7 @@ fn feed(chunks: &[Vec<u8>]) -> (Vec<u8>, Verdict) {
         responses: responses.clone(),
         settings: SETTINGS,
     })));
-    let metrics = Metrics::new(vec![], None, control);
+    let metrics = Metrics::new(vec![], Default::default(), control);
     let cx = Context {
         responses: &responses,
         limits: LIMITS,

@@ -192,8 +192,8 @@ fn metrics_parse_and_move_with_the_traffic() {
 
 #[test]
 fn a_stalled_log_output_never_stalls_the_server() {
-    // Trace level: four lines per request (read, request, write, response), so 20,000 requests
-    // overflow the log queue's 65,536 lines.
+    // Trace level: four lines per request (read, request, write, response), so 30,000 requests
+    // (about 24 MiB of lines) overflow the log queue (256 batches of at most 64 KiB).
     let server = Server::start_stalled(&["--workers", "2"], &[("RUST_LOG", "trace")]);
     let start = Instant::now();
     let clients: Vec<_> = (0..10)
@@ -202,7 +202,7 @@ fn a_stalled_log_output_never_stalls_the_server() {
             std::thread::spawn(move || {
                 let mut s = std::net::TcpStream::connect(addr).unwrap();
                 s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-                for _ in 0..2000 {
+                for _ in 0..3000 {
                     s.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
                     assert_eq!(status_of(&read_response(&mut s)), 200);
                 }
@@ -210,7 +210,7 @@ fn a_stalled_log_output_never_stalls_the_server() {
         })
         .collect();
     for c in clients {
-        c.join().expect("every one of 20,000 requests answered");
+        c.join().expect("every one of 30,000 requests answered");
     }
     let took = start.elapsed();
     assert!(took < Duration::from_secs(60), "{took:?}");
