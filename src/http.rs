@@ -9,6 +9,7 @@
 
 use std::time::Instant;
 
+use crate::control::Phase;
 use crate::metrics::{Metrics, WorkerStats};
 use crate::response::{AnswerId, Rejection, Responses, Sent};
 
@@ -236,7 +237,14 @@ impl<S: AsRef<str>> Exchange<S> {
     fn respond(&self, cx: &Context<'_>, out: &mut Vec<u8>) {
         let Sent { status, bytes } = if self.answer == AnswerId::Metrics {
             let mut body = String::new();
-            cx.metrics.render(&mut body);
+            let phase = if cx.draining {
+                Phase::Draining
+            } else if cx.ready {
+                Phase::Serving
+            } else {
+                Phase::Unready
+            };
+            cx.metrics.render(phase, &mut body);
             cx.responses
                 .write_metrics(&body, self.keep_alive, self.head_only, out)
         } else {
@@ -440,11 +448,6 @@ fn target_path(target: &str) -> Option<&[u8]> {
 mod tests {
     use super::*;
     use crate::config::{Endpoints, Route};
-    use crate::conn::Settings;
-    use crate::control::Control;
-    use crate::worker::Site;
-    use std::sync::Arc;
-    use std::time::Duration;
 
     fn run(input: &[u8]) -> (String, Progress) {
         let responses = Responses::new(&[Route::default_hello()], &Endpoints::default());
@@ -452,24 +455,8 @@ mod tests {
             max_header_bytes: 8192,
             max_body_bytes: 100,
         };
-        let site = Site {
-            responses: responses.clone(),
-            settings: Settings {
-                limits,
-                read_timeout: Duration::from_secs(1),
-                idle_timeout: Duration::from_secs(1),
-                write_timeout: Duration::from_secs(1),
-                tcp_cork: false,
-                access_log: false,
-                log_builtins: false,
-            },
-        };
         let stats = WorkerStats::default();
-        let metrics = Metrics::new(
-            vec![],
-            Default::default(),
-            Arc::new(Control::new(Arc::new(site))),
-        );
+        let metrics = Metrics::new(vec![], Default::default());
         let cx = Context {
             responses: &responses,
             limits,

@@ -15,7 +15,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
-use crate::control::{Control, Phase};
+use crate::control::Phase;
 use crate::telemetry::DroppedLines;
 
 /// A counter that one thread writes and any thread reads.
@@ -153,24 +153,19 @@ impl WorkerStats {
     }
 }
 
-/// Everything `/metrics` reports: every worker's counters, the log writer's dropped lines, and
-/// the shutdown phase.
+/// Everything `/metrics` reports besides the shutdown phase: every worker's counters and the log
+/// writer's dropped lines.
+#[derive(Debug)]
 pub struct Metrics {
     workers: Vec<Arc<WorkerStats>>,
     dropped_log_lines: DroppedLines,
-    control: Arc<Control>,
 }
 
 impl Metrics {
-    pub fn new(
-        workers: Vec<Arc<WorkerStats>>,
-        dropped_log_lines: DroppedLines,
-        control: Arc<Control>,
-    ) -> Metrics {
+    pub fn new(workers: Vec<Arc<WorkerStats>>, dropped_log_lines: DroppedLines) -> Metrics {
         Metrics {
             workers,
             dropped_log_lines,
-            control,
         }
     }
 
@@ -178,15 +173,15 @@ impl Metrics {
         self.dropped_log_lines.get()
     }
 
-    /// Appends the Prometheus text exposition of the current values to `out`.
-    pub fn render(&self, out: &mut String) {
+    /// Appends the Prometheus text exposition of the current values and `phase` to `out`.
+    pub fn render(&self, phase: Phase, out: &mut String) {
         let mut registry = Registry::default();
-        registry.register_collector(Box::new(self.snapshot()));
+        registry.register_collector(Box::new(self.snapshot(phase)));
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::prometheus_text::encode(out, &registry);
     }
 
-    fn snapshot(&self) -> Snapshot {
+    fn snapshot(&self, phase: Phase) -> Snapshot {
         let sum = |f: &dyn Fn(&WorkerStats) -> u64| self.workers.iter().map(|w| f(w)).sum::<u64>();
         Snapshot {
             responses: (0..600usize)
@@ -210,7 +205,7 @@ impl Metrics {
                 .collect(),
             duration_sum_us: sum(&|w| w.duration_sum_us.get()),
             dropped_log_lines: self.dropped_log_lines(),
-            phase: self.control.phase(),
+            phase,
         }
     }
 }

@@ -102,11 +102,7 @@ pub fn run(
     let control = Arc::new(Control::new(Arc::new(site(config))));
     let count = listeners.len();
     let stats: Vec<Arc<WorkerStats>> = (0..count).map(|_| Arc::default()).collect();
-    let metrics = Arc::new(Metrics::new(
-        stats.clone(),
-        dropped_log_lines,
-        Arc::clone(&control),
-    ));
+    let metrics = Arc::new(Metrics::new(stats.clone(), dropped_log_lines));
     let (ended_tx, ended_rx) = mpsc::channel();
     let mut workers = Vec::with_capacity(count);
     for (index, listener) in listeners.into_iter().enumerate() {

@@ -82,11 +82,7 @@ fn out_of_descriptors_the_loop_backs_off_and_serves_every_queued_client() {
     };
     let control = Arc::new(Control::new(Arc::new(site)));
     let stats = Arc::new(WorkerStats::default());
-    let metrics = Arc::new(Metrics::new(
-        vec![Arc::clone(&stats)],
-        Default::default(),
-        Arc::clone(&control),
-    ));
+    let metrics = Arc::new(Metrics::new(vec![Arc::clone(&stats)], Default::default()));
     let options = WorkerOptions {
         index: 0,
         count: 1,

@@ -4,30 +4,16 @@
 
 use proptest::prelude::*;
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use responder::config::{Endpoints, Route};
-use responder::conn::Settings;
-use responder::control::Control;
 use responder::http::{Context, Limits, RequestStream, Verdict};
 use responder::metrics::{Metrics, WorkerStats};
 use responder::response::Responses;
-use responder::worker::Site;
 
 const LIMITS: Limits = Limits {
     max_header_bytes: 512,
     max_body_bytes: 4096,
-};
-
-const SETTINGS: Settings = Settings {
-    limits: LIMITS,
-    read_timeout: Duration::from_secs(1),
-    idle_timeout: Duration::from_secs(1),
-    write_timeout: Duration::from_secs(1),
-    tcp_cork: false,
-    access_log: false,
-    log_builtins: false,
 };
 
 /// Feeds `chunks` one after another, keeping the unconsumed rest between calls as `conn` does.
@@ -37,11 +23,7 @@ fn feed(chunks: &[Vec<u8>]) -> (Vec<u8>, Verdict) {
     // One fixed date, so that two feeds compare equal whatever the clock does between them.
     responses.stamp(std::time::SystemTime::UNIX_EPOCH);
     let stats = WorkerStats::default();
-    let control = Arc::new(Control::new(Arc::new(Site {
-        responses: responses.clone(),
-        settings: SETTINGS,
-    })));
-    let metrics = Metrics::new(vec![], Default::default(), control);
+    let metrics = Metrics::new(vec![], Default::default());
     let cx = Context {
         responses: &responses,
         limits: LIMITS,

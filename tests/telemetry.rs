@@ -160,6 +160,9 @@ fn metrics_parse_and_move_with_the_traffic() {
     }
     assert_eq!(status_of(&server.exchange(b"POST / HTTP/1.0\r\n\r\n")), 405);
     assert_eq!(status_of(&server.exchange(b"GET / HTTP/9.9\r\n\r\n")), 505);
+    // The 505's connection lingers until the server has read this client's close: give it the
+    // moment that takes.
+    std::thread::sleep(Duration::from_millis(200));
     let after = scrape(&server);
     let moved = |series: &str| {
         after.get(series).copied().unwrap_or(0.0) - before.get(series).copied().unwrap_or(0.0)
