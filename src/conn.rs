@@ -92,7 +92,7 @@ pub enum CloseReason {
 }
 
 impl CloseReason {
-    fn error(e: &io::Error) -> CloseReason {
+    pub fn error(e: &io::Error) -> CloseReason {
         CloseReason::Error {
             kind: e.kind(),
             errno: e.raw_os_error(),

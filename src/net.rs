@@ -32,6 +32,9 @@ pub struct ListenOptions {
     pub addr: SocketAddr,
     pub backlog: u32,
     pub reuse_address: bool,
+    /// Set on the listener, where Linux hands it on to every accepted socket: one `setsockopt`
+    /// at start instead of one per connection.
+    pub tcp_nodelay: bool,
 }
 
 /// Binds `count` listeners on one address. With more than one, each gets `SO_REUSEPORT` and the
@@ -69,6 +72,7 @@ fn bind_one(
         socket.set_reuse_port(true).map_err(fail)?;
     }
     socket.set_nonblocking(true).map_err(fail)?;
+    socket.set_nodelay(options.tcp_nodelay).map_err(fail)?;
     socket.bind(&addr.into()).map_err(fail)?;
     let backlog = i32::try_from(options.backlog).unwrap_or(i32::MAX);
     socket.listen(backlog).map_err(fail)?;
@@ -106,4 +110,33 @@ pub fn is_resource_exhaustion(e: &io::Error) -> bool {
         e.raw_os_error(),
         Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The per-connection `setsockopt` is skipped on the strength of this inheritance.
+    #[test]
+    fn accepted_sockets_inherit_tcp_nodelay_from_the_listener() {
+        for nodelay in [true, false] {
+            let options = ListenOptions {
+                addr: "127.0.0.1:0".parse().unwrap(),
+                backlog: 16,
+                reuse_address: true,
+                tcp_nodelay: nodelay,
+            };
+            let listener = bind_listeners(&options, 1).unwrap().remove(0);
+            let addr = listener.local_addr().unwrap();
+            let _client = std::net::TcpStream::connect(addr).unwrap();
+            let accepted = loop {
+                match listener.accept() {
+                    Ok((stream, _)) => break stream,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::yield_now(),
+                    Err(e) => panic!("{e}"),
+                }
+            };
+            assert_eq!(accepted.nodelay().unwrap(), nodelay);
+        }
+    }
 }

@@ -80,6 +80,7 @@ pub fn run(
             addr: config.listen,
             backlog: config.backlog,
             reuse_address: config.reuse_address,
+            tcp_nodelay: config.tcp_nodelay,
         },
         config.workers,
     )
@@ -110,7 +111,6 @@ pub fn run(
             index,
             count,
             max_connections: max_connections.div_ceil(count),
-            tcp_nodelay: config.tcp_nodelay,
             stats: Arc::clone(&stats[index]),
             metrics: Arc::clone(&metrics),
         };

@@ -67,7 +67,6 @@ pub struct Worker {
     site: Site,
     site_generation: u64,
     max_connections: usize,
-    tcp_nodelay: bool,
     control: Arc<Control>,
     scratch: Scratch,
     /// Cleared once a shutdown begins: the readiness probe answers 503 from then on.
@@ -88,7 +87,6 @@ pub struct WorkerOptions {
     pub index: usize,
     pub count: usize,
     pub max_connections: usize,
-    pub tcp_nodelay: bool,
     pub stats: Arc<WorkerStats>,
     pub metrics: Arc<Metrics>,
 }
@@ -138,7 +136,6 @@ impl Worker {
             site: Site::clone(&site),
             site_generation,
             max_connections: options.max_connections,
-            tcp_nodelay: options.tcp_nodelay,
             control,
             scratch: Scratch::new(),
             ready: true,
@@ -263,40 +260,29 @@ impl Worker {
                 "below the connection limit again"
             );
         }
-        if self.tcp_nodelay {
-            if let Err(e) = socket.set_nodelay(true) {
-                tracing::debug!(conn = conn_id, error = %e, "cannot set TCP_NODELAY");
-            }
-        }
-        let entry = self.conns.vacant_entry();
-        let slot = entry.key();
-        let interest = Interest::READABLE | Interest::WRITABLE;
+        tracing::debug!(conn = conn_id, peer = %peer, "accept");
+        let conn = Connection::new(conn_id, socket, peer, &self.site.settings, now);
+        let slot = self.conns.insert(conn);
+        self.stats.active.set(self.conns.len() as u64);
+        // Read at once, before any registration: a client usually sends its request right behind
+        // the handshake, and a connection answered and closed now never costs an epoll_ctl.
+        self.drive(slot, now, Connection::drive);
+        let Some(conn) = self.conns.get_mut(slot) else {
+            return;
+        };
         // Registered once for both directions: with edge triggering there is never a
-        // re-registration, and the first event arrives as soon as the socket is ready.
-        if let Err(e) =
-            self.poll
-                .registry()
-                .register(&mut socket, token_for(slot, conn_id), interest)
+        // re-registration, and epoll reports at once whatever is already ready.
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        let token = token_for(slot, conn_id);
+        if let Err(e) = self
+            .poll
+            .registry()
+            .register(conn.socket_mut(), token, interest)
         {
             tracing::warn!(conn = conn_id, error = %e, "cannot register a connection");
-            return;
+            self.conns.remove(slot);
+            self.closed(conn_id, CloseReason::error(&e));
         }
-        tracing::debug!(conn = conn_id, peer = %peer, "accept");
-        let conn = entry.insert(Connection::new(
-            conn_id,
-            socket,
-            peer,
-            &self.site.settings,
-            now,
-        ));
-        let armed = Entry {
-            at: conn.deadline,
-            slot,
-            conn_id,
-        };
-        conn.armed = Some(armed.at);
-        self.deadlines.push(armed);
-        self.stats.active.set(self.conns.len() as u64);
     }
 
     /// Past the connection limit: a best-effort 503 in one non-blocking write, then close.

@@ -62,6 +62,7 @@ fn out_of_descriptors_the_loop_backs_off_and_serves_every_queued_client() {
         addr: "127.0.0.1:0".parse().unwrap(),
         backlog: 1024,
         reuse_address: true,
+        tcp_nodelay: true,
     };
     let listener = bind_listeners(&options, 1).unwrap().remove(0);
     let addr = listener.local_addr().unwrap();
@@ -87,29 +88,39 @@ fn out_of_descriptors_the_loop_backs_off_and_serves_every_queued_client() {
         index: 0,
         count: 1,
         max_connections: 1000,
-        tcp_nodelay: true,
         stats,
         metrics,
     };
     let worker = Worker::new(listener, options, Arc::clone(&control)).unwrap();
 
-    // The clients connect (the kernel completes and queues them) and send their requests before
-    // the limit is lowered; the limit then leaves the worker room for two sockets at a time.
+    // The clients connect (the kernel completes and queues them) before the limit is lowered;
+    // the limit then leaves the worker room for two sockets at a time. They send their requests
+    // one after another, so the two accepted ones hold their descriptors until their turn.
     let mut clients: Vec<TcpStream> = (0..CLIENTS)
         .map(|_| {
-            let mut s = TcpStream::connect(addr).unwrap();
+            let s = TcpStream::connect(addr).unwrap();
             s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-            s.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
             s
         })
         .collect();
     let old_limit = set_fd_soft_limit(limit_leaving(2));
+    // Check the room the limit leaves, by filling it.
+    let probes: Vec<std::fs::File> = std::iter::from_fn(|| std::fs::File::open("/dev/null").ok())
+        .take(CLIENTS)
+        .collect();
+    let room = probes.len();
+    drop(probes);
+    assert!(
+        (1..=3).contains(&room),
+        "the limit leaves room for {room} descriptors"
+    );
 
     let cpu_before = cpu_time();
     let start = Instant::now();
     let loop_thread = std::thread::spawn(move || worker.run());
     let mut answered = 0;
     for s in &mut clients {
+        s.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
         let mut got = String::new();
         if s.read_to_string(&mut got).is_ok() && got.ends_with("Hello, world!") {
             answered += 1;
