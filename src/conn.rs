@@ -8,7 +8,7 @@
 //! buffer at all. This module does not own the event loop, the timers or the Slab (see `server`).
 
 use std::io::{self, ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr};
+use std::net::Shutdown;
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
@@ -144,7 +144,6 @@ enum Phase {
 
 pub struct Connection {
     pub id: u64,
-    pub peer: SocketAddr,
     socket: TcpStream,
     stream: RequestStream,
     /// The unconsumed start of the next request; empty (and unallocated) between requests.
@@ -166,16 +165,9 @@ pub struct Connection {
 }
 
 impl Connection {
-    pub fn new(
-        id: u64,
-        socket: TcpStream,
-        peer: SocketAddr,
-        settings: &Settings,
-        now: Instant,
-    ) -> Self {
+    pub fn new(id: u64, socket: TcpStream, settings: &Settings, now: Instant) -> Self {
         Connection {
             id,
-            peer,
             socket,
             stream: RequestStream::default(),
             partial: Vec::new(),
@@ -476,4 +468,21 @@ impl Connection {
 
 fn set_cork(socket: &TcpStream, on: bool) -> io::Result<()> {
     socket2::SockRef::from(socket).set_cork(on)
+}
+
+#[cfg(test)]
+mod tests {
+    /// An idle connection costs its Slab entry and one deadline-heap entry; keep the sum under
+    /// 256 bytes (no buffer is held between requests).
+    #[test]
+    fn an_idle_connection_fits_in_256_bytes() {
+        let connection = std::mem::size_of::<super::Connection>();
+        let deadline = std::mem::size_of::<crate::timer::Entry>();
+        // The Slab's occupied/vacant tag takes at most a word beside each connection.
+        let per_connection = connection + 8 + deadline;
+        assert!(
+            per_connection <= 256,
+            "{per_connection} bytes: connection {connection}, deadline {deadline}"
+        );
+    }
 }

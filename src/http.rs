@@ -71,7 +71,8 @@ pub struct RequestStream {
     /// Body bytes of the current request still to be read and discarded.
     body_left: u64,
     /// The answer to the current request, sent once its body has been read.
-    pending: Option<Exchange<String>>,
+    /// Boxed: only requests with a body have one, and an idle connection should stay small.
+    pending: Option<Box<Exchange<String>>>,
     /// How much of the unconsumed input has already been searched for the end of the head, so
     /// that a head arriving a byte at a time is searched once, not once per byte.
     scanned: usize,
@@ -186,7 +187,7 @@ impl RequestStream {
             if head.content_length > 0 {
                 // Answered once the body is read: keep the decision, with owned strings.
                 self.body_left = head.content_length;
-                self.pending = Some(exchange.to_owned());
+                self.pending = Some(Box::new(exchange.to_owned()));
                 continue;
             }
             exchange.respond(cx, out);

@@ -11,12 +11,13 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::Instant;
 
-/// One armed deadline: when, for which Slab slot, for which connection id in that slot.
+/// One armed deadline: when, for which Slab slot, for which connection in that slot (the low 32
+/// bits of its id, as in its token). Kept small: every open connection has one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Entry {
     pub at: Instant,
-    pub slot: usize,
-    pub conn_id: u64,
+    pub slot: u32,
+    pub conn_tag: u32,
 }
 
 #[derive(Debug, Default)]
@@ -63,13 +64,13 @@ mod tests {
         for (i, secs) in [3u64, 1, 2].into_iter().enumerate() {
             d.push(Entry {
                 at: t0 + Duration::from_secs(secs),
-                slot: i,
-                conn_id: i as u64,
+                slot: i as u32,
+                conn_tag: i as u32,
             });
         }
         assert_eq!(d.next(), Some(t0 + Duration::from_secs(1)));
         assert_eq!(d.pop_due(t0), None);
-        let due: Vec<usize> = std::iter::from_fn(|| d.pop_due(t0 + Duration::from_secs(2)))
+        let due: Vec<u32> = std::iter::from_fn(|| d.pop_due(t0 + Duration::from_secs(2)))
             .map(|e| e.slot)
             .collect();
         assert_eq!(due, vec![1, 2]);

@@ -38,11 +38,16 @@ const EVENTS_PER_POLL: usize = 1024;
 /// the high bits: a readiness event for a slot that was freed and reused within the same batch
 /// then no longer matches, and is dropped instead of reaching the new connection.
 fn token_for(slot: usize, conn_id: u64) -> Token {
-    Token((slot & 0xFFFF_FFFF) | ((conn_id as usize & 0xFFFF_FFFF) << 32))
+    Token((slot & 0xFFFF_FFFF) | ((tag(conn_id) as usize) << 32))
 }
 
-fn split_token(token: Token) -> (usize, u64) {
-    (token.0 & 0xFFFF_FFFF, (token.0 >> 32) as u64)
+fn split_token(token: Token) -> (usize, u32) {
+    (token.0 & 0xFFFF_FFFF, (token.0 >> 32) as u32)
+}
+
+/// The low 32 bits of a connection id: enough to tell a slot's successive connections apart.
+fn tag(conn_id: u64) -> u32 {
+    conn_id as u32
 }
 
 /// Everything a reload can change: the answers and the per-connection settings.
@@ -261,7 +266,7 @@ impl Worker {
             );
         }
         tracing::debug!(conn = conn_id, peer = %peer, "accept");
-        let conn = Connection::new(conn_id, socket, peer, &self.site.settings, now);
+        let conn = Connection::new(conn_id, socket, &self.site.settings, now);
         let slot = self.conns.insert(conn);
         self.stats.active.set(self.conns.len() as u64);
         // Read at once, before any registration: a client usually sends its request right behind
@@ -306,11 +311,11 @@ impl Worker {
     }
 
     fn on_ready(&mut self, event: &mio::event::Event, now: Instant) {
-        let (slot, tag) = split_token(event.token());
+        let (slot, conn_tag) = split_token(event.token());
         let Some(conn) = self.conns.get_mut(slot) else {
             return;
         };
-        if conn.id & 0xFFFF_FFFF != tag {
+        if tag(conn.id) != conn_tag {
             return;
         }
         if event.is_readable() || event.is_read_closed() {
@@ -361,8 +366,9 @@ impl Worker {
         if conn.armed.is_none_or(|armed| conn.deadline < armed) {
             self.deadlines.push(Entry {
                 at: conn.deadline,
-                slot,
-                conn_id: conn.id,
+                // Slots stay far below 2^32: each holds a descriptor.
+                slot: slot as u32,
+                conn_tag: tag(conn.id),
             });
             conn.armed = Some(conn.deadline);
         }
@@ -370,19 +376,20 @@ impl Worker {
 
     fn expire_due(&mut self, now: Instant) {
         while let Some(entry) = self.deadlines.pop_due(now) {
-            let Some(conn) = self.conns.get_mut(entry.slot) else {
+            let slot = entry.slot as usize;
+            let Some(conn) = self.conns.get_mut(slot) else {
                 continue;
             };
             // Entries of closed connections, and entries superseded by an earlier one, are
             // dropped here: this is the lazy deletion.
-            if conn.id != entry.conn_id || conn.armed != Some(entry.at) {
+            if tag(conn.id) != entry.conn_tag || conn.armed != Some(entry.at) {
                 continue;
             }
             conn.armed = None;
             if conn.deadline <= now {
-                self.drive(entry.slot, now, Connection::expire);
+                self.drive(slot, now, Connection::expire);
             } else {
-                self.settle(entry.slot, None, now);
+                self.settle(slot, None, now);
             }
         }
     }

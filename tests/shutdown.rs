@@ -216,8 +216,10 @@ fn sigterm_under_load_loses_no_accepted_request() {
         })
         .collect();
     std::thread::sleep(Duration::from_millis(500));
+    let signalled = Instant::now();
     server.signal(libc::SIGTERM);
     let status = server.wait(Duration::from_secs(10)).expect("exits");
+    let drain_took = signalled.elapsed();
     // Let the clients see the refusals, then stop them.
     std::thread::sleep(Duration::from_millis(100));
     stop.store(true, Ordering::Relaxed);
@@ -253,4 +255,11 @@ fn sigterm_under_load_loses_no_accepted_request() {
         .map(|l| l.what.as_str())
         .collect();
     assert!(lost_after_accept.is_empty(), "{lost_after_accept:?}");
+    // The figures, for whoever runs this with --nocapture.
+    eprintln!(
+        "drain under load: {answers} answers, SIGTERM to exit {drain_took:?}, {} connects refused \
+         after the drain, {} reset by the kernel at the listener's close, 0 accepted requests lost",
+        refused.load(Ordering::Relaxed),
+        lost.len()
+    );
 }
