@@ -3,6 +3,8 @@
 
     python3 bench/bench.py                       # responder vs nginx vs the article's Example 3
     python3 bench/bench.py --compare logging     # responder: JSON access log off vs on
+    python3 bench/bench.py --compare workers --server-cpus 0,1 --client-cpu 0,1
+                                                 # responder: 1 worker vs 2, sharing both cores
     python3 bench/bench.py --rounds 5 --markdown bench/latest.md
 
 Every server runs pinned to one core and every load generator to the other (taskset), the same
@@ -274,7 +276,7 @@ def measure(server, loads, client_cpu, requests, duration, idle_conns):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--compare", choices=["peers", "logging"], default="peers")
+    ap.add_argument("--compare", choices=["peers", "logging", "workers"], default="peers")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--requests", type=int, default=20000, help="ab -n")
@@ -297,6 +299,11 @@ def main():
             ("nginx", lambda p: start_nginx(p, args.server_cpus, args.workers)),
             ("python-ex3", lambda p: start_python(p, args.server_cpus)),
         ]
+    elif args.compare == "workers":
+        starters = [
+            (f"{n}-worker", lambda p, n=n: start_responder(f"{n}-worker", p, args.server_cpus, n, False))
+            for n in (1, 2)
+        ] + [("nginx-2", lambda p: start_nginx(p, args.server_cpus, 2))]
     else:
         starters = [
             ("log-off", lambda p: start_responder("log-off", p, args.server_cpus, args.workers, False)),

@@ -1,0 +1,84 @@
+//! Clients that misbehave the way the article's servers cannot survive: closing without a
+//! request (Example 4 hangs at 100% CPU, Example 3 spins), resetting mid-request, half-closing.
+//! The server must close each, spend no CPU on them afterwards, and keep serving.
+
+mod common;
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::time::Duration;
+
+use common::{status_of, Server};
+
+/// The server's user + system CPU time so far, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+fn ticks_per_second() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    (unsafe { libc::sysconf(libc::_SC_CLK_TCK) }) as u64
+}
+
+/// Closes with a reset (SO_LINGER 0) instead of a FIN.
+fn reset(s: TcpStream) {
+    socket2::SockRef::from(&s)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(s);
+}
+
+#[test]
+fn clients_that_leave_without_a_request_cost_nothing_afterwards() {
+    let server = Server::start(&["--workers", "1"]);
+    for i in 0..300 {
+        let mut s = server.connect();
+        match i % 4 {
+            0 => drop(s),
+            1 => reset(s),
+            2 => s.shutdown(std::net::Shutdown::Write).unwrap(),
+            _ => {
+                s.write_all(b"GET / HT").unwrap();
+                reset(s);
+            }
+        }
+    }
+    // Give the server the moment it takes to see every close, then watch it for a second.
+    std::thread::sleep(Duration::from_millis(300));
+    let before = cpu_ticks(server.pid());
+    std::thread::sleep(Duration::from_secs(1));
+    let spent = cpu_ticks(server.pid()) - before;
+    assert!(
+        spent * 10 < ticks_per_second(),
+        "{spent} ticks of CPU in a second with no live client: spinning"
+    );
+    // It serves as before, and holds no connection from the ones that left.
+    assert_eq!(status_of(&server.exchange(b"GET / HTTP/1.0\r\n\r\n")), 200);
+    let metrics = server.exchange(b"GET /metrics HTTP/1.0\r\n\r\n");
+    let active = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("responder_connections_active "))
+        .expect("an active-connections gauge");
+    // Only the scrape's own connection is open.
+    assert_eq!(active.trim(), "1", "{metrics}");
+}
+
+#[test]
+fn a_reset_in_the_middle_of_a_response_harms_no_one_else() {
+    let server = Server::start(&["--workers", "1"]);
+    for _ in 0..50 {
+        let mut s = server.connect();
+        // Many pipelined requests, then a reset while the answers are being written.
+        s.write_all(&b"GET / HTTP/1.1\r\n\r\n".repeat(2000))
+            .unwrap();
+        reset(s);
+    }
+    assert_eq!(status_of(&server.exchange(b"GET / HTTP/1.0\r\n\r\n")), 200);
+}
