@@ -21,7 +21,7 @@ use crate::conn::Settings;
 use crate::control::{Control, Phase};
 use crate::http::Limits;
 use crate::metrics::{Metrics, WorkerStats};
-use crate::net::{self, BindError, ListenOptions, RESERVED_FDS};
+use crate::net::{self, BindError, ListenOptions};
 use crate::response::Responses;
 use crate::worker::{Site, Worker, WorkerEnd, WorkerOptions};
 
@@ -74,7 +74,7 @@ pub fn run(
     reload: Reload<'_>,
     dropped_log_lines: DroppedLines,
 ) -> Result<Outcome, ServerError> {
-    let max_connections = connection_budget(config.max_connections);
+    let max_connections = connection_budget(config.max_connections, config.workers);
     let listeners = net::bind_listeners(
         &ListenOptions {
             addr: config.listen,
@@ -185,10 +185,11 @@ fn site(config: &Config) -> Site {
 
 /// Raises the descriptor limit and returns how many connections it can hold, warning when that
 /// is fewer than configured.
-fn connection_budget(configured: usize) -> usize {
+fn connection_budget(configured: usize, workers: usize) -> usize {
     match net::raise_fd_limit() {
         Ok(limit) => {
-            let usable = usize::try_from(limit.saturating_sub(RESERVED_FDS))
+            let reserved = net::reserved_fds(workers);
+            let usable = usize::try_from(limit.saturating_sub(reserved))
                 .unwrap_or(usize::MAX)
                 .max(1);
             if usable < configured {

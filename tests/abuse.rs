@@ -82,3 +82,36 @@ fn a_reset_in_the_middle_of_a_response_harms_no_one_else() {
     }
     assert_eq!(status_of(&server.exchange(b"GET / HTTP/1.0\r\n\r\n")), 200);
 }
+
+/// Open descriptors of the server process.
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
+}
+
+#[test]
+fn out_of_descriptors_it_neither_exits_nor_spins_and_recovers() {
+    let server = Server::start_with_fd_limit(&["--workers", "1"], 64, 64);
+    let baseline = open_fds(server.pid());
+    // 150 clients against a 64-descriptor process: most get 503 at once, none is left hanging.
+    let clients: Vec<TcpStream> = (0..150)
+        .filter_map(|_| TcpStream::connect(server.addr).ok())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let before = cpu_ticks(server.pid());
+    std::thread::sleep(Duration::from_secs(1));
+    let spent = cpu_ticks(server.pid()) - before;
+    assert!(
+        spent * 2 < ticks_per_second(),
+        "{spent} ticks in a second: spinning"
+    );
+    drop(clients);
+    std::thread::sleep(Duration::from_millis(300));
+    for _ in 0..20 {
+        assert_eq!(status_of(&server.exchange(b"GET / HTTP/1.0\r\n\r\n")), 200);
+    }
+    // Everything the attack opened is closed again.
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(open_fds(server.pid()), baseline);
+}

@@ -206,6 +206,25 @@ fn every_error_is_a_well_formed_response_that_closes() {
             431,
         ),
         (b"PUT / HTTP/1.0\r\n\r\n".to_vec(), 405),
+        (b"GET / HTTP/1.1\r\nX: a\x00b\r\n\r\n".to_vec(), 400),
+        (b"GET /\x00 HTTP/1.1\r\n\r\n".to_vec(), 400),
+        (
+            b"GET / HTTP/1.1\r\nX-Folded: a\r\n  continued\r\n\r\n".to_vec(),
+            400,
+        ),
+        (b"GET / HTTP/1.1\r\nHost : x\r\n\r\n".to_vec(), 400),
+        (
+            b"POST / HTTP/1.1\r\nContent-Length: 3, 3\r\n\r\nabc".to_vec(),
+            400,
+        ),
+        (
+            b"POST / HTTP/1.1\r\nContent-Length: +3\r\n\r\nabc".to_vec(),
+            400,
+        ),
+        (
+            format!("GET /{} HTTP/1.1", "a".repeat(5000)).into_bytes(),
+            431,
+        ),
         (b"GET / HTTP/2.0\r\n\r\n".to_vec(), 505),
         (b"GET / HTTP/1.2\r\n\r\n".to_vec(), 505),
     ];

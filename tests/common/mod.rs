@@ -219,6 +219,22 @@ pub fn field(line: &str, key: &str) -> Option<String> {
     Some(line[start..end].to_string())
 }
 
+/// The number value of `"key":123` in a JSON log line.
+pub fn field_number(line: &str, key: &str) -> usize {
+    let marker = format!("\"{key}\":");
+    let start = line
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {key} in {line}"))
+        + marker.len();
+    let digits: String = line[start..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits
+        .parse()
+        .unwrap_or_else(|_| panic!("{key} is not a number in {line}"))
+}
+
 /// Reads until EOF (or a reset, which ends the reading too) and returns what came.
 pub fn read_to_close(s: &mut TcpStream) -> String {
     let mut buf = Vec::new();
