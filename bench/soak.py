@@ -1,0 +1,280 @@
+#!/usr/bin/env python3
+"""Soak: normal clients and every attack in turn against one responder, on 127.0.0.1 only.
+
+    python3 bench/soak.py --duration 600          # the 10-minute run
+    python3 bench/soak.py --duration 30 --interval 5   # what CI runs
+
+Normal clients (keep-alive and a connection per request) run throughout and must never fail.
+Meanwhile the attacks take turns: slowloris (--slowloris connections sending a byte a second),
+garbage bytes, resets mid-request and mid-answer, clients that never read, half-closed clients,
+smuggling attempts. Every --interval seconds a row reports the server's RSS, open descriptors and
+the normal clients' p99 latency; at the end, the slopes, and whether descriptors and memory came
+back to their baseline once the attacks stopped. Exits 1 on any normal-client failure, a dead
+server, or descriptors left behind. Bounded in time and count; stops by itself.
+"""
+import argparse
+import os
+import random
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+from bench import free_port, raise_fd_limit, status_kb  # noqa: E402
+
+GET_KEEP = b"GET / HTTP/1.1\r\nHost: soak\r\n\r\n"
+GET_CLOSE = b"GET / HTTP/1.0\r\n\r\n"
+
+
+class Stats:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.latencies = []
+        self.requests = 0
+        self.failures = []
+
+    def record(self, seconds):
+        with self.lock:
+            self.latencies.append(seconds)
+            self.requests += 1
+
+    def fail(self, what):
+        with self.lock:
+            self.failures.append(what)
+
+    def take_window(self):
+        with self.lock:
+            window, self.latencies = self.latencies, []
+            return window
+
+
+def read_answer(s):
+    data = b""
+    while not data.endswith(b"Hello, world!"):
+        chunk = s.recv(4096)
+        if not chunk:
+            raise ConnectionError(f"closed after {data[:60]!r}")
+        data += chunk
+    if not data.startswith(b"HTTP/1.0 200 "):
+        raise ConnectionError(f"unexpected answer {data[:60]!r}")
+
+
+def normal_client(port, keep_alive, stop, stats):
+    while not stop.is_set():
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+                for _ in range(20 if keep_alive else 1):
+                    start = time.perf_counter()
+                    s.sendall(GET_KEEP if keep_alive else GET_CLOSE)
+                    read_answer(s)
+                    stats.record(time.perf_counter() - start)
+        except OSError as e:
+            stats.fail(f"{'keep-alive' if keep_alive else 'close'} client: {e}")
+            time.sleep(0.1)
+
+
+def reset(s):
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()
+
+
+def slowloris(port, count, seconds, stop):
+    conns = []
+    for _ in range(count):
+        try:
+            conns.append(socket.create_connection(("127.0.0.1", port), timeout=2))
+        except OSError:
+            break
+    head = b"GET / HTTP/1.1\r\nX-Slow: " + b"a" * 4096
+    for i in range(seconds):
+        if stop.is_set():
+            break
+        for c in list(conns):
+            try:
+                c.send(head[i:i + 1])
+            except OSError:
+                conns.remove(c)  # cut by the read timeout, as it should be
+        time.sleep(1)
+    for c in conns:
+        c.close()
+
+
+def garbage(port, rng):
+    for _ in range(50):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+                s.sendall(bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 3000))))
+                s.settimeout(2)
+                while s.recv(4096):
+                    pass
+        except OSError:
+            pass
+
+
+def resets(port):
+    for i in range(100):
+        try:
+            s = socket.create_connection(("127.0.0.1", port), timeout=2)
+            s.sendall(GET_KEEP * (1 if i % 2 else 500) if i % 3 else b"GET / HTT")
+            reset(s)
+        except OSError:
+            pass
+
+
+def never_read(port, hold):
+    conns = []
+    for _ in range(20):
+        try:
+            s = socket.create_connection(("127.0.0.1", port), timeout=2)
+            s.setblocking(False)
+            try:
+                s.send(GET_KEEP * 5000)
+            except BlockingIOError:
+                pass
+            conns.append(s)
+        except OSError:
+            pass
+    time.sleep(hold)
+    for s in conns:
+        s.close()
+
+
+def half_closed(port):
+    for _ in range(50):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+                s.sendall(GET_KEEP)
+                s.shutdown(socket.SHUT_WR)
+                while s.recv(4096):
+                    pass
+        except OSError:
+            pass
+
+
+SMUGGLING = [
+    b"POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    b"POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+    b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    b"GET / HTTP/1.1\r\nX: a\r\n b\r\n\r\n",
+    b"GET http://soak/ HTTP/1.1\r\n\r\nGET * HTTP/1.1\r\n\r\n",
+]
+
+
+def smuggling(port):
+    for payload in SMUGGLING * 10:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+                s.sendall(payload)
+                while s.recv(4096):
+                    pass
+        except OSError:
+            pass
+
+
+def attacker(port, stop, args, log):
+    rng = random.Random(1)
+    attacks = [
+        ("slowloris", lambda: slowloris(port, args.slowloris, 4, stop)),
+        ("garbage", lambda: garbage(port, rng)),
+        ("resets", lambda: resets(port)),
+        ("never-read", lambda: never_read(port, 3)),
+        ("half-closed", lambda: half_closed(port)),
+        ("smuggling", lambda: smuggling(port)),
+    ]
+    i = 0
+    while not stop.is_set():
+        name, attack = attacks[i % len(attacks)]
+        log.append(name)
+        attack()
+        i += 1
+
+
+def slope_per_minute(times, values):
+    if len(times) < 2:
+        return 0.0
+    mt, mv = statistics.mean(times), statistics.mean(values)
+    den = sum((t - mt) ** 2 for t in times)
+    return 60 * sum((t - mt) * (v - mv) for t, v in zip(times, values)) / den if den else 0.0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--duration", type=int, default=600, help="seconds of attacks and traffic")
+    ap.add_argument("--interval", type=int, default=10, help="seconds between samples")
+    ap.add_argument("--slowloris", type=int, default=1000, help="slowloris connections")
+    args = ap.parse_args()
+    raise_fd_limit()
+    subprocess.run(["cargo", "build", "--release", "--locked", "--quiet"], cwd=ROOT, check=True)
+    port = free_port()
+    config = tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False)
+    config.write("access_log = false\nread_timeout = 2\nidle_timeout = 2\nwrite_timeout = 2\n")
+    config.close()
+    server = subprocess.Popen([os.path.join(ROOT, "target", "release", "responder"), "--config", config.name,
+                               "--listen", f"127.0.0.1:{port}", "--workers", "2", "--log-format", "json"],
+                              stdout=subprocess.DEVNULL, preexec_fn=raise_fd_limit)
+    time.sleep(0.5)
+    pid = server.pid
+
+    def fds():
+        return len(os.listdir(f"/proc/{pid}/fd"))
+
+    base_fds, base_rss = fds(), status_kb([pid], "VmRSS")
+    stop_attacks, stop_clients = threading.Event(), threading.Event()
+    stats, attacks_run = Stats(), []
+    clients = [threading.Thread(target=normal_client, args=(port, i % 2 == 0, stop_clients, stats), daemon=True)
+               for i in range(4)]
+    attack = threading.Thread(target=attacker, args=(port, stop_attacks, args, attacks_run), daemon=True)
+    for t in clients + [attack]:
+        t.start()
+
+    print(f"baseline: rss {base_rss} KiB, fds {base_fds}")
+    print("  t(s)  rss KiB  fds  requests  p99 ms  attack")
+    start, samples = time.time(), []
+    while time.time() - start < args.duration and server.poll() is None:
+        time.sleep(args.interval)
+        window = stats.take_window()
+        p99 = statistics.quantiles(window, n=100)[98] * 1000 if len(window) >= 2 else float("nan")
+        row = (time.time() - start, status_kb([pid], "VmRSS"), fds(), stats.requests, p99)
+        samples.append(row)
+        print(f"{row[0]:6.0f} {row[1]:8d} {row[2]:4d} {row[3]:9d} {row[4]:7.2f}  {attacks_run[-1] if attacks_run else ''}",
+              flush=True)
+    stop_attacks.set()
+    attack.join(timeout=30)
+    time.sleep(3)  # every attacker's connection closed or timed out
+    end_fds, end_rss = fds(), status_kb([pid], "VmRSS")
+    stop_clients.set()
+    for t in clients:
+        t.join(timeout=15)
+    alive = server.poll() is None
+    server.terminate()
+    code = server.wait(timeout=30)
+
+    times = [s[0] for s in samples]
+    print(f"slopes: rss {slope_per_minute(times, [s[1] for s in samples]):+.1f} KiB/min, "
+          f"fds {slope_per_minute(times, [s[2] for s in samples]):+.2f}/min, "
+          f"p99 {slope_per_minute(times, [s[4] for s in samples if s[4] == s[4]]) if len(samples) > 1 else 0:+.3f} ms/min")
+    print(f"after the attacks: fds {end_fds} (baseline {base_fds}), rss {end_rss} KiB (baseline {base_rss} KiB)")
+    print(f"normal requests: {stats.requests}, failed: {len(stats.failures)}; attacks run: {len(attacks_run)}; "
+          f"server exit status on SIGTERM: {code}")
+    problems = []
+    if stats.failures:
+        problems.append(f"normal clients failed: {stats.failures[:5]}")
+    if not alive:
+        problems.append("the server died")
+    if end_fds > base_fds + 2:  # the normal clients' own connections may still be open
+        problems.append(f"descriptors left behind: {end_fds} against {base_fds}")
+    if code != 0:
+        problems.append(f"exit status {code}")
+    for p in problems:
+        print("FAIL:", p)
+    sys.exit(1 if problems else 0)
+
+
+if __name__ == "__main__":
+    main()
