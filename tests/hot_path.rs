@@ -6,17 +6,9 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
-use responder::config::{Endpoints, Route};
-use responder::conn::Settings;
-use responder::control::{Control, Phase};
-use responder::http::Limits;
-use responder::metrics::{Metrics, WorkerStats};
-use responder::net::{bind_listeners, ListenOptions};
-use responder::response::Responses;
-use responder::worker::{Site, Worker, WorkerOptions};
+use responder::control::Phase;
 
 struct Counting;
 
@@ -38,6 +30,10 @@ unsafe impl GlobalAlloc for Counting {
     }
 }
 
+#[path = "common/in_process.rs"]
+mod in_process;
+use in_process::{in_process_worker, InProcess};
+
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
@@ -55,58 +51,21 @@ fn ask(s: &mut TcpStream, n: usize, answer_len: usize) {
 
 #[test]
 fn keep_alive_requests_allocate_nothing() {
-    let options = ListenOptions {
-        addr: "127.0.0.1:0".parse().unwrap(),
-        backlog: 16,
-        reuse_address: true,
-        tcp_nodelay: true,
-    };
-    let listener = bind_listeners(&options, 1).unwrap().remove(0);
-    let addr = listener.local_addr().unwrap();
-    let site = Site {
-        responses: Responses::new(&[Route::default_hello()], &Endpoints::default()),
-        settings: Settings {
-            limits: Limits {
-                max_header_bytes: 8192,
-                max_body_bytes: 1024,
-            },
-            read_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(10),
-            write_timeout: Duration::from_secs(10),
-            tcp_cork: false,
-            access_log: false,
-            log_builtins: false,
-        },
-    };
-    let mut sample = Vec::new();
-    let answer = site.responses.write(
-        responder::response::AnswerId::Route(0),
-        true,
-        false,
-        &mut sample,
-    );
-    let control = Arc::new(Control::new(Arc::new(site)));
-    let stats = Arc::new(WorkerStats::default());
-    let worker = Worker::new(
-        listener,
-        WorkerOptions {
-            index: 0,
-            count: 1,
-            max_connections: 16,
-            stats: Arc::clone(&stats),
-            metrics: Arc::new(Metrics::new(vec![stats], Default::default())),
-        },
-        Arc::clone(&control),
-    )
-    .unwrap();
+    let InProcess {
+        worker,
+        control,
+        addr,
+        answer_len,
+        ..
+    } = in_process_worker(16);
     let server = std::thread::spawn(move || worker.run());
 
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     // Warm up: the connection's first request, timers, and whatever the loop sets up once.
-    ask(&mut s, 100, answer.bytes);
+    ask(&mut s, 100, answer_len);
     let before = ALLOCATIONS.load(Ordering::Relaxed);
-    ask(&mut s, 10_000, answer.bytes);
+    ask(&mut s, 10_000, answer_len);
     let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
 
     drop(s);
