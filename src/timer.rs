@@ -42,14 +42,6 @@ impl Deadlines {
             _ => None,
         }
     }
-
-    pub fn len(&self) -> usize {
-        self.heap.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.heap.is_empty()
-    }
 }
 
 #[cfg(test)]
@@ -74,6 +66,6 @@ mod tests {
             .map(|e| e.slot)
             .collect();
         assert_eq!(due, vec![1, 2]);
-        assert_eq!(d.len(), 1);
+        assert_eq!(d.next(), Some(t0 + Duration::from_secs(3)));
     }
 }
