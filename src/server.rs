@@ -147,6 +147,7 @@ pub fn run(
         poll,
         signals,
         control,
+        started: config,
         config: config.clone(),
         reload,
         ended: ended_rx,
@@ -214,6 +215,9 @@ struct Supervisor<'a> {
     poll: Poll,
     signals: Signals,
     control: Arc<Control>,
+    /// The configuration the server started with: what the settings a reload cannot change are.
+    started: &'a Config,
+    /// The latest configuration loaded, for the shutdown delay and timeout.
     config: Config,
     reload: Reload<'a>,
     ended: mpsc::Receiver<io::Result<WorkerEnd>>,
@@ -362,19 +366,22 @@ impl Supervisor<'_> {
             }
         };
         let fixed = [
-            ("listen", config.listen != self.config.listen),
-            ("workers", config.workers != self.config.workers),
-            ("backlog", config.backlog != self.config.backlog),
+            ("listen", config.listen != self.started.listen),
+            ("workers", config.workers != self.started.workers),
+            ("backlog", config.backlog != self.started.backlog),
             (
                 "reuse_address",
-                config.reuse_address != self.config.reuse_address,
+                config.reuse_address != self.started.reuse_address,
             ),
             (
                 "max_connections",
-                config.max_connections != self.config.max_connections,
+                config.max_connections != self.started.max_connections,
             ),
-            ("tcp_nodelay", config.tcp_nodelay != self.config.tcp_nodelay),
-            ("log_format", config.log_format != self.config.log_format),
+            (
+                "tcp_nodelay",
+                config.tcp_nodelay != self.started.tcp_nodelay,
+            ),
+            ("log_format", config.log_format != self.started.log_format),
         ];
         for (key, _) in fixed.iter().filter(|(_, changed)| *changed) {
             tracing::warn!(
@@ -384,17 +391,6 @@ impl Supervisor<'_> {
         }
         self.control.publish(Arc::new(site(&config)));
         tracing::info!(routes = config.routes.len(), "configuration reloaded");
-        // Keep the start-time values of the settings a reload does not change, so that the
-        // next reload compares with what is actually in force.
-        self.config = Config {
-            listen: self.config.listen,
-            workers: self.config.workers,
-            backlog: self.config.backlog,
-            reuse_address: self.config.reuse_address,
-            max_connections: self.config.max_connections,
-            tcp_nodelay: self.config.tcp_nodelay,
-            log_format: self.config.log_format,
-            ..config
-        };
+        self.config = config;
     }
 }

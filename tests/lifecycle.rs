@@ -162,13 +162,15 @@ fn sighup_reloads_a_valid_config_without_dropping_a_connection() {
         })
     };
     std::thread::sleep(Duration::from_millis(100));
+    // The backlog belongs to the listening socket: a reload says it needs a restart.
     std::fs::write(
         &path,
-        "[[route]]\npath = \"/\"\nmatch = \"prefix\"\nbody = \"new\"\n",
+        "backlog = 16\n[[route]]\npath = \"/\"\nmatch = \"prefix\"\nbody = \"new\"\n",
     )
     .unwrap();
     server.signal(libc::SIGHUP);
     server.await_log(&["configuration reloaded"]);
+    server.await_log(&["changes only on restart", "\"key\":\"backlog\""]);
     std::thread::sleep(Duration::from_millis(100));
     assert!(get(&server, "/x").ends_with("new"));
 
