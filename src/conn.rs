@@ -14,8 +14,7 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 
 use crate::http::{Context, Limits, RequestStream, Verdict};
-use crate::metrics::{Metrics, WorkerStats};
-use crate::response::{AnswerId, Rejection, Responses};
+use crate::response::{AnswerId, Rejection};
 
 /// How long a graceful close waits for the peer to finish sending before the socket is closed
 /// anyway: long enough for a response to reach a live client, short enough that a peer which never
@@ -62,15 +61,11 @@ pub struct Settings {
     pub log_builtins: bool,
 }
 
-/// What `drive` needs from the worker besides the buffers.
+/// What `drive` needs from the worker besides the buffers: the request stream's context for this
+/// pass of the loop (its `conn_id` is filled in per connection) and the connection settings.
 pub struct Env<'a> {
-    pub responses: &'a Responses,
+    pub cx: Context<'a>,
     pub settings: &'a Settings,
-    pub draining: bool,
-    pub ready: bool,
-    pub now: Instant,
-    pub stats: &'a WorkerStats,
-    pub metrics: &'a Metrics,
 }
 
 /// Why a connection ended; logged and counted on close.
@@ -217,7 +212,7 @@ impl Connection {
     /// Called when the deadline has passed.
     pub fn expire(&mut self, env: &Env<'_>, scratch: &mut Scratch) -> Option<CloseReason> {
         match self.waiting {
-            Waiting::FirstRequest if env.draining => Some(CloseReason::Shutdown),
+            Waiting::FirstRequest if env.cx.draining => Some(CloseReason::Shutdown),
             Waiting::FirstRequest => Some(CloseReason::ReadTimeout),
             Waiting::Idle => Some(CloseReason::IdleTimeout),
             Waiting::Write => Some(CloseReason::WriteTimeout),
@@ -228,13 +223,13 @@ impl Connection {
                 self.stream = RequestStream::default();
                 self.paused = false;
                 scratch.output.clear();
-                let sent = env.responses.write(
+                let sent = env.cx.responses.write(
                     AnswerId::Rejected(Rejection::RequestTimeout),
                     false,
                     false,
                     &mut scratch.output,
                 );
-                env.stats.response(sent.status, sent.bytes, 0);
+                env.cx.stats.response(sent.status, sent.bytes, 0);
                 tracing::info!(conn = self.id, status = 408, "read timeout mid-request");
                 self.phase = Phase::Closing { linger: true };
                 let result = self.send(env.settings, &scratch.output);
@@ -274,7 +269,7 @@ impl Connection {
                 Waiting::Write => s.write_timeout,
                 Waiting::Linger => LINGER,
             };
-            self.deadline = env.now + timeout;
+            self.deadline = env.cx.now + timeout;
         }
     }
 
@@ -320,7 +315,7 @@ impl Connection {
                     Ok(0) => return Some(CloseReason::ClientClosed),
                     Ok(n) => {
                         *active = true;
-                        env.stats.bytes_in.add(n as u64);
+                        env.cx.stats.bytes_in.add(n as u64);
                         tracing::trace!(conn = self.id, bytes = n, "read");
                         // A short read means the receive queue was empty at that moment, and
                         // epoll reports new data as a new edge: no need to read until WouldBlock.
@@ -346,16 +341,8 @@ impl Connection {
     /// stream and sends what it answers.
     fn answer(&mut self, env: &Env<'_>, scratch: &mut Scratch, n: usize) -> io::Result<()> {
         let cx = Context {
-            responses: env.responses,
-            limits: env.settings.limits,
-            draining: env.draining,
-            ready: env.ready,
             conn_id: self.id,
-            access_log: env.settings.access_log,
-            log_builtins: env.settings.log_builtins,
-            now: env.now,
-            stats: env.stats,
-            metrics: env.metrics,
+            ..env.cx
         };
         scratch.output.clear();
         let fresh = &scratch.input[..n];

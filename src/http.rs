@@ -47,6 +47,7 @@ pub struct Progress {
 }
 
 /// The per-call context: the answers to pick from and the connection they are for.
+#[derive(Clone, Copy)]
 pub struct Context<'a> {
     pub responses: &'a Responses,
     pub limits: Limits,

@@ -20,6 +20,7 @@ use slab::Slab;
 
 use crate::conn::{CloseReason, Connection, Env, Scratch, Settings};
 use crate::control::{Control, Phase};
+use crate::http::Context;
 use crate::metrics::{ErrorClass, Metrics, WorkerStats};
 use crate::net::is_resource_exhaustion;
 use crate::response::{AnswerId, Rejection, Responses};
@@ -335,14 +336,21 @@ impl Worker {
         let Some(conn) = self.conns.get_mut(slot) else {
             return;
         };
+        let settings = &self.site.settings;
         let env = Env {
-            responses: &self.site.responses,
-            settings: &self.site.settings,
-            draining: self.draining,
-            ready: self.ready,
-            now,
-            stats: &self.stats,
-            metrics: &self.metrics,
+            cx: Context {
+                responses: &self.site.responses,
+                limits: settings.limits,
+                draining: self.draining,
+                ready: self.ready,
+                conn_id: 0,
+                access_log: settings.access_log,
+                log_builtins: settings.log_builtins,
+                now,
+                stats: &self.stats,
+                metrics: &self.metrics,
+            },
+            settings,
         };
         let outcome = step(conn, &env, &mut self.scratch);
         self.settle(slot, outcome, now);
