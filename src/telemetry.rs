@@ -137,11 +137,13 @@ impl Write for Batching {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let batched = BATCH.with(|b| match b.borrow_mut().as_mut() {
             Some(batch) => {
-                batch.since.get_or_insert_with(Instant::now);
-                batch.lines.extend_from_slice(buf);
-                if batch.lines.len() >= BATCH_BYTES {
+                // Handed over before it would grow: the batch keeps the one buffer it started
+                // with, instead of doubling it for a line that does not fit and keeping that.
+                if batch.lines.len() + buf.len() > batch.lines.capacity() {
                     batch.hand_over();
                 }
+                batch.since.get_or_insert_with(Instant::now);
+                batch.lines.extend_from_slice(buf);
                 true
             }
             None => false,
