@@ -182,6 +182,11 @@ impl Connection {
         &mut self.socket
     }
 
+    /// Heap bytes held by this connection's buffers (none between requests).
+    pub fn buffered_bytes(&self) -> usize {
+        self.partial.capacity() + self.unsent.capacity()
+    }
+
     /// In a drain: whether closing now loses no request. Between keep-alive requests it does not
     /// (the last read found nothing). A connection that has sent nothing yet gets
     /// [`DRAIN_FIRST_REQUEST_GRACE`] from its accept, and its deadline moves to the grace's end.

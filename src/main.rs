@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use responder::config::{Cli, Command, Config, LogLevel};
 use responder::server::{self, Outcome};
-use responder::{healthcheck, telemetry};
+use responder::{healthcheck, memory, telemetry};
 
 /// Exit statuses, documented in README.md. `healthcheck` exits 1 when the probe fails.
 const EXIT_RUNTIME_ERROR: u8 = 1;
@@ -39,6 +39,7 @@ fn main() -> ExitCode {
         println!("responder: {origin}: configuration OK");
         return ExitCode::SUCCESS;
     }
+    memory::fix_thresholds();
     let (_log_guard, dropped_log_lines) =
         telemetry::init(config.log_format, cli.log_level.map(LogLevel::directive));
     match server::run(&config, &|| Config::load(&cli), dropped_log_lines) {

@@ -35,6 +35,12 @@ impl Deadlines {
         self.heap.peek().map(|Reverse(e)| e.at)
     }
 
+    /// Drops every entry `keep` rejects, and gives back the capacity a flood of connections grew.
+    pub fn keep_only(&mut self, mut keep: impl FnMut(&Entry) -> bool) {
+        self.heap.retain(|Reverse(entry)| keep(entry));
+        self.heap.shrink_to_fit();
+    }
+
     /// Removes and returns the earliest entry if it is due at `now`.
     pub fn pop_due(&mut self, now: Instant) -> Option<Entry> {
         match self.heap.peek() {

@@ -21,6 +21,7 @@ use slab::Slab;
 use crate::conn::{CloseReason, Connection, Env, Scratch, Settings};
 use crate::control::{Control, Phase};
 use crate::http::Context;
+use crate::memory;
 use crate::metrics::{ErrorClass, Metrics, WorkerStats};
 use crate::net::is_resource_exhaustion;
 use crate::response::{AnswerId, Rejection, Responses};
@@ -34,6 +35,17 @@ const WAKER: Token = Token(usize::MAX - 1);
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// Events taken from epoll per wake-up.
 const EVENTS_PER_POLL: usize = 1024;
+/// Every connection is registered once for both directions: with edge triggering there is no
+/// re-registration as it moves between reading and writing, and epoll reports at once whatever is
+/// already ready.
+const READ_WRITE: Interest = Interest::READABLE.add(Interest::WRITABLE);
+/// A loop whose connections have held this many bytes (their Slab entries and buffers: about 390
+/// idle connections, or one never-read client's full output) gives back what they grew once they
+/// hold a quarter of it (see `Worker::release_memory`). Below it the memory is not worth a trim.
+const RELEASE_AFTER_BYTES: usize = 64 * 1024;
+/// How long after falling to that quarter the release waits: a flood's connections are cut by the
+/// same timeout within moments of each other, and the Slab can only shrink past the last of them.
+const RELEASE_DELAY: Duration = Duration::from_secs(1);
 
 /// A connection's token carries its Slab slot in the low 32 bits and the low 32 bits of its id in
 /// the high bits: a readiness event for a slot that was freed and reused within the same batch
@@ -69,6 +81,12 @@ pub struct Worker {
     poll: Poll,
     listener: Option<TcpListener>,
     conns: Slab<Connection>,
+    /// Bytes in the connections' buffers (`Connection::buffered_bytes`, summed).
+    buffered: usize,
+    /// The most bytes the connections held (`held_bytes`) since memory was last released.
+    high_water: usize,
+    /// Set once the loop is down to a quarter of its high-water mark: when to release memory.
+    release_due: Option<Instant>,
     deadlines: Deadlines,
     site: Site,
     site_generation: u64,
@@ -138,6 +156,9 @@ impl Worker {
             poll,
             listener: Some(listener),
             conns: Slab::with_capacity(options.max_connections.min(1024)),
+            buffered: 0,
+            high_water: 0,
+            release_due: None,
             deadlines: Deadlines::default(),
             site: Site::clone(&site),
             site_generation,
@@ -190,15 +211,90 @@ impl Worker {
                 self.accept_all(now);
             }
             self.expire_due(now);
+            self.release_memory_after_a_flood(now);
         }
+    }
+
+    /// After a flood (slowloris, a burst of clients) has passed, gives back what it grew: the
+    /// Slab's vacant tail, the deadline heap's spare capacity, and the allocator's free pages.
+    /// Without this the process would keep the RSS of its largest attack for good. It runs once
+    /// per flood, on a timer, not per connection: the high-water mark restarts from what is left.
+    fn release_memory_after_a_flood(&mut self, now: Instant) {
+        let subsided =
+            self.high_water >= RELEASE_AFTER_BYTES && self.held_bytes() <= self.high_water / 4;
+        match self.release_due {
+            _ if !subsided => self.release_due = None,
+            None => self.release_due = Some(now + RELEASE_DELAY),
+            Some(due) if due <= now => {
+                self.release_due = None;
+                self.release_memory(now);
+            }
+            Some(_) => {}
+        }
+    }
+
+    fn release_memory(&mut self, now: Instant) {
+        let slab_capacity = self.conns.capacity();
+        // Connections accepted as the flood ended took its freed slots, high in the Slab, and
+        // would hold it at its high-water size. Move them down: each gets a new token and a new
+        // deadline entry (its old entry no longer matches its slot and is dropped when it comes).
+        let registry = self.poll.registry();
+        let mut moved = Vec::new();
+        self.conns.compact(|conn, _, to| {
+            let token = token_for(to, conn.id);
+            match registry.reregister(conn.socket_mut(), token, READ_WRITE) {
+                Ok(()) => {
+                    conn.armed = None;
+                    moved.push(to);
+                    true
+                }
+                Err(e) => {
+                    tracing::debug!(conn = conn.id, error = %e, "cannot move a connection");
+                    false
+                }
+            }
+        });
+        for slot in moved {
+            self.settle(slot, None, now);
+        }
+        // Every connection that came and went in the last timeout left a stale entry behind.
+        let conns = &self.conns;
+        self.deadlines.keep_only(|entry| is_current(conns, entry));
+        memory::return_free_pages();
+        tracing::info!(
+            high_water_bytes = self.high_water,
+            held_bytes = self.held_bytes(),
+            connections = self.conns.len(),
+            slab_capacity,
+            slab_capacity_now = self.conns.capacity(),
+            "memory released"
+        );
+        self.high_water = self.held_bytes();
+    }
+
+    /// What the connections hold in user space: their Slab entries and their buffers.
+    fn held_bytes(&self) -> usize {
+        self.conns.len() * std::mem::size_of::<Connection>() + self.buffered
+    }
+
+    /// Takes a finished connection out of the Slab (dropping it closes its socket).
+    fn remove(&mut self, slot: usize) -> Connection {
+        let conn = self.conns.remove(slot);
+        self.buffered = self.buffered.saturating_sub(conn.buffered_bytes());
+        conn
     }
 
     /// Until the next deadline, the end of an accept pause, or the log batch's hand-over.
     fn poll_timeout(&self, now: Instant, log_due: Option<Instant>) -> Option<Duration> {
-        let next = [self.deadlines.next(), self.accept_paused_until, log_due]
-            .into_iter()
-            .flatten()
-            .min();
+        let next = [
+            self.deadlines.next(),
+            self.accept_paused_until,
+            self.release_due,
+            log_due,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         // Round up to whole milliseconds (epoll's unit) so that a deadline a few microseconds
         // away does not turn into a zero timeout and a busy loop.
         next.map(|at| at.saturating_duration_since(now) + Duration::from_micros(999))
@@ -276,17 +372,14 @@ impl Worker {
         let Some(conn) = self.conns.get_mut(slot) else {
             return;
         };
-        // Registered once for both directions: with edge triggering there is never a
-        // re-registration, and epoll reports at once whatever is already ready.
-        let interest = Interest::READABLE | Interest::WRITABLE;
         let token = token_for(slot, conn_id);
         if let Err(e) = self
             .poll
             .registry()
-            .register(conn.socket_mut(), token, interest)
+            .register(conn.socket_mut(), token, READ_WRITE)
         {
             tracing::warn!(conn = conn_id, error = %e, "cannot register a connection");
-            self.conns.remove(slot);
+            self.remove(slot);
             self.closed(conn_id, CloseReason::error(&e));
         }
     }
@@ -352,7 +445,10 @@ impl Worker {
             },
             settings,
         };
+        let buffered_before = conn.buffered_bytes();
         let outcome = step(conn, &env, &mut self.scratch);
+        self.buffered = (self.buffered + conn.buffered_bytes()).saturating_sub(buffered_before);
+        self.high_water = self.high_water.max(self.held_bytes());
         self.settle(slot, outcome, now);
     }
 
@@ -365,7 +461,7 @@ impl Worker {
         let idle_in_drain = self.draining && conn.may_close_in_drain(now);
         let outcome = outcome.or(idle_in_drain.then_some(CloseReason::Shutdown));
         if let Some(reason) = outcome {
-            let conn = self.conns.remove(slot);
+            let conn = self.remove(slot);
             // Dropping the socket closes it, which also removes it from epoll: no extra
             // EPOLL_CTL_DEL call per connection.
             self.closed(conn.id, reason);
@@ -385,14 +481,12 @@ impl Worker {
     fn expire_due(&mut self, now: Instant) {
         while let Some(entry) = self.deadlines.pop_due(now) {
             let slot = entry.slot as usize;
+            if !is_current(&self.conns, &entry) {
+                continue;
+            }
             let Some(conn) = self.conns.get_mut(slot) else {
                 continue;
             };
-            // Entries of closed connections, and entries superseded by an earlier one, are
-            // dropped here: this is the lazy deletion.
-            if tag(conn.id) != entry.conn_tag || conn.armed != Some(entry.at) {
-                continue;
-            }
             conn.armed = None;
             if conn.deadline <= now {
                 self.drive(slot, now, Connection::expire);
@@ -462,6 +556,15 @@ impl Worker {
         }
         WorkerEnd { forced }
     }
+}
+
+/// Whether a deadline entry is still its connection's armed deadline. Entries of closed
+/// connections, and entries superseded by an earlier one, are not: they are dropped when they
+/// surface (the lazy deletion) or when memory is released.
+fn is_current(conns: &Slab<Connection>, entry: &Entry) -> bool {
+    conns
+        .get(entry.slot as usize)
+        .is_some_and(|conn| tag(conn.id) == entry.conn_tag && conn.armed == Some(entry.at))
 }
 
 #[cfg(test)]

@@ -83,6 +83,16 @@ fn a_reset_in_the_middle_of_a_response_harms_no_one_else() {
     assert_eq!(status_of(&server.exchange(b"GET / HTTP/1.0\r\n\r\n")), 200);
 }
 
+/// Resident memory of the server process, in KiB.
+fn rss_kib(pid: u32) -> usize {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("a VmRSS line")
+}
+
 /// Open descriptors of the server process.
 fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
@@ -153,4 +163,101 @@ fn slowloris_connections_are_cut_by_the_read_timeout_while_others_are_served() {
     drop(slow);
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(open_fds(server.pid()), baseline);
+}
+
+/// Raises this process's descriptor limit to its hard limit; returns the limit now in force.
+fn raise_own_fd_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: both calls only read or write the struct passed in.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+        limit.rlim_cur = limit.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+    }
+    limit.rlim_cur
+}
+
+#[test]
+fn a_flood_of_connections_gives_its_memory_back_once_cut() {
+    // Each flooding connection takes a descriptor here and one in the server.
+    let flood_size = 3000.min(raise_own_fd_limit().saturating_sub(200) as usize);
+    assert!(
+        flood_size >= 1000,
+        "a descriptor limit too low for this test"
+    );
+    // Quiet logs (the address and the release): this is about what connections cost, not the
+    // log buffers, which are fixed in size.
+    let server = Server::start_with_env(
+        &[
+            "--read-timeout",
+            "1",
+            "--idle-timeout",
+            "4",
+            "--workers",
+            "1",
+        ],
+        &[(
+            "RUST_LOG",
+            "warn,responder::server=info,responder::worker=info",
+        )],
+    );
+    for _ in 0..20 {
+        assert_eq!(status_of(&server.exchange(b"GET / HTTP/1.0\r\n\r\n")), 200);
+    }
+    let baseline = rss_kib(server.pid());
+    // Each flooding connection holds part of a request: a Slab entry, a deadline and a buffer.
+    let mut flood: Vec<TcpStream> = (0..flood_size).map(|_| server.connect()).collect();
+    for s in &mut flood {
+        s.write_all(b"GET / HTTP/1.1\r\nX-Flood: a").unwrap();
+    }
+    // Two keep-alive clients that come after the flood, so at the top of the Slab: the release
+    // moves them down, and they must not notice.
+    let mut late: Vec<TcpStream> = (0..2).map(|_| server.connect()).collect();
+    for s in &mut late {
+        s.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        assert_eq!(status_of(&common::read_response(s)), 200);
+    }
+    let flooded = rss_kib(server.pid());
+    // The read timeout cuts the flood; a second later the loop releases what it grew.
+    for s in &mut flood {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let got = common::read_to_close(s);
+        assert!(got.is_empty() || status_of(&got) == 408, "{got}");
+    }
+    drop(flood);
+    let released = server.await_log(&["memory released"]);
+    let after = rss_kib(server.pid());
+    eprintln!(
+        "RSS: {baseline} KiB before, {flooded} KiB with {flood_size} connections, {after} KiB after"
+    );
+    assert_eq!(
+        common::field_number(&released, "connections"),
+        2,
+        "{released}"
+    );
+    assert_eq!(
+        common::field_number(&released, "slab_capacity_now"),
+        2,
+        "{released}"
+    );
+    assert!(
+        flooded >= baseline + 300,
+        "the flood should have cost memory: {baseline} -> {flooded} KiB"
+    );
+    assert!(
+        after <= baseline + 128,
+        "memory kept after the flood: {baseline} KiB before, {after} KiB after"
+    );
+    // A moved connection is still served under its new slot...
+    late[0].write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+    assert_eq!(status_of(&common::read_response(&mut late[0])), 200);
+    // ...and still has its deadline: the idle one is closed by the idle timeout.
+    late[1]
+        .set_read_timeout(Some(Duration::from_secs(8)))
+        .unwrap();
+    assert_eq!(common::read_to_close(&mut late[1]), "");
 }
