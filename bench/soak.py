@@ -30,6 +30,7 @@ from bench import free_port, raise_fd_limit, status_kb  # noqa: E402
 
 GET_KEEP = b"GET / HTTP/1.1\r\nHost: soak\r\n\r\n"
 GET_CLOSE = b"GET / HTTP/1.0\r\n\r\n"
+NORMAL_CLIENTS = 4
 WARM_UP = 3  # seconds of normal traffic before the attacks
 # The server's timeouts are 2 s and it releases a flood's memory 1 s after it has subsided.
 ATTACK_SETTLE = 4
@@ -184,8 +185,8 @@ def smuggling(port):
             pass
 
 
-def attack_round(port, stop, args, rng, log):
-    """Every attack once, in turn, unless stopped."""
+def attack_round(port, stop, args, rng, log, after=None):
+    """Every attack once, in turn, unless stopped; `after(name)` once each has settled."""
     attacks = [
         ("slowloris", lambda: slowloris(port, args.slowloris, 4, stop)),
         ("garbage", lambda: garbage(port, rng)),
@@ -199,12 +200,15 @@ def attack_round(port, stop, args, rng, log):
             return
         log.append(name)
         attack()
+        if after:
+            time.sleep(ATTACK_SETTLE)
+            after(name)
 
 
-def attacker(port, stop, args, log):
+def attacker(port, stop, args, log, after):
     rng = random.Random(1)
     while not stop.is_set():
-        attack_round(port, stop, args, rng, log)
+        attack_round(port, stop, args, rng, log, after)
 
 
 def slope_per_minute(times, values):
@@ -240,8 +244,14 @@ def main():
     stop_attacks, stop_clients = threading.Event(), threading.Event()
     stats, attacks_run = Stats(), []
     clients = [threading.Thread(target=normal_client, args=(port, i % 2 == 0, stop_clients, stats), daemon=True)
-               for i in range(4)]
-    attack = threading.Thread(target=attacker, args=(port, stop_attacks, args, attacks_run), daemon=True)
+               for i in range(NORMAL_CLIENTS)]
+    settled = []  # (attack, RSS KiB, descriptors) once each attack has settled
+
+    def after_attack(name):
+        settled.append((name, status_kb([pid], "VmRSS"), fds()))
+
+    attack = threading.Thread(target=attacker, args=(port, stop_attacks, args, attacks_run, after_attack),
+                              daemon=True)
     for t in clients:
         t.start()
     time.sleep(WARM_UP)
@@ -287,6 +297,11 @@ def main():
           f"p99 {slope_per_minute(times, [s[4] for s in samples if s[4] == s[4]]) if len(samples) > 1 else 0:+.3f} ms/min")
     print(f"after the attacks: fds {end_fds} (baseline {base_fds}), rss {end_rss} KiB (baseline {base_rss} KiB, "
           f"{end_rss - base_rss:+d})")
+    print("after each attack, settled: the largest rise over the baselines")
+    for name in dict.fromkeys(n for n, _, _ in settled):
+        rows = [(r, f) for n, r, f in settled if n == name]
+        print(f"  {name:12s} x{len(rows):<3d} rss {max(r for r, _ in rows) - base_rss:+5d} KiB  "
+              f"fds {max(f for _, f in rows) - base_fds:+3d} (the normal clients hold up to {NORMAL_CLIENTS})")
     print(f"normal requests: {stats.requests}, failed: {len(stats.failures)}; attacks run: {len(attacks_run)}; "
           f"server exit status on SIGTERM: {code}")
     problems = []
@@ -296,8 +311,11 @@ def main():
         problems.append("the server died")
     if end_fds > base_fds:
         problems.append(f"descriptors left behind: {end_fds} against {base_fds}")
-    if end_rss > base_rss + RSS_TOLERANCE_KIB:
-        problems.append(f"memory kept: RSS {end_rss} KiB against {base_rss} KiB before the attacks")
+    for name, rss, open_fds in [("the end", end_rss, base_fds)] + settled:
+        if rss > base_rss + RSS_TOLERANCE_KIB:
+            problems.append(f"memory kept after {name}: RSS {rss} KiB against {base_rss} KiB before the attacks")
+        if open_fds > base_fds + NORMAL_CLIENTS:
+            problems.append(f"descriptors kept after {name}: {open_fds} against {base_fds}")
     if code != 0:
         problems.append(f"exit status {code}")
     for p in problems:

@@ -39,13 +39,14 @@ const EVENTS_PER_POLL: usize = 1024;
 /// re-registration as it moves between reading and writing, and epoll reports at once whatever is
 /// already ready.
 const READ_WRITE: Interest = Interest::READABLE.add(Interest::WRITABLE);
+/// How long after a connection closes the loop tidies its memory (see `Worker::tidy_memory`): at
+/// most once per this while connections come and go, never while nothing happens. A flood's
+/// connections are cut by the same timeout within moments of each other, so a second later the
+/// Slab can shrink past the last of them.
+const TIDY_DELAY: Duration = Duration::from_secs(1);
 /// A loop whose connections have held this many bytes (their Slab entries and buffers: about 390
-/// idle connections, or one never-read client's full output) gives back what they grew once they
-/// hold a quarter of it (see `Worker::release_memory`). Below it the memory is not worth a trim.
-const RELEASE_AFTER_BYTES: usize = 64 * 1024;
-/// How long after falling to that quarter the release waits: a flood's connections are cut by the
-/// same timeout within moments of each other, and the Slab can only shrink past the last of them.
-const RELEASE_DELAY: Duration = Duration::from_secs(1);
+/// idle connections) shrinks its Slab and deadline heap once they hold a quarter of it.
+const FLOOD_BYTES: usize = 64 * 1024;
 
 /// A connection's token carries its Slab slot in the low 32 bits and the low 32 bits of its id in
 /// the high bits: a readiness event for a slot that was freed and reused within the same batch
@@ -85,8 +86,8 @@ pub struct Worker {
     buffered: usize,
     /// The most bytes the connections held (`held_bytes`) since memory was last released.
     high_water: usize,
-    /// Set once the loop is down to a quarter of its high-water mark: when to release memory.
-    release_due: Option<Instant>,
+    /// When to tidy memory: set when a connection closes, unless already set.
+    tidy_due: Option<Instant>,
     deadlines: Deadlines,
     site: Site,
     site_generation: u64,
@@ -158,7 +159,7 @@ impl Worker {
             conns: Slab::with_capacity(options.max_connections.min(1024)),
             buffered: 0,
             high_water: 0,
-            release_due: None,
+            tidy_due: None,
             deadlines: Deadlines::default(),
             site: Site::clone(&site),
             site_generation,
@@ -211,30 +212,39 @@ impl Worker {
                 self.accept_all(now);
             }
             self.expire_due(now);
-            self.release_memory_after_a_flood(now);
-        }
-    }
-
-    /// After a flood (slowloris, a burst of clients) has passed, gives back what it grew: the
-    /// Slab's vacant tail, the deadline heap's spare capacity, and the allocator's free pages.
-    /// Without this the process would keep the RSS of its largest attack for good. It runs once
-    /// per flood, on a timer, not per connection: the high-water mark restarts from what is left.
-    fn release_memory_after_a_flood(&mut self, now: Instant) {
-        let subsided =
-            self.high_water >= RELEASE_AFTER_BYTES && self.held_bytes() <= self.high_water / 4;
-        match self.release_due {
-            _ if !subsided => self.release_due = None,
-            None => self.release_due = Some(now + RELEASE_DELAY),
-            Some(due) if due <= now => {
-                self.release_due = None;
-                self.release_memory(now);
+            if self.tidy_due.is_some_and(|due| due <= now) {
+                self.tidy_memory(now);
             }
-            Some(_) => {}
         }
     }
 
-    fn release_memory(&mut self, now: Instant) {
+    /// Gives back what connections that came and went left behind. Their buffers, freed, stay
+    /// resident in the allocator's arenas until trimmed; `malloc_trim` returns those pages (a few
+    /// microseconds). After a flood (slowloris, a burst of clients), once the connections hold a
+    /// quarter of their high-water mark or less, the Slab and the deadline heap shrink too.
+    /// Without this the process would keep the RSS of its largest attack for good.
+    fn tidy_memory(&mut self, now: Instant) {
+        self.tidy_due = None;
+        let flood_over = self.high_water >= FLOOD_BYTES && self.held_bytes() <= self.high_water / 4;
         let slab_capacity = self.conns.capacity();
+        if flood_over {
+            self.shrink_after_a_flood(now);
+        }
+        memory::return_free_pages();
+        if flood_over {
+            tracing::info!(
+                high_water_bytes = self.high_water,
+                held_bytes = self.held_bytes(),
+                connections = self.conns.len(),
+                slab_capacity,
+                slab_capacity_now = self.conns.capacity(),
+                "flood over; memory released"
+            );
+            self.high_water = self.held_bytes();
+        }
+    }
+
+    fn shrink_after_a_flood(&mut self, now: Instant) {
         // Connections accepted as the flood ended took its freed slots, high in the Slab, and
         // would hold it at its high-water size. Move them down: each gets a new token and a new
         // deadline entry (its old entry no longer matches its slot and is dropped when it comes).
@@ -260,16 +270,6 @@ impl Worker {
         // Every connection that came and went in the last timeout left a stale entry behind.
         let conns = &self.conns;
         self.deadlines.keep_only(|entry| is_current(conns, entry));
-        memory::return_free_pages();
-        tracing::info!(
-            high_water_bytes = self.high_water,
-            held_bytes = self.held_bytes(),
-            connections = self.conns.len(),
-            slab_capacity,
-            slab_capacity_now = self.conns.capacity(),
-            "memory released"
-        );
-        self.high_water = self.held_bytes();
     }
 
     /// What the connections hold in user space: their Slab entries and their buffers.
@@ -278,9 +278,10 @@ impl Worker {
     }
 
     /// Takes a finished connection out of the Slab (dropping it closes its socket).
-    fn remove(&mut self, slot: usize) -> Connection {
+    fn remove(&mut self, slot: usize, now: Instant) -> Connection {
         let conn = self.conns.remove(slot);
         self.buffered = self.buffered.saturating_sub(conn.buffered_bytes());
+        self.tidy_due.get_or_insert(now + TIDY_DELAY);
         conn
     }
 
@@ -289,7 +290,7 @@ impl Worker {
         let next = [
             self.deadlines.next(),
             self.accept_paused_until,
-            self.release_due,
+            self.tidy_due,
             log_due,
         ]
         .into_iter()
@@ -379,7 +380,7 @@ impl Worker {
             .register(conn.socket_mut(), token, READ_WRITE)
         {
             tracing::warn!(conn = conn_id, error = %e, "cannot register a connection");
-            self.remove(slot);
+            self.remove(slot, now);
             self.closed(conn_id, CloseReason::error(&e));
         }
     }
@@ -461,7 +462,7 @@ impl Worker {
         let idle_in_drain = self.draining && conn.may_close_in_drain(now);
         let outcome = outcome.or(idle_in_drain.then_some(CloseReason::Shutdown));
         if let Some(reason) = outcome {
-            let conn = self.remove(slot);
+            let conn = self.remove(slot, now);
             // Dropping the socket closes it, which also removes it from epoll: no extra
             // EPOLL_CTL_DEL call per connection.
             self.closed(conn.id, reason);

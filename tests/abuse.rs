@@ -229,7 +229,7 @@ fn a_flood_of_connections_gives_its_memory_back_once_cut() {
         assert!(got.is_empty() || status_of(&got) == 408, "{got}");
     }
     drop(flood);
-    let released = server.await_log(&["memory released"]);
+    let released = server.await_log(&["flood over; memory released"]);
     let after = rss_kib(server.pid());
     eprintln!(
         "RSS: {baseline} KiB before, {flooded} KiB with {flood_size} connections, {after} KiB after"
@@ -248,8 +248,10 @@ fn a_flood_of_connections_gives_its_memory_back_once_cut() {
         flooded >= baseline + 300,
         "the flood should have cost memory: {baseline} -> {flooded} KiB"
     );
+    // Measured: 16-80 KiB stay (pages partly used by live allocations); without the release,
+    // all of the flood's 700 KiB does.
     assert!(
-        after <= baseline + 128,
+        after <= baseline + 192,
         "memory kept after the flood: {baseline} KiB before, {after} KiB after"
     );
     // A moved connection is still served under its new slot...
