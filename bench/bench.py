@@ -100,6 +100,16 @@ def status_kb(pids, key):
     return total
 
 
+def answers(port, timeout=1):
+    """Whether the server on `port` answers one HTTP/1.0 request with 200 within `timeout`."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        data = b""
+        while chunk := s.recv(4096):
+            data += chunk
+    return data.startswith(b"HTTP/1.0 200") or data.startswith(b"HTTP/1.1 200")
+
+
 class Server:
     def __init__(self, name, argv, port, cpu, log_reader_cpu=None):
         self.name, self.port = name, port
@@ -119,10 +129,12 @@ class Server:
             os.close(stdout)
         deadline = time.time() + 10
         while time.time() < deadline:
+            # A whole request, not a bare connect: a client that leaves without one makes the
+            # article's servers spin (Example 3) or hang (Example 4) before the load begins.
             try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                time.sleep(0.2)
-                return
+                if answers(port):
+                    time.sleep(0.2)
+                    return
             except OSError:
                 time.sleep(0.05)
         self.stop()
@@ -181,9 +193,11 @@ http {{
     return Server("nginx", ["nginx", "-p", prefix, "-c", conf], port, cpu)
 
 
-def start_python(port, cpu):
-    argv = [sys.executable, os.path.join(ROOT, "bench", "python_epoll_server.py"), "127.0.0.1", str(port)]
-    return Server("python-ex3", argv, port, cpu)
+def start_python(port, cpu, example=3):
+    """The article's Example 3 (level-triggered) or Example 4 (edge-triggered)."""
+    script = {3: "python_epoll_server.py", 4: "python_epoll_et_server.py"}[example]
+    argv = [sys.executable, os.path.join(ROOT, "bench", script), "127.0.0.1", str(port)]
+    return Server(f"python-ex{example}", argv, port, cpu)
 
 
 def run_load(load, port, cpu, requests, duration):
