@@ -4,6 +4,7 @@
 #   keep-alive (ab -k -c 100): the floor is one read and one write per request;
 #   a connection per request (ab -c 100): accept4, read, write, close.
 # Usage: bash bench/syscalls.sh [REQUESTS]   (default 20000; needs root for strace -p)
+#        WORKERS=2 bash bench/syscalls.sh     responder with 2 event loops (nginx keeps 1)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n="${1:-20000}"
@@ -38,7 +39,7 @@ count() { # name pid port
 
 p=$(port)
 printf 'access_log = false\n' > "$work/responder.toml"
-target/release/responder --config "$work/responder.toml" --listen "127.0.0.1:$p" --workers 1 --log-format json >/dev/null &
+target/release/responder --config "$work/responder.toml" --listen "127.0.0.1:$p" --workers "${WORKERS:-1}" --log-format json >/dev/null &
 pids+=($!); sleep 0.5
 count responder "${pids[-1]}" "$p"
 
