@@ -8,9 +8,10 @@ Normal clients (keep-alive and a connection per request) run throughout and must
 Meanwhile the attacks take turns: slowloris (--slowloris connections sending a byte a second),
 garbage bytes, resets mid-request and mid-answer, clients that never read, half-closed clients,
 smuggling attempts. Every --interval seconds a row reports the server's RSS, open descriptors and
-the normal clients' p99 latency; at the end, the slopes, and whether descriptors and memory came
-back to their baseline once the attacks stopped. Exits 1 on any normal-client failure, a dead
-server, or descriptors left behind. Bounded in time and count; stops by itself.
+the normal clients' p99 latency; after each attack has settled, its RSS against the RSS just
+before it and the descriptors against the baseline; at the end, the slopes. Exits 1 on any
+normal-client failure, a dead server, descriptors left behind, or memory an attack kept. Bounded in
+time and count; stops by itself.
 """
 import argparse
 import os

@@ -9,7 +9,7 @@
 //! - `conn`: one connection's socket I/O, buffers and deadline.
 //! - `timer`: the deadline heap with lazy deletion.
 //! - `worker`: one event loop (mio `Poll`, listener, `Slab` of connections).
-//! - `memory`: the allocator's thresholds fixed, and its free pages returned after a flood.
+//! - `memory`: the allocator's thresholds fixed; its free pages returned as connections close.
 //! - `control`: the phase shared by the supervisor and the workers (serving, draining, abort).
 //! - `server`: binds, starts the workers, turns signals into a drain.
 //! - `net`: listening sockets and the descriptor limit.
