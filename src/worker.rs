@@ -247,7 +247,7 @@ impl Worker {
     fn shrink_after_a_flood(&mut self, now: Instant) {
         // Connections accepted as the flood ended took its freed slots, high in the Slab, and
         // would hold it at its high-water size. Move them down: each gets a new token and a new
-        // deadline entry (its old entry no longer matches its slot and is dropped when it comes).
+        // deadline entry (its old entry no longer matches its slot and is dropped below).
         let registry = self.poll.registry();
         let mut moved = Vec::new();
         self.conns.compact(|conn, _, to| {
@@ -269,7 +269,11 @@ impl Worker {
         }
         // Every connection that came and went in the last timeout left a stale entry behind.
         let conns = &self.conns;
-        self.deadlines.keep_only(|entry| is_current(conns, entry));
+        self.deadlines.keep_only(|entry| {
+            conns
+                .get(entry.slot as usize)
+                .is_some_and(|conn| is_armed_with(conn, entry))
+        });
     }
 
     /// What the connections hold in user space: their Slab entries and their buffers.
@@ -482,10 +486,11 @@ impl Worker {
     fn expire_due(&mut self, now: Instant) {
         while let Some(entry) = self.deadlines.pop_due(now) {
             let slot = entry.slot as usize;
-            if !is_current(&self.conns, &entry) {
-                continue;
-            }
-            let Some(conn) = self.conns.get_mut(slot) else {
+            let Some(conn) = self
+                .conns
+                .get_mut(slot)
+                .filter(|c| is_armed_with(c, &entry))
+            else {
                 continue;
             };
             conn.armed = None;
@@ -559,13 +564,11 @@ impl Worker {
     }
 }
 
-/// Whether a deadline entry is still its connection's armed deadline. Entries of closed
-/// connections, and entries superseded by an earlier one, are not: they are dropped when they
-/// surface (the lazy deletion) or when memory is released.
-fn is_current(conns: &Slab<Connection>, entry: &Entry) -> bool {
-    conns
-        .get(entry.slot as usize)
-        .is_some_and(|conn| tag(conn.id) == entry.conn_tag && conn.armed == Some(entry.at))
+/// Whether `entry` is the deadline `conn` has armed. Entries of closed connections, of moved
+/// ones, and entries superseded by an earlier one are not: they are dropped when they surface
+/// (the lazy deletion) or when memory is released.
+fn is_armed_with(conn: &Connection, entry: &Entry) -> bool {
+    tag(conn.id) == entry.conn_tag && conn.armed == Some(entry.at)
 }
 
 #[cfg(test)]
