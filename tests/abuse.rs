@@ -165,26 +165,11 @@ fn slowloris_connections_are_cut_by_the_read_timeout_while_others_are_served() {
     assert_eq!(open_fds(server.pid()), baseline);
 }
 
-/// Raises this process's descriptor limit to its hard limit; returns the limit now in force.
-fn raise_own_fd_limit() -> u64 {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: both calls only read or write the struct passed in.
-    unsafe {
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
-        limit.rlim_cur = limit.rlim_max;
-        libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
-    }
-    limit.rlim_cur
-}
-
 #[test]
 fn a_flood_of_connections_gives_its_memory_back_once_cut() {
     // Each flooding connection takes a descriptor here and one in the server.
-    let flood_size = 3000.min(raise_own_fd_limit().saturating_sub(200) as usize);
+    let fd_limit = responder::net::raise_fd_limit().unwrap();
+    let flood_size = 3000.min(fd_limit.saturating_sub(200) as usize);
     assert!(
         flood_size >= 1000,
         "a descriptor limit too low for this test"
