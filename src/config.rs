@@ -1,9 +1,11 @@
 //! Configuration: the command line, the `RESPONDER_*` environment, the TOML file and the embedded
 //! defaults, merged in that order of precedence into one validated [`Config`].
 //!
-//! Everything a peer never controls but an operator does is checked here, once, at start (or at a
-//! reload): a bad value is an error that names the file, the line and the key, never a silent
-//! default. This module does not build response bytes (see `response`) and opens no socket.
+//! Everything a peer never controls but an operator does is checked here, where it enters, at
+//! start (or at a reload): a flag or variable by its `clap` value parser, a file value by its
+//! `serde` type. A bad value is an error that names its source (the flag, the environment variable,
+//! or the file with the line and the key), never a silent default. Each load reads the file once.
+//! This module does not build response bytes (see `response`) and opens no socket.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -12,7 +14,8 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
 
@@ -74,13 +77,13 @@ pub struct Cli {
     pub shutdown_delay: Option<Delay>,
     /// Most connections open at once; more get 503.
     #[arg(long, env = "RESPONDER_MAX_CONNECTIONS", value_name = "N")]
-    pub max_connections: Option<usize>,
-    /// Largest request head (request line and headers) in bytes; larger gets 431.
+    pub max_connections: Option<MaxConnections>,
+    /// Largest request head (request line and headers) in bytes, 64 to 1048576; larger gets 431.
     #[arg(long, env = "RESPONDER_MAX_HEADER_BYTES", value_name = "N")]
-    pub max_header_bytes: Option<usize>,
-    /// Event loops, one per core by default; each has its own listener (SO_REUSEPORT).
+    pub max_header_bytes: Option<HeaderBytes>,
+    /// Event loops (1 to 1024), one per core by default; each has its own listener (SO_REUSEPORT).
     #[arg(long, env = "RESPONDER_WORKERS", value_name = "N")]
-    pub workers: Option<usize>,
+    pub workers: Option<Workers>,
     /// Log format: `json` for collectors, `text` for people.
     #[arg(long, env = "RESPONDER_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -90,6 +93,47 @@ pub struct Cli {
     /// Validate the configuration and exit: 0 when valid, 2 naming the fault otherwise.
     #[arg(long)]
     pub check: bool,
+}
+
+impl Cli {
+    /// Parses the command line and the environment, exiting with status 2 and one line naming the
+    /// flag or the environment variable at fault when a value is refused.
+    pub fn parse_args() -> Cli {
+        Cli::try_parse().unwrap_or_else(|e| match blame_environment(&e) {
+            Some(message) => {
+                eprintln!("responder: {message}");
+                std::process::exit(2);
+            }
+            None => e.exit(),
+        })
+    }
+}
+
+/// clap names the flag even when the refused value came from its environment variable; this
+/// names the variable instead, when the flag itself is not on the command line.
+fn blame_environment(e: &clap::Error) -> Option<String> {
+    if e.kind() != ErrorKind::ValueValidation {
+        return None;
+    }
+    let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let long = arg.split_whitespace().next()?.strip_prefix("--")?;
+    let on_command_line =
+        std::env::args().any(|a| a == format!("--{long}") || a.starts_with(&format!("--{long}=")));
+    if on_command_line {
+        return None;
+    }
+    let command = Cli::command();
+    let variable = command
+        .get_arguments()
+        .find(|a| a.get_long() == Some(long))?
+        .get_env()?
+        .to_string_lossy()
+        .into_owned();
+    let value = std::env::var(&variable).ok()?;
+    let reason = std::error::Error::source(e).map_or_else(String::new, |r| format!(": {r}"));
+    Some(format!("{variable}={value}{reason}"))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
@@ -168,28 +212,76 @@ impl<'de, const ZERO_OK: bool> Deserialize<'de> for Seconds<ZERO_OK> {
     }
 }
 
+/// A whole number from `MIN` to `MAX`, checked where it enters: on the command line, in the
+/// environment or in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounded<const MIN: u64, const MAX: u64>(pub u64);
+
+/// Event loops.
+pub type Workers = Bounded<1, 1024>;
+/// Connections open at once (the descriptor limit may lower it further).
+pub type MaxConnections = Bounded<1, 10_000_000>;
+/// A head must hold at least a request line such as `GET / HTTP/1.0\r\n\r\n`.
+pub type HeaderBytes = Bounded<64, 1_048_576>;
+/// The listen backlog (the kernel caps it at `net.core.somaxconn`).
+pub type Backlog = Bounded<1, 2_147_483_647>;
+
+impl<const MIN: u64, const MAX: u64> Bounded<MIN, MAX> {
+    pub fn get(self) -> usize {
+        usize::try_from(self.0).unwrap_or(usize::MAX)
+    }
+}
+
+impl<const MIN: u64, const MAX: u64> FromStr for Bounded<MIN, MAX> {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let value: u64 = s
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{s}` is not a whole number"))?;
+        Bounded::try_from(value)
+    }
+}
+
+impl<const MIN: u64, const MAX: u64> TryFrom<u64> for Bounded<MIN, MAX> {
+    type Error = String;
+    fn try_from(value: u64) -> Result<Self, String> {
+        if (MIN..=MAX).contains(&value) {
+            Ok(Bounded(value))
+        } else {
+            Err(format!("{value} is out of range ({MIN} to {MAX})"))
+        }
+    }
+}
+
+impl<'de, const MIN: u64, const MAX: u64> Deserialize<'de> for Bounded<MIN, MAX> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Bounded::try_from(u64::deserialize(d)?).map_err(de::Error::custom)
+    }
+}
+
 /// The file's schema. Every key is optional: what is absent falls back to the embedded default.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     listen: Option<SocketAddr>,
-    backlog: Option<u32>,
+    backlog: Option<Backlog>,
     tcp_nodelay: Option<bool>,
     tcp_cork: Option<bool>,
     reuse_address: Option<bool>,
-    max_connections: Option<usize>,
-    max_header_bytes: Option<usize>,
+    max_connections: Option<MaxConnections>,
+    max_header_bytes: Option<HeaderBytes>,
     max_body_bytes: Option<u64>,
     read_timeout: Option<Seconds>,
     idle_timeout: Option<Seconds>,
     write_timeout: Option<Seconds>,
     shutdown_timeout: Option<Seconds>,
     shutdown_delay: Option<Delay>,
-    health_path: Option<RoutePath>,
-    ready_path: Option<RoutePath>,
-    metrics_path: Option<RoutePath>,
+    health_path: Option<toml::Spanned<RoutePath>>,
+    ready_path: Option<toml::Spanned<RoutePath>>,
+    metrics_path: Option<toml::Spanned<RoutePath>>,
     log_health_checks: Option<bool>,
-    workers: Option<usize>,
+    workers: Option<Workers>,
     log_format: Option<LogFormat>,
     access_log: Option<bool>,
     #[serde(default)]
@@ -425,6 +517,32 @@ pub struct Config {
     pub routes: Vec<Route>,
 }
 
+/// The embedded defaults: what `cargo run --release` serves.
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            listen: default_listen(),
+            backlog: DEFAULT_BACKLOG,
+            tcp_nodelay: true,
+            tcp_cork: false,
+            reuse_address: true,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            read_timeout: DEFAULT_READ_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            shutdown_delay: Duration::ZERO,
+            endpoints: Endpoints::default(),
+            workers: default_workers(),
+            log_format: None,
+            access_log: true,
+            routes: vec![Route::default_hello()],
+        }
+    }
+}
+
 /// A configuration that cannot be used, said as one sentence naming the file and place at fault.
 #[derive(Debug)]
 pub struct ConfigError(String);
@@ -438,88 +556,128 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 impl Config {
-    /// Merges flags and environment (already in `cli`) over the file named by `cli.config`, over
-    /// the embedded defaults.
+    /// The embedded defaults, overlaid by the file named by `cli.config` (read once), overlaid by
+    /// the flags and environment (already checked in `cli`).
     pub fn load(cli: &Cli) -> Result<Config, ConfigError> {
-        let file = match &cli.config {
-            Some(path) => read_file_config(path)?,
-            None => FileConfig::default(),
-        };
-        let defaults_dir = cli.config.as_deref().and_then(Path::parent);
-        let default = Endpoints::default();
-        let endpoints = Endpoints {
-            health_path: file.health_path.map_or(default.health_path, |p| p.0),
-            ready_path: file.ready_path.map_or(default.ready_path, |p| p.0),
-            metrics_path: file.metrics_path.map_or(default.metrics_path, |p| p.0),
-            log: file.log_health_checks.unwrap_or(default.log),
-        };
-        let routes = build_routes(file.route, cli.config.as_deref(), defaults_dir, &endpoints)?;
-        let config = Config {
-            listen: cli.listen.or(file.listen).unwrap_or_else(default_listen),
-            backlog: file.backlog.unwrap_or(DEFAULT_BACKLOG),
-            tcp_nodelay: file.tcp_nodelay.unwrap_or(true),
-            tcp_cork: file.tcp_cork.unwrap_or(false),
-            reuse_address: file.reuse_address.unwrap_or(true),
-            max_connections: cli
-                .max_connections
-                .or(file.max_connections)
-                .unwrap_or(DEFAULT_MAX_CONNECTIONS),
-            max_header_bytes: cli
-                .max_header_bytes
-                .or(file.max_header_bytes)
-                .unwrap_or(DEFAULT_MAX_HEADER_BYTES),
-            max_body_bytes: file.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),
-            read_timeout: seconds(cli.read_timeout, file.read_timeout, DEFAULT_READ_TIMEOUT),
-            idle_timeout: seconds(cli.idle_timeout, file.idle_timeout, DEFAULT_IDLE_TIMEOUT),
-            write_timeout: seconds(cli.write_timeout, file.write_timeout, DEFAULT_WRITE_TIMEOUT),
-            shutdown_timeout: seconds(
-                cli.shutdown_timeout,
-                file.shutdown_timeout,
-                DEFAULT_SHUTDOWN_TIMEOUT,
-            ),
-            shutdown_delay: seconds(cli.shutdown_delay, file.shutdown_delay, Duration::ZERO),
-            endpoints,
-            workers: cli.workers.or(file.workers).unwrap_or_else(default_workers),
-            log_format: cli.log_format.or(file.log_format),
-            access_log: file.access_log.unwrap_or(true),
-            routes,
-        };
-        config.validate(cli.config.as_deref())?;
+        let mut config = Config::default();
+        if let Some(path) = &cli.config {
+            config.apply_file(path)?;
+        }
+        config.apply_command_line(cli);
         Ok(config)
     }
 
-    fn validate(&self, file: Option<&Path>) -> Result<(), ConfigError> {
-        let origin = file.map_or_else(
-            || "the command line".to_string(),
-            |p| p.display().to_string(),
-        );
-        let fail = |msg: String| Err(ConfigError(format!("{origin}: {msg}")));
-        if self.max_connections == 0 {
-            return fail("max_connections must be at least 1".into());
-        }
-        // A head must hold at least a request line such as `GET / HTTP/1.0\r\n\r\n`.
-        if !(64..=1024 * 1024).contains(&self.max_header_bytes) {
-            return fail(format!(
-                "max_header_bytes {} is out of range (64 to 1048576)",
-                self.max_header_bytes
-            ));
-        }
-        if !(1..=1024).contains(&self.workers) {
-            return fail(format!(
-                "workers {} is out of range (1 to 1024)",
-                self.workers
-            ));
-        }
-        let paths = self.endpoints.paths();
-        for (i, (key, path)) in paths.iter().enumerate() {
-            if let Some((other, _)) = paths[i + 1..].iter().find(|(_, p)| p == path) {
-                return fail(format!("{key} and {other} are both `{path}`"));
+    fn apply_file(&mut self, path: &Path) -> Result<(), ConfigError> {
+        let source = Source::read(path)?;
+        let file: FileConfig = toml::from_str(&source.text).map_err(|e| {
+            let message = e.message().trim_end();
+            let Some(span) = e.span() else {
+                return ConfigError(format!("{}: {message}", source.path.display()));
+            };
+            // A value's own check does not know its key: name it from the line.
+            match source.key_at(span.start) {
+                Some(key) if !message.contains(key) => {
+                    ConfigError(format!("{}: {key}: {message}", source.at(span.start)))
+                }
+                _ => ConfigError(format!("{}: {message}", source.at(span.start))),
+            }
+        })?;
+        self.apply_values(&file);
+        let paths = [
+            (&mut self.endpoints.health_path, file.health_path),
+            (&mut self.endpoints.ready_path, file.ready_path),
+            (&mut self.endpoints.metrics_path, file.metrics_path),
+        ];
+        let mut set_at = [None; 3];
+        for (i, (path, spanned)) in paths.into_iter().enumerate() {
+            if let Some(spanned) = spanned {
+                set_at[i] = Some(spanned.span().start);
+                *path = spanned.into_inner().0;
             }
         }
-        if self.backlog == 0 {
-            return fail("backlog must be at least 1".into());
+        self.check_endpoint_paths(&source, set_at)?;
+        if !file.route.is_empty() {
+            self.routes = build_routes(file.route, &source, &self.endpoints)?;
         }
         Ok(())
+    }
+
+    /// The built-in endpoints need three different paths; `set_at` holds where the file set each.
+    fn check_endpoint_paths(
+        &self,
+        source: &Source,
+        set_at: [Option<usize>; 3],
+    ) -> Result<(), ConfigError> {
+        let paths = self.endpoints.paths();
+        for (i, (key, path)) in paths.iter().enumerate() {
+            for (j, (other, other_path)) in paths.iter().enumerate().skip(i + 1) {
+                if path != other_path {
+                    continue;
+                }
+                // Blame the key the file set (the later one when it set both).
+                let offset = set_at[j].or(set_at[i]).unwrap_or(0);
+                return Err(ConfigError(format!(
+                    "{}: {key} and {other} are both `{path}`",
+                    source.at(offset)
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The flags and environment take the same path as the file's values, so that each key is
+    /// applied in one place.
+    fn apply_command_line(&mut self, cli: &Cli) {
+        self.apply_values(&FileConfig {
+            listen: cli.listen,
+            max_connections: cli.max_connections,
+            max_header_bytes: cli.max_header_bytes,
+            read_timeout: cli.read_timeout,
+            idle_timeout: cli.idle_timeout,
+            write_timeout: cli.write_timeout,
+            shutdown_timeout: cli.shutdown_timeout,
+            shutdown_delay: cli.shutdown_delay,
+            workers: cli.workers,
+            log_format: cli.log_format,
+            ..FileConfig::default()
+        });
+    }
+
+    /// Overrides every setting the file (or the command line, in the file's shape) gives.
+    fn apply_values(&mut self, file: &FileConfig) {
+        set(&mut self.listen, file.listen);
+        set(&mut self.backlog, file.backlog.map(|b| b.0 as u32));
+        set(&mut self.tcp_nodelay, file.tcp_nodelay);
+        set(&mut self.tcp_cork, file.tcp_cork);
+        set(&mut self.reuse_address, file.reuse_address);
+        set(
+            &mut self.max_connections,
+            file.max_connections.map(Bounded::get),
+        );
+        set(
+            &mut self.max_header_bytes,
+            file.max_header_bytes.map(Bounded::get),
+        );
+        set(&mut self.max_body_bytes, file.max_body_bytes);
+        set(&mut self.read_timeout, file.read_timeout.map(|s| s.0));
+        set(&mut self.idle_timeout, file.idle_timeout.map(|s| s.0));
+        set(&mut self.write_timeout, file.write_timeout.map(|s| s.0));
+        set(
+            &mut self.shutdown_timeout,
+            file.shutdown_timeout.map(|s| s.0),
+        );
+        set(&mut self.shutdown_delay, file.shutdown_delay.map(|s| s.0));
+        set(&mut self.workers, file.workers.map(Bounded::get));
+        set(&mut self.access_log, file.access_log);
+        set(&mut self.endpoints.log, file.log_health_checks);
+        self.log_format = file.log_format.or(self.log_format);
+    }
+}
+
+/// Overrides `field` with `value` when there is one.
+fn set<T>(field: &mut T, value: Option<T>) {
+    if let Some(value) = value {
+        *field = value;
     }
 }
 
@@ -534,28 +692,48 @@ fn default_workers() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-fn seconds<const Z: bool>(
-    flag: Option<Seconds<Z>>,
-    file: Option<Seconds<Z>>,
-    default: Duration,
-) -> Duration {
-    flag.or(file).map_or(default, |s| s.0)
+/// The configuration file as read once for a load: its path, for errors and relative body files,
+/// and its text, for line numbers.
+struct Source {
+    path: PathBuf,
+    text: String,
 }
 
-fn read_file_config(path: &Path) -> Result<FileConfig, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError(format!("{}: cannot read: {e}", path.display())))?;
-    toml::from_str(&text).map_err(|e| {
-        let place = e
-            .span()
-            .map(|span| format!(" at line {}", line_of(&text, span.start)))
-            .unwrap_or_default();
-        ConfigError(format!(
-            "{}{place}: {}",
-            path.display(),
-            e.message().trim_end()
-        ))
-    })
+impl Source {
+    fn read(path: &Path) -> Result<Source, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("{}: cannot read: {e}", path.display())))?;
+        Ok(Source {
+            path: path.to_path_buf(),
+            text,
+        })
+    }
+
+    /// `path at line N` for a byte offset into the text.
+    fn at(&self, offset: usize) -> String {
+        format!(
+            "{} at line {}",
+            self.path.display(),
+            line_of(&self.text, offset)
+        )
+    }
+
+    /// The key of the `key = value` line that holds `offset`, if it is one.
+    fn key_at(&self, offset: usize) -> Option<&str> {
+        let offset = offset.min(self.text.len());
+        let start = self.text[..offset].rfind('\n').map_or(0, |i| i + 1);
+        let line = self.text[start..].lines().next()?;
+        let (key, _) = line.split_once('=')?;
+        let key = key.trim().trim_matches('"');
+        (!key.is_empty() && !key.starts_with('[')).then_some(key)
+    }
+
+    /// A file named in the configuration, relative to the configuration file's directory.
+    fn relative(&self, name: &Path) -> PathBuf {
+        self.path
+            .parent()
+            .map_or_else(|| name.to_path_buf(), |dir| dir.join(name))
+    }
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -568,74 +746,62 @@ fn line_of(text: &str, offset: usize) -> usize {
 
 fn build_routes(
     specs: Vec<toml::Spanned<RouteSpec>>,
-    file: Option<&Path>,
-    base_dir: Option<&Path>,
+    source: &Source,
     endpoints: &Endpoints,
 ) -> Result<Vec<Route>, ConfigError> {
-    if specs.is_empty() {
-        return Ok(vec![Route::default_hello()]);
-    }
-    let text = file
-        .and_then(|p| std::fs::read_to_string(p).ok())
-        .unwrap_or_default();
-    let origin = file.map_or_else(String::new, |p| p.display().to_string());
     specs
         .into_iter()
         .map(|spanned| {
-            let at = format!("{origin} at line {}", line_of(&text, spanned.span().start));
-            let spec = spanned.into_inner();
-            for (key, probe) in endpoints.paths() {
-                if spec.match_kind == MatchKind::Exact && spec.path.0 == *probe {
-                    return Err(ConfigError(format!(
-                        "{at}: route `{probe}` is a built-in endpoint's path; set {key} to another path to use it"
-                    )));
-                }
-            }
-            let body = match (spec.body, spec.body_file) {
-                (Some(_), Some(_)) => {
-                    return Err(ConfigError(format!(
-                        "{at}: route `{}` sets both `body` and `body_file`; keep one",
-                        spec.path.0
-                    )))
-                }
-                (Some(body), None) => body.into_bytes(),
-                (None, Some(rel)) => {
-                    let path = base_dir.map_or_else(|| rel.clone(), |dir| dir.join(&rel));
-                    std::fs::read(&path).map_err(|e| {
-                        ConfigError(format!(
-                            "{at}: body_file `{}` of route `{}`: {e}",
-                            path.display(),
-                            spec.path.0
-                        ))
-                    })?
-                }
-                (None, None) => Vec::new(),
-            };
-            if spec.methods.is_empty() {
-                return Err(ConfigError(format!(
-                    "{at}: route `{}` allows no method",
-                    spec.path.0
-                )));
-            }
-            let mut headers: Vec<(String, String)> =
-                spec.headers.into_iter().map(|(n, v)| (n.0, v.0)).collect();
-            if !headers
-                .iter()
-                .any(|(n, _)| n.eq_ignore_ascii_case("content-type"))
-            {
-                headers.insert(0, ("Content-Type".into(), "text/plain".into()));
-            }
-            Ok(Route {
-                path: spec.path.0,
-                match_kind: spec.match_kind,
-                methods: spec.methods.into_iter().map(|m| m.0).collect(),
-                status: spec.status.0,
-                reason: spec.reason.map(|r| r.0),
-                headers,
-                body,
-            })
+            let at = source.at(spanned.span().start);
+            build_route(spanned.into_inner(), source, endpoints)
+                .map_err(|message| ConfigError(format!("{at}: {message}")))
         })
         .collect()
+}
+
+fn build_route(spec: RouteSpec, source: &Source, endpoints: &Endpoints) -> Result<Route, String> {
+    let path = spec.path.0;
+    for (key, probe) in endpoints.paths() {
+        if spec.match_kind == MatchKind::Exact && path == *probe {
+            return Err(format!(
+                "route `{probe}` is a built-in endpoint's path; set {key} to another path to use it"
+            ));
+        }
+    }
+    let body = match (spec.body, spec.body_file) {
+        (Some(_), Some(_)) => {
+            return Err(format!(
+                "route `{path}` sets both `body` and `body_file`; keep one"
+            ))
+        }
+        (Some(body), None) => body.into_bytes(),
+        (None, Some(name)) => {
+            let file = source.relative(&name);
+            std::fs::read(&file)
+                .map_err(|e| format!("body_file `{}` of route `{path}`: {e}", file.display()))?
+        }
+        (None, None) => Vec::new(),
+    };
+    if spec.methods.is_empty() {
+        return Err(format!("route `{path}` allows no method"));
+    }
+    let mut headers: Vec<(String, String)> =
+        spec.headers.into_iter().map(|(n, v)| (n.0, v.0)).collect();
+    if !headers
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+    {
+        headers.insert(0, ("Content-Type".into(), "text/plain".into()));
+    }
+    Ok(Route {
+        path,
+        match_kind: spec.match_kind,
+        methods: spec.methods.into_iter().map(|m| m.0).collect(),
+        status: spec.status.0,
+        reason: spec.reason.map(|r| r.0),
+        headers,
+        body,
+    })
 }
 
 #[cfg(test)]

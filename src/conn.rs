@@ -5,7 +5,9 @@
 //! it reads until the socket is drained (or the output must be flushed first), answers, writes, and
 //! reports whether the connection is finished. Buffers are the worker's ([`Scratch`]) except while
 //! a request is partial or an answer could not be written whole, so an idle connection holds no
-//! buffer at all. This module does not own the event loop, the timers or the Slab (see `server`).
+//! buffer at all. It also decides which timeout the connection is under and arms its deadline in
+//! the worker's heap. This module does not own the event loop, the heap or the Slab (see
+//! `worker`), and writes no answer itself (see `respond`).
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::Shutdown;
@@ -13,8 +15,12 @@ use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 
-use crate::http::{Context, Limits, RequestStream, Verdict};
-use crate::response::{AnswerId, Rejection};
+use crate::http::{RequestStream, Verdict, OUTPUT_HIGH_WATER};
+use crate::metrics::CLOSE_REASONS;
+use crate::respond::{self, Pass};
+use crate::response::Rejection;
+use crate::site::Settings;
+use crate::timer::{Deadlines, Entry};
 
 /// How long a graceful close waits for the peer to finish sending before the socket is closed
 /// anyway: long enough for a response to reach a live client, short enough that a peer which never
@@ -38,7 +44,7 @@ impl Scratch {
     pub fn new() -> Scratch {
         Scratch {
             input: vec![0; Scratch::INPUT_BYTES].into_boxed_slice(),
-            output: Vec::with_capacity(crate::http::OUTPUT_HIGH_WATER * 2),
+            output: Vec::with_capacity(OUTPUT_HIGH_WATER * 2),
         }
     }
 }
@@ -47,25 +53,6 @@ impl Default for Scratch {
     fn default() -> Scratch {
         Scratch::new()
     }
-}
-
-/// Per-connection settings taken from the configuration.
-#[derive(Debug, Clone, Copy)]
-pub struct Settings {
-    pub limits: Limits,
-    pub read_timeout: Duration,
-    pub idle_timeout: Duration,
-    pub write_timeout: Duration,
-    pub tcp_cork: bool,
-    pub access_log: bool,
-    pub log_builtins: bool,
-}
-
-/// What `drive` needs from the worker besides the buffers: the request stream's context for this
-/// pass of the loop (its `conn_id` is filled in per connection) and the connection settings.
-pub struct Env<'a> {
-    pub cx: Context<'a>,
-    pub settings: &'a Settings,
 }
 
 /// Why a connection ended; logged and counted on close.
@@ -108,7 +95,7 @@ impl CloseReason {
     }
 
     pub fn label(self) -> &'static str {
-        crate::metrics::CLOSE_REASONS[self.index()]
+        CLOSE_REASONS[self.index()]
     }
 }
 
@@ -127,8 +114,9 @@ enum Waiting {
     Linger,
 }
 
+/// Where the connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
+enum State {
     Open,
     /// The last answer is queued; close once it is written.
     Closing {
@@ -145,7 +133,7 @@ pub struct Connection {
     partial: Vec<u8>,
     /// Answer bytes the socket did not take yet.
     unsent: Vec<u8>,
-    phase: Phase,
+    state: State,
     /// The socket may hold unread input: reading stopped before the kernel said it was drained.
     may_read: bool,
     /// `partial` may hold complete requests left unanswered when the output reached its limit.
@@ -153,10 +141,10 @@ pub struct Connection {
     /// The peer's FIN has been reported: read on until `read` returns 0.
     peer_closed: bool,
     waiting: Waiting,
-    pub deadline: Instant,
+    deadline: Instant,
     accepted_at: Instant,
     /// The earliest deadline the worker's timer heap holds for this connection.
-    pub armed: Option<Instant>,
+    armed: Option<Instant>,
 }
 
 impl Connection {
@@ -167,7 +155,7 @@ impl Connection {
             stream: RequestStream::default(),
             partial: Vec::new(),
             unsent: Vec::new(),
-            phase: Phase::Open,
+            state: State::Open,
             may_read: true,
             paused: false,
             peer_closed: false,
@@ -204,20 +192,20 @@ impl Connection {
 
     /// Does every read, parse and write this connection can do now. `Some` means it is finished
     /// and should be dropped (closing the socket, which also removes it from epoll).
-    pub fn drive(&mut self, env: &Env<'_>, scratch: &mut Scratch) -> Option<CloseReason> {
+    pub fn drive(&mut self, pass: &Pass<'_>, scratch: &mut Scratch) -> Option<CloseReason> {
         let before = self.waiting;
         let mut active = false;
-        let outcome = self.pump(env, scratch, &mut active);
+        let outcome = self.pump(pass, scratch, &mut active);
         if outcome.is_none() {
-            self.refresh_deadline(env, before, active);
+            self.refresh_deadline(pass, before, active);
         }
         outcome
     }
 
     /// Called when the deadline has passed.
-    pub fn expire(&mut self, env: &Env<'_>, scratch: &mut Scratch) -> Option<CloseReason> {
+    pub fn expire(&mut self, pass: &Pass<'_>, scratch: &mut Scratch) -> Option<CloseReason> {
         match self.waiting {
-            Waiting::FirstRequest if env.cx.draining => Some(CloseReason::Shutdown),
+            Waiting::FirstRequest if pass.phase.draining() => Some(CloseReason::Shutdown),
             Waiting::FirstRequest => Some(CloseReason::ReadTimeout),
             Waiting::Idle => Some(CloseReason::IdleTimeout),
             Waiting::Write => Some(CloseReason::WriteTimeout),
@@ -228,21 +216,20 @@ impl Connection {
                 self.stream = RequestStream::default();
                 self.paused = false;
                 scratch.output.clear();
-                let sent = env.cx.responses.write(
-                    AnswerId::Rejected(Rejection::RequestTimeout),
-                    false,
-                    false,
+                respond::reject(
+                    &pass.site.responses,
+                    pass.stats,
+                    self.id,
+                    Rejection::RequestTimeout,
                     &mut scratch.output,
                 );
-                env.cx.stats.response(sent.status, sent.bytes, 0);
-                tracing::info!(conn = self.id, status = 408, "read timeout mid-request");
-                self.phase = Phase::Closing { linger: true };
-                let result = self.send(env.settings, &scratch.output);
+                self.state = State::Closing { linger: true };
+                let result = self.send(&pass.site.settings, &scratch.output);
                 scratch.output.clear();
                 if let Err(e) = result {
                     return Some(CloseReason::error(&e));
                 }
-                match self.drive(env, scratch) {
+                match self.drive(pass, scratch) {
                     None => None,
                     Some(CloseReason::ClientClosed | CloseReason::Done) => {
                         Some(CloseReason::ReadTimeout)
@@ -253,34 +240,34 @@ impl Connection {
         }
     }
 
-    fn refresh_deadline(&mut self, env: &Env<'_>, before: Waiting, active: bool) {
-        self.waiting = match self.phase {
-            Phase::Lingering => Waiting::Linger,
+    fn refresh_deadline(&mut self, pass: &Pass<'_>, before: Waiting, active: bool) {
+        self.waiting = match self.state {
+            State::Lingering => Waiting::Linger,
             _ if !self.unsent.is_empty() => Waiting::Write,
-            Phase::Closing { .. } => Waiting::Write,
-            Phase::Open if self.stream.mid_request(self.partial.len()) => Waiting::Request,
-            Phase::Open if before == Waiting::FirstRequest && !active => Waiting::FirstRequest,
-            Phase::Open => Waiting::Idle,
+            State::Closing { .. } => Waiting::Write,
+            State::Open if self.stream.mid_request(self.partial.len()) => Waiting::Request,
+            State::Open if before == Waiting::FirstRequest && !active => Waiting::FirstRequest,
+            State::Open => Waiting::Idle,
         };
         // A request's deadline runs from its first byte and is not extended by later bytes; idle
         // and write deadlines restart with every sign of life.
         let restart = self.waiting != before
             || (active && matches!(self.waiting, Waiting::Idle | Waiting::Write));
         if restart {
-            let s = env.settings;
+            let s = &pass.site.settings;
             let timeout = match self.waiting {
                 Waiting::FirstRequest | Waiting::Request => s.read_timeout,
                 Waiting::Idle => s.idle_timeout,
                 Waiting::Write => s.write_timeout,
                 Waiting::Linger => LINGER,
             };
-            self.deadline = env.cx.now + timeout;
+            self.deadline = pass.now + timeout;
         }
     }
 
     fn pump(
         &mut self,
-        env: &Env<'_>,
+        pass: &Pass<'_>,
         scratch: &mut Scratch,
         active: &mut bool,
     ) -> Option<CloseReason> {
@@ -295,38 +282,38 @@ impl Connection {
                     return None;
                 }
             }
-            match self.phase {
-                Phase::Closing { linger: false } => return Some(CloseReason::Done),
-                Phase::Closing { linger: true } => {
+            match self.state {
+                State::Closing { linger: false } => return Some(CloseReason::Done),
+                State::Closing { linger: true } => {
                     // Shutting the write side sends FIN after the answer; reading on until the
                     // peer's FIN keeps the kernel from answering its late bytes with a reset.
                     if let Err(e) = self.socket.shutdown(Shutdown::Write) {
                         return Some(CloseReason::error(&e));
                     }
-                    self.phase = Phase::Lingering;
+                    self.state = State::Lingering;
                     self.may_read = true;
                 }
-                Phase::Lingering => return self.discard(scratch),
-                Phase::Open if self.paused => {
+                State::Lingering => return self.discard(scratch),
+                State::Open if self.paused => {
                     self.paused = false;
-                    if let Err(e) = self.answer(env, scratch, 0) {
+                    if let Err(e) = self.answer(pass, scratch, 0) {
                         return Some(CloseReason::error(&e));
                     }
                 }
-                Phase::Open if !self.may_read => return None,
-                Phase::Open => match self.socket.read(&mut scratch.input) {
+                State::Open if !self.may_read => return None,
+                State::Open => match self.socket.read(&mut scratch.input) {
                     // The peer closed its side: a partial request can never complete, and a
                     // complete one has already been answered.
                     Ok(0) => return Some(CloseReason::ClientClosed),
                     Ok(n) => {
                         *active = true;
-                        env.cx.stats.bytes_in.add(n as u64);
+                        pass.stats.bytes_in.add(n as u64);
                         tracing::trace!(conn = self.id, bytes = n, "read");
                         // A short read means the receive queue was empty at that moment, and
                         // epoll reports new data as a new edge: no need to read until WouldBlock.
                         // A FIN already reported is no new edge, so then read on to the 0.
                         self.may_read = n == scratch.input.len() || self.peer_closed;
-                        if let Err(e) = self.answer(env, scratch, n) {
+                        if let Err(e) = self.answer(pass, scratch, n) {
                             return Some(CloseReason::error(&e));
                         }
                     }
@@ -344,20 +331,22 @@ impl Connection {
 
     /// Feeds `n` new bytes of `scratch.input` (after any kept partial request) to the request
     /// stream and sends what it answers.
-    fn answer(&mut self, env: &Env<'_>, scratch: &mut Scratch, n: usize) -> io::Result<()> {
-        let cx = Context {
-            conn_id: self.id,
-            ..env.cx
-        };
+    fn answer(&mut self, pass: &Pass<'_>, scratch: &mut Scratch, n: usize) -> io::Result<()> {
+        let cx = pass.context();
+        let mut responder = pass.responder(self.id);
         scratch.output.clear();
         let fresh = &scratch.input[..n];
         let progress = if self.partial.is_empty() {
-            let progress = self.stream.advance(fresh, &cx, &mut scratch.output);
+            let progress = self
+                .stream
+                .advance(fresh, &cx, &mut responder, &mut scratch.output);
             self.partial.extend_from_slice(&fresh[progress.consumed..]);
             progress
         } else {
             self.partial.extend_from_slice(fresh);
-            let progress = self.stream.advance(&self.partial, &cx, &mut scratch.output);
+            let progress =
+                self.stream
+                    .advance(&self.partial, &cx, &mut responder, &mut scratch.output);
             self.partial.drain(..progress.consumed);
             progress
         };
@@ -365,7 +354,7 @@ impl Connection {
             Verdict::Wait => {}
             Verdict::Flush => self.paused = true,
             Verdict::Close { linger } => {
-                self.phase = Phase::Closing {
+                self.state = State::Closing {
                     linger: linger || self.may_read || !self.partial.is_empty(),
                 };
                 self.partial = Vec::new();
@@ -375,7 +364,7 @@ impl Connection {
             // Between requests a connection holds no buffer.
             self.partial = Vec::new();
         }
-        let result = self.send(env.settings, &scratch.output);
+        let result = self.send(&pass.site.settings, &scratch.output);
         scratch.output.clear();
         result
     }
@@ -447,6 +436,46 @@ impl Connection {
                 Err(e) => return Some(CloseReason::error(&e)),
             }
         }
+    }
+
+    /// The low 32 bits of the id, which the connection's token and deadline entries carry: enough
+    /// to tell a slot's successive connections apart.
+    pub fn tag(&self) -> u32 {
+        self.id as u32
+    }
+
+    /// Pushes a deadline entry for `slot` unless one at or before the deadline is armed already.
+    /// A deadline that moved later (every keep-alive request) costs nothing now: the old entry
+    /// re-arms it when it comes due.
+    pub fn arm(&mut self, slot: usize, deadlines: &mut Deadlines) {
+        if self.armed.is_none_or(|armed| self.deadline < armed) {
+            deadlines.push(Entry {
+                at: self.deadline,
+                // Slots stay far below 2^32: each holds a descriptor.
+                slot: slot as u32,
+                conn_tag: self.tag(),
+            });
+            self.armed = Some(self.deadline);
+        }
+    }
+
+    /// Whether `entry` is the deadline this connection has armed. Entries of closed connections,
+    /// of moved ones, and entries superseded by an earlier one are not: they are dropped when they
+    /// surface (the lazy deletion) or when memory is released.
+    pub fn is_armed_with(&self, entry: &Entry) -> bool {
+        self.tag() == entry.conn_tag && self.armed == Some(entry.at)
+    }
+
+    /// Its armed entry came due and was taken out of the heap: true if the deadline has passed,
+    /// false if it moved later (the caller arms it again).
+    pub fn disarm(&mut self, now: Instant) -> bool {
+        self.armed = None;
+        self.deadline <= now
+    }
+
+    /// The connection moved to another slot: its entry in the heap no longer finds it.
+    pub fn moved(&mut self) {
+        self.armed = None;
     }
 
     /// Notes that the socket may have input: a readable edge arrived, or a drain wants one last

@@ -1,29 +1,22 @@
-//! The HTTP/1.x request stream of one connection, as a pure state machine: bytes in, response bytes
-//! and a verdict out.
+//! The HTTP/1.x request stream of one connection, as a pure state machine: bytes in, the choice of
+//! answer and its bytes out, and a verdict for the connection.
 //!
 //! [`RequestStream::advance`] finds the end of each request head (the article's `\n\n` and
-//! `\n\r\n`), parses it with `httparse`, decides persistence, reads and discards any body, and
-//! appends the prebuilt answer for every complete request, in order. It owns the HTTP semantics and
-//! every per-request limit; it owns no socket, no timer and no buffer beyond its caller's, which is
-//! why it can be driven byte by byte from tests and fuzzers.
+//! `\n\r\n`), parses it with `httparse`, decides persistence, reads and discards any body, and has
+//! every complete request answered, in order, through the caller's [`Exchanges`]. It owns the HTTP
+//! semantics and every per-request limit; it owns no socket, no timer, no counter and no buffer
+//! beyond its caller's, which is why tests and fuzzers can drive it byte by byte.
 
 use std::time::Instant;
 
-use crate::control::Phase;
-use crate::metrics::{Metrics, WorkerStats};
-use crate::response::{AnswerId, Rejection, Responses, Sent};
+use crate::response::{AnswerId, Rejection, Responses};
+use crate::site::{Limits, Phase, Site};
 
 /// Headers beyond this count get 431: real clients send a dozen or two.
 pub const MAX_HEADERS: usize = 64;
 /// Responses for a pipelined batch accumulate up to this many bytes before they are flushed, so
 /// that a client that pipelines without reading cannot make the server buffer without bound.
 pub const OUTPUT_HIGH_WATER: usize = 64 * 1024;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    pub max_header_bytes: usize,
-    pub max_body_bytes: u64,
-}
 
 /// What the caller must do once the output appended by `advance` is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,179 +39,59 @@ pub struct Progress {
     pub verdict: Verdict,
 }
 
-/// The per-call context: the answers to pick from and the connection they are for.
+/// What the request stream decides from: the answers, the limits, the server's phase, the clock.
 #[derive(Clone, Copy)]
 pub struct Context<'a> {
-    pub responses: &'a Responses,
-    pub limits: Limits,
-    /// Set while the server drains: every answer says `Connection: close`.
-    pub draining: bool,
-    /// Cleared once a shutdown has begun: the readiness probe answers 503.
-    pub ready: bool,
-    pub conn_id: u64,
-    pub access_log: bool,
-    /// Whether requests to the built-in endpoints are logged too.
-    pub log_builtins: bool,
+    responses: &'a Responses,
+    limits: Limits,
+    phase: Phase,
     /// When the bytes being fed were read (the event loop's clock, taken once per wake-up).
-    pub now: Instant,
-    /// This worker's counters.
-    pub stats: &'a WorkerStats,
-    /// Every worker's counters, for a `/metrics` request.
-    pub metrics: &'a Metrics,
+    now: Instant,
 }
 
-#[derive(Debug, Default)]
-pub struct RequestStream {
-    /// Body bytes of the current request still to be read and discarded.
-    body_left: u64,
-    /// The answer to the current request, sent once its body has been read.
-    /// Boxed: only requests with a body have one, and an idle connection should stay small.
-    pending: Option<Box<Exchange<String>>>,
-    /// How much of the unconsumed input has already been searched for the end of the head, so
-    /// that a head arriving a byte at a time is searched once, not once per byte.
-    scanned: usize,
-    /// When the current request's first byte was read.
-    started: Option<Instant>,
-}
-
-impl RequestStream {
-    /// True while a request has begun but is not complete: `unconsumed` is the length of the
-    /// input the caller kept from the last call.
-    pub fn mid_request(&self, unconsumed: usize) -> bool {
-        self.body_left > 0 || unconsumed > 0
-    }
-
-    /// Answers every complete request at the front of `input`, appending the responses to `out`.
-    pub fn advance(&mut self, input: &[u8], cx: &Context<'_>, out: &mut Vec<u8>) -> Progress {
-        let mut pos = 0;
-        loop {
-            if out.len() >= OUTPUT_HIGH_WATER {
-                return progress(pos, Verdict::Flush);
-            }
-            if self.body_left > 0 {
-                let take = self.body_left.min((input.len() - pos) as u64);
-                pos += take as usize;
-                self.body_left -= take;
-                if self.body_left > 0 {
-                    return progress(pos, Verdict::Wait);
-                }
-                if let Some(p) = self.pending.take() {
-                    p.respond(cx, out);
-                    if !p.keep_alive {
-                        return progress(
-                            pos,
-                            Verdict::Close {
-                                linger: pos < input.len(),
-                            },
-                        );
-                    }
-                }
-                continue;
-            }
-            // RFC 9112 2.2: ignore empty lines before a request line (some clients send a CRLF
-            // after a body); without this they would start a "request" that never completes.
-            if self.scanned == 0 {
-                while pos < input.len() && matches!(input[pos], b'\r' | b'\n') {
-                    pos += 1;
-                }
-            }
-            let rest = &input[pos..];
-            if rest.is_empty() {
-                return progress(pos, Verdict::Wait);
-            }
-            let started = *self.started.get_or_insert(cx.now);
-            let Some(head_len) = find_head_end(rest, self.scanned) else {
-                let first_look = self.scanned == 0;
-                self.scanned = rest.len();
-                if rest.len() > cx.limits.max_header_bytes {
-                    // Garbage is a 400 even when it is long; only a well-formed start is a 431.
-                    let rejection = match parse_head(rest) {
-                        Err(r) => r,
-                        Ok(_) => Rejection::HeadersTooLarge,
-                    };
-                    return reject(cx, out, pos, rejection);
-                }
-                // Checking the first bytes of a request at once answers a TLS handshake or a
-                // binary probe with 400 now, instead of after the read timeout.
-                if first_look {
-                    if let Err(rejection) = parse_head(rest) {
-                        return reject(cx, out, pos, rejection);
-                    }
-                }
-                return progress(pos, Verdict::Wait);
-            };
-            self.scanned = 0;
-            self.started = None;
-            if head_len > cx.limits.max_header_bytes {
-                return reject(cx, out, pos, Rejection::HeadersTooLarge);
-            }
-            let head = match parse_head(&rest[..head_len]) {
-                Ok(Some(head)) => head,
-                // A head whose end was found but that httparse calls partial is not well formed.
-                Ok(None) => return reject(cx, out, pos, Rejection::BadRequest),
-                Err(rejection) => return reject(cx, out, pos, rejection),
-            };
-            pos += head_len;
-            tracing::debug!(
-                conn = cx.conn_id,
-                method = head.method,
-                path = head.target,
-                version = version_name(head.version),
-                header_bytes = head_len,
-                "request"
-            );
-            if let Some(rejection) = head.rejection(cx.limits) {
-                return reject(cx, out, pos, rejection);
-            }
-            let answer = match target_path(head.target) {
-                Some(path) => cx.responses.choose(head.method, path, cx.ready),
-                None => return reject(cx, out, pos, Rejection::BadRequest),
-            };
-            let keep_alive = head.persistent && !cx.draining;
-            let head_only = head.method == "HEAD";
-            let exchange = Exchange {
-                answer,
-                keep_alive,
-                head_only,
-                method: head.method,
-                target: head.target,
-                version: head.version,
-                started,
-            };
-            if head.content_length > 0 {
-                // Answered once the body is read: keep the decision, with owned strings.
-                self.body_left = head.content_length;
-                self.pending = Some(Box::new(exchange.to_owned()));
-                continue;
-            }
-            exchange.respond(cx, out);
-            if !keep_alive {
-                return progress(
-                    pos,
-                    Verdict::Close {
-                        linger: pos < input.len(),
-                    },
-                );
-            }
+impl<'a> Context<'a> {
+    pub fn new(site: &'a Site, phase: Phase, now: Instant) -> Context<'a> {
+        Context {
+            responses: &site.responses,
+            limits: site.settings.limits,
+            phase,
+            now,
         }
     }
 }
 
-fn progress(consumed: usize, verdict: Verdict) -> Progress {
-    Progress { consumed, verdict }
+/// Where the request stream hands what it decided: the layer above writes each answer's bytes
+/// (rendering the ones that are not prebuilt), counts it and logs it.
+pub trait Exchanges {
+    /// A request head was parsed; its answer comes once its body is read.
+    fn request(&mut self, request: &Request<'_>);
+    /// Appends the answer to `exchange` to `out`.
+    fn answer(&mut self, exchange: &Exchange<&str>, out: &mut Vec<u8>);
+    /// Appends the refusal to `out`; the connection closes after it.
+    fn reject(&mut self, rejection: Rejection, out: &mut Vec<u8>);
+}
+
+/// A parsed request line, for the debug log.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    pub method: &'a str,
+    pub target: &'a str,
+    pub version: u8,
+    pub header_bytes: usize,
 }
 
 /// One request's decided answer, ready to be written: borrowing the request's bytes, or owning
 /// copies while it waits for the body.
 #[derive(Debug, Clone)]
-struct Exchange<S> {
-    answer: AnswerId,
-    keep_alive: bool,
-    head_only: bool,
-    method: S,
-    target: S,
-    version: u8,
-    started: Instant,
+pub struct Exchange<S> {
+    pub answer: AnswerId,
+    pub keep_alive: bool,
+    pub head_only: bool,
+    pub method: S,
+    pub target: S,
+    pub version: u8,
+    /// When the request's first byte was read.
+    pub started: Instant,
 }
 
 impl Exchange<&str> {
@@ -235,44 +108,22 @@ impl Exchange<&str> {
     }
 }
 
-impl<S: AsRef<str>> Exchange<S> {
-    fn respond(&self, cx: &Context<'_>, out: &mut Vec<u8>) {
-        let Sent { status, bytes } = if self.answer == AnswerId::Metrics {
-            let mut body = String::new();
-            let phase = if cx.draining {
-                Phase::Draining
-            } else if cx.ready {
-                Phase::Serving
-            } else {
-                Phase::Unready
-            };
-            cx.metrics.render(phase, &mut body);
-            cx.responses
-                .write_metrics(&body, self.keep_alive, self.head_only, out)
-        } else {
-            cx.responses
-                .write(self.answer, self.keep_alive, self.head_only, out)
-        };
-        let duration_us = cx.now.saturating_duration_since(self.started).as_micros() as u64;
-        cx.stats.response(status, bytes, duration_us);
-        if cx.access_log && (cx.log_builtins || !self.answer.is_builtin()) {
-            tracing::info!(
-                target: "responder::access",
-                conn = cx.conn_id,
-                method = self.method.as_ref(),
-                path = self.target.as_ref(),
-                version = version_name(self.version),
-                status,
-                bytes,
-                duration_us,
-                keep_alive = self.keep_alive,
-                "response"
-            );
+impl Exchange<String> {
+    fn borrowed(&self) -> Exchange<&str> {
+        Exchange {
+            answer: self.answer,
+            keep_alive: self.keep_alive,
+            head_only: self.head_only,
+            method: &self.method,
+            target: &self.target,
+            version: self.version,
+            started: self.started,
         }
     }
 }
 
-fn version_name(version: u8) -> &'static str {
+/// `HTTP/1.0` or `HTTP/1.1`, for logs.
+pub fn version_name(version: u8) -> &'static str {
     if version == 0 {
         "HTTP/1.0"
     } else {
@@ -280,22 +131,227 @@ fn version_name(version: u8) -> &'static str {
     }
 }
 
-/// Writes the fixed answer for a refused request; the connection closes after it, gracefully,
-/// since the peer may still be sending the rest of what was refused.
-fn reject(cx: &Context<'_>, out: &mut Vec<u8>, consumed: usize, rejection: Rejection) -> Progress {
-    let Sent { status, bytes } =
-        cx.responses
-            .write(AnswerId::Rejected(rejection), false, false, out);
-    cx.stats.response(status, bytes, 0);
-    tracing::info!(
-        target: "responder::access",
-        conn = cx.conn_id,
-        status,
-        bytes,
-        rejection = ?rejection,
-        "request rejected"
-    );
+#[derive(Debug, Default)]
+pub struct RequestStream {
+    /// Body bytes of the current request still to be read and discarded.
+    body_left: u64,
+    /// The answer to the current request, sent once its body has been read.
+    /// Boxed: only requests with a body have one, and an idle connection should stay small.
+    pending: Option<Box<Exchange<String>>>,
+    /// How much of the unconsumed input has already been searched for the end of the head, so
+    /// that a head arriving a byte at a time is searched once, not once per byte.
+    scanned: usize,
+    /// When the current request's first byte was read.
+    started: Option<Instant>,
+}
+
+/// What one step of `advance` leads to.
+enum Step {
+    /// Go on with the next request at this position.
+    Next(usize),
+    /// Return this to the caller.
+    Stop(Progress),
+}
+
+impl RequestStream {
+    /// True while a request has begun but is not complete: `unconsumed` is the length of the
+    /// input the caller kept from the last call.
+    pub fn mid_request(&self, unconsumed: usize) -> bool {
+        self.body_left > 0 || unconsumed > 0
+    }
+
+    /// Answers every complete request at the front of `input`, appending the responses to `out`.
+    pub fn advance(
+        &mut self,
+        input: &[u8],
+        cx: &Context<'_>,
+        exchanges: &mut impl Exchanges,
+        out: &mut Vec<u8>,
+    ) -> Progress {
+        let mut pos = 0;
+        loop {
+            if out.len() >= OUTPUT_HIGH_WATER {
+                return progress(pos, Verdict::Flush);
+            }
+            let step = if self.body_left > 0 {
+                self.skip_body(input, pos, exchanges, out)
+            } else {
+                self.next_request(
+                    input,
+                    skip_blank_lines(input, pos, self.scanned),
+                    cx,
+                    exchanges,
+                    out,
+                )
+            };
+            match step {
+                Step::Next(next) => pos = next,
+                Step::Stop(progress) => return progress,
+            }
+        }
+    }
+
+    /// Discards body bytes from `pos`; once the body is complete, answers its request.
+    fn skip_body(
+        &mut self,
+        input: &[u8],
+        pos: usize,
+        exchanges: &mut impl Exchanges,
+        out: &mut Vec<u8>,
+    ) -> Step {
+        let take = self.body_left.min((input.len() - pos) as u64);
+        let pos = pos + take as usize;
+        self.body_left -= take;
+        if self.body_left > 0 {
+            return Step::Stop(progress(pos, Verdict::Wait));
+        }
+        match self.pending.take() {
+            Some(exchange) => answer(&exchange.borrowed(), input, pos, exchanges, out),
+            None => Step::Next(pos),
+        }
+    }
+
+    /// Reads the request head starting at `pos` and answers it, or waits for the rest of it.
+    fn next_request(
+        &mut self,
+        input: &[u8],
+        pos: usize,
+        cx: &Context<'_>,
+        exchanges: &mut impl Exchanges,
+        out: &mut Vec<u8>,
+    ) -> Step {
+        let rest = &input[pos..];
+        if rest.is_empty() {
+            return Step::Stop(progress(pos, Verdict::Wait));
+        }
+        let started = *self.started.get_or_insert(cx.now);
+        let Some(head_len) = find_head_end(rest, self.scanned) else {
+            return Step::Stop(self.incomplete_head(rest, pos, cx, exchanges, out));
+        };
+        self.scanned = 0;
+        self.started = None;
+        let head = match parse_complete_head(&rest[..head_len], cx.limits) {
+            Ok(head) => head,
+            Err(rejection) => return Step::Stop(reject(rejection, pos, exchanges, out)),
+        };
+        let pos = pos + head_len;
+        exchanges.request(&Request {
+            method: head.method,
+            target: head.target,
+            version: head.version,
+            header_bytes: head_len,
+        });
+        let answer_id = match head.rejection(cx.limits) {
+            Some(rejection) => return Step::Stop(reject(rejection, pos, exchanges, out)),
+            None => match target_path(head.target) {
+                Some(path) => cx.responses.choose(head.method, path, cx.phase.ready()),
+                None => return Step::Stop(reject(Rejection::BadRequest, pos, exchanges, out)),
+            },
+        };
+        let exchange = Exchange {
+            answer: answer_id,
+            keep_alive: head.persistent && !cx.phase.draining(),
+            head_only: head.method == "HEAD",
+            method: head.method,
+            target: head.target,
+            version: head.version,
+            started,
+        };
+        if head.content_length > 0 {
+            // Answered once the body is read: keep the decision, with owned strings.
+            self.body_left = head.content_length;
+            self.pending = Some(Box::new(exchange.to_owned()));
+            return Step::Next(pos);
+        }
+        answer(&exchange, input, pos, exchanges, out)
+    }
+
+    /// No end of head in `rest` yet: refuse it now if it can already be told bad or too long,
+    /// otherwise wait for more.
+    fn incomplete_head(
+        &mut self,
+        rest: &[u8],
+        pos: usize,
+        cx: &Context<'_>,
+        exchanges: &mut impl Exchanges,
+        out: &mut Vec<u8>,
+    ) -> Progress {
+        let first_look = self.scanned == 0;
+        self.scanned = rest.len();
+        if rest.len() > cx.limits.max_header_bytes {
+            // Garbage is a 400 even when it is long; only a well-formed start is a 431.
+            let rejection = match parse_head(rest) {
+                Err(r) => r,
+                Ok(_) => Rejection::HeadersTooLarge,
+            };
+            return reject(rejection, pos, exchanges, out);
+        }
+        // Checking the first bytes of a request at once answers a TLS handshake or a binary
+        // probe with 400 now, instead of after the read timeout.
+        if first_look {
+            if let Err(rejection) = parse_head(rest) {
+                return reject(rejection, pos, exchanges, out);
+            }
+        }
+        progress(pos, Verdict::Wait)
+    }
+}
+
+/// RFC 9112 2.2: empty lines before a request line are ignored (some clients send a CRLF after a
+/// body); without this they would start a "request" that never completes. Only at the start of a
+/// head: `scanned` is zero there.
+fn skip_blank_lines(input: &[u8], mut pos: usize, scanned: usize) -> usize {
+    if scanned == 0 {
+        while pos < input.len() && matches!(input[pos], b'\r' | b'\n') {
+            pos += 1;
+        }
+    }
+    pos
+}
+
+/// Has `exchange` answered; the connection closes after it unless it is kept alive.
+fn answer(
+    exchange: &Exchange<&str>,
+    input: &[u8],
+    pos: usize,
+    exchanges: &mut impl Exchanges,
+    out: &mut Vec<u8>,
+) -> Step {
+    exchanges.answer(exchange, out);
+    if exchange.keep_alive {
+        return Step::Next(pos);
+    }
+    Step::Stop(progress(
+        pos,
+        Verdict::Close {
+            linger: pos < input.len(),
+        },
+    ))
+}
+
+/// Has the refusal written; the connection closes after it, gracefully, since the peer may still
+/// be sending the rest of what was refused.
+fn reject(
+    rejection: Rejection,
+    consumed: usize,
+    exchanges: &mut impl Exchanges,
+    out: &mut Vec<u8>,
+) -> Progress {
+    exchanges.reject(rejection, out);
     progress(consumed, Verdict::Close { linger: true })
+}
+
+fn progress(consumed: usize, verdict: Verdict) -> Progress {
+    Progress { consumed, verdict }
+}
+
+/// Parses a head whose end was found: too long is a 431, and a head httparse still calls partial
+/// is not well formed.
+fn parse_complete_head(head: &[u8], limits: Limits) -> Result<Head<'_>, Rejection> {
+    if head.len() > limits.max_header_bytes {
+        return Err(Rejection::HeadersTooLarge);
+    }
+    parse_head(head)?.ok_or(Rejection::BadRequest)
 }
 
 /// Returns the length of the head (through its blank line) if `buf` holds one. Heads end at
@@ -449,30 +505,31 @@ fn target_path(target: &str) -> Option<&[u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Endpoints, Route};
+    use crate::config::Config;
+
+    /// Writes the prebuilt answers, as the layer above does for everything but the metrics.
+    struct Prebuilt<'a>(&'a Responses);
+
+    impl Exchanges for Prebuilt<'_> {
+        fn request(&mut self, _: &Request<'_>) {}
+
+        fn answer(&mut self, e: &Exchange<&str>, out: &mut Vec<u8>) {
+            self.0.write(e.answer, e.keep_alive, e.head_only, out);
+        }
+
+        fn reject(&mut self, rejection: Rejection, out: &mut Vec<u8>) {
+            self.0
+                .write(AnswerId::Rejected(rejection), false, false, out);
+        }
+    }
 
     fn run(input: &[u8]) -> (String, Progress) {
-        let responses = Responses::new(&[Route::default_hello()], &Endpoints::default());
-        let limits = Limits {
-            max_header_bytes: 8192,
-            max_body_bytes: 100,
-        };
-        let stats = WorkerStats::default();
-        let metrics = Metrics::new(vec![], Default::default());
-        let cx = Context {
-            responses: &responses,
-            limits,
-            draining: false,
-            ready: true,
-            conn_id: 1,
-            access_log: false,
-            log_builtins: false,
-            now: Instant::now(),
-            stats: &stats,
-            metrics: &metrics,
-        };
+        let mut site = Site::new(&Config::default());
+        site.settings.limits.max_body_bytes = 100;
+        let cx = Context::new(&site, Phase::Serving, Instant::now());
         let mut out = Vec::new();
-        let p = RequestStream::default().advance(input, &cx, &mut out);
+        let p =
+            RequestStream::default().advance(input, &cx, &mut Prebuilt(&site.responses), &mut out);
         (String::from_utf8_lossy(&out).into_owned(), p)
     }
 

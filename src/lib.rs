@@ -3,32 +3,45 @@
 //! the edge-triggered epoll server of "How To Use Linux epoll with Python".
 //!
 //! # Layout
-//! - `config`: command line, environment, TOML file and defaults, merged and validated.
-//! - `response`: every response serialized once at start; the `Date` patched once a second.
-//! - `http`: the request stream of one connection as a pure state machine (httparse inside).
-//! - `conn`: one connection's socket I/O, buffers and deadline.
-//! - `timer`: the deadline heap with lazy deletion.
-//! - `worker`: one event loop (mio `Poll`, listener, `Slab` of connections).
-//! - `memory`: the allocator's thresholds fixed; its free pages returned as connections close.
-//! - `control`: the phase shared by the supervisor and the workers (serving, draining, abort).
-//! - `server`: binds, starts the workers, turns signals into a drain.
+//! Modules are listed from the bottom layer up; each imports only from layers below it (the
+//! order ARCHITECTURE.md draws, which a test checks).
+//! - `config`: command line, environment, TOML file and defaults, merged and checked.
 //! - `net`: listening sockets and the descriptor limit.
-//! - `telemetry`: the `tracing` subscriber and its non-blocking output, batched per event loop.
+//! - `timer`: the deadline heap with lazy deletion.
+//! - `memory`: the allocator's thresholds fixed; its free pages returned as connections close.
 //! - `json_lines`: the JSON log line format.
+//! - `response`: every response serialized once at start; the `Date` patched once a second.
+//! - `telemetry`: the `tracing` subscriber and its non-blocking output, batched per event loop.
+//! - `site`: what is served and how (answers, settings, limits), the shutdown phase, and the cell
+//!   a reload publishes through.
+//! - `http`: the request stream of one connection as a pure state machine (httparse inside).
 //! - `metrics`: per-worker counters, summed and encoded for `/metrics`.
+//! - `respond`: writes, counts and logs every answer; the one place a rejection is written.
+//! - `conn`: one connection's socket I/O, buffers and deadline.
+//! - `control`: the phase shared by the supervisor and the workers, and their wakers.
+//! - `worker`: one event loop (mio `Poll`, listener, `Slab` of connections).
+//! - `server`: binds, starts the workers, turns signals into a drain or a reload.
 //! - `healthcheck`: the `responder healthcheck` client for container health checks.
+//!
+//! # What is public, and for whom
+//! The binary uses `config`, `server`, `healthcheck`, `memory` and `telemetry`. The in-process
+//! tests (a counting allocator, a lowered descriptor limit) build a `worker::Worker` from `net`,
+//! `site`, `control`, `metrics` and `response`. The property tests and the fuzz target drive
+//! `http::RequestStream` through `respond::Pass`. Everything else is `pub(crate)`.
 
 pub mod config;
-pub mod conn;
+pub(crate) mod conn;
 pub mod control;
 pub mod healthcheck;
 pub mod http;
-pub mod json_lines;
+pub(crate) mod json_lines;
 pub mod memory;
 pub mod metrics;
 pub mod net;
+pub mod respond;
 pub mod response;
 pub mod server;
+pub mod site;
 pub mod telemetry;
-pub mod timer;
+pub(crate) mod timer;
 pub mod worker;

@@ -3,7 +3,6 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use responder::config::{Cli, Command, Config, LogLevel};
 use responder::server::{self, Outcome};
 use responder::{healthcheck, memory, telemetry};
@@ -14,7 +13,7 @@ const EXIT_CONFIG_ERROR: u8 = 2;
 const EXIT_FORCED_SHUTDOWN: u8 = 3;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_args();
     let config = match Config::load(&cli) {
         Ok(config) => config,
         Err(e) => {

@@ -3,7 +3,7 @@
 //! Each worker owns a [`WorkerStats`] that only its own thread writes, with a plain load and store
 //! (no locked instruction, no cache line written by two threads); a scrape reads every worker's
 //! and sums them ([`Metrics::render`]), encoding through `prometheus-client`. This module counts
-//! and encodes; what is counted is decided where it happens (`http`, `conn`, `worker`).
+//! and encodes; what is counted is decided where it happens (`respond`, `conn`, `worker`).
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -15,7 +15,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
-use crate::control::Phase;
+use crate::site::Phase;
 use crate::telemetry::DroppedLines;
 
 /// A counter that one thread writes and any thread reads.

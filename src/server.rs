@@ -9,21 +9,21 @@
 
 use std::io::{self, ErrorKind};
 use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::telemetry::{self, DroppedLines};
+use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
 use crate::config::{Config, ConfigError};
-use crate::conn::Settings;
-use crate::control::{Control, Phase};
-use crate::http::Limits;
+use crate::control::Control;
 use crate::metrics::{Metrics, WorkerStats};
 use crate::net::{self, BindError, ListenOptions};
-use crate::response::Responses;
-use crate::worker::{Site, Worker, WorkerEnd, WorkerOptions};
+use crate::site::{Phase, Published, Site};
+use crate::telemetry::{self, DroppedLines};
+use crate::worker::{Worker, WorkerEnd, WorkerOptions};
 
 const SIGNALS: Token = Token(0);
 const WORKER_EXIT: Token = Token(1);
@@ -75,36 +75,18 @@ pub fn run(
     dropped_log_lines: DroppedLines,
 ) -> Result<Outcome, ServerError> {
     let max_connections = connection_budget(config.max_connections, config.workers);
-    let listeners = net::bind_listeners(
-        &ListenOptions {
-            addr: config.listen,
-            backlog: config.backlog,
-            reuse_address: config.reuse_address,
-            tcp_nodelay: config.tcp_nodelay,
-        },
-        config.workers,
-    )
-    .map_err(ServerError::Bind)?;
+    let listeners = bind(config)?;
     let addr = listeners
         .first()
         .and_then(|l| l.local_addr().ok())
         .unwrap_or(config.listen);
-
-    let poll = Poll::new().map_err(io_error("cannot create the supervisor's poll"))?;
-    let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])
-        .map_err(io_error("cannot install signal handlers"))?;
-    poll.registry()
-        .register(&mut signals, SIGNALS, Interest::READABLE)
-        .map_err(io_error("cannot watch signals"))?;
-    let exit_waker = Arc::new(
-        Waker::new(poll.registry(), WORKER_EXIT).map_err(io_error("cannot create a waker"))?,
-    );
-
-    let control = Arc::new(Control::new(Arc::new(site(config))));
-    let count = listeners.len();
-    let stats: Vec<Arc<WorkerStats>> = (0..count).map(|_| Arc::default()).collect();
+    let (poll, signals, exit_waker) = supervisor_poll()?;
+    let control = Arc::new(Control::default());
+    let published = Arc::new(Published::new(Site::new(config)));
+    let stats: Vec<Arc<WorkerStats>> = (0..listeners.len()).map(|_| Arc::default()).collect();
     let metrics = Arc::new(Metrics::new(stats.clone(), dropped_log_lines));
     let (ended_tx, ended_rx) = mpsc::channel();
+    let count = listeners.len();
     let mut workers = Vec::with_capacity(count);
     for (index, listener) in listeners.into_iter().enumerate() {
         let options = WorkerOptions {
@@ -114,27 +96,19 @@ pub fn run(
             stats: Arc::clone(&stats[index]),
             metrics: Arc::clone(&metrics),
         };
-        let worker = Worker::new(listener, options, Arc::clone(&control))
-            .map_err(io_error("cannot start an event loop"))?;
-        let exit_waker = Arc::clone(&exit_waker);
-        let ended = ended_tx.clone();
-        let handle = std::thread::Builder::new()
-            .name(format!("worker-{index}"))
-            .spawn(move || {
-                // The result travels by channel, not by `join`, so that the supervisor learns of it
-                // the moment it is sent: `JoinHandle::is_finished` turns true a little later,
-                // and a wake-up that saw it false would sleep until the deadline.
-                // A panic (only possible in builds that unwind) still reports, so the supervisor
-                // never waits on a loop that is gone.
-                telemetry::batch_this_thread();
-                let end = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| worker.run()))
-                    .unwrap_or_else(|_| Err(io::Error::other("event loop panicked")));
-                telemetry::flush_batch();
-                let _ = ended.send(end);
-                let _ = exit_waker.wake();
-            })
-            .map_err(io_error("cannot start a worker thread"))?;
-        workers.push(handle);
+        let worker = Worker::new(
+            listener,
+            options,
+            Arc::clone(&control),
+            Arc::clone(&published),
+        )
+        .map_err(io_error("cannot start an event loop"))?;
+        workers.push(spawn(
+            worker,
+            index,
+            ended_tx.clone(),
+            Arc::clone(&exit_waker),
+        )?);
     }
     tracing::info!(
         addr = %addr,
@@ -147,6 +121,7 @@ pub fn run(
         poll,
         signals,
         control,
+        published,
         started: config,
         config: config.clone(),
         reload,
@@ -165,23 +140,56 @@ pub fn run(
     outcome
 }
 
-/// What a worker serves, built from a configuration.
-fn site(config: &Config) -> Site {
-    Site {
-        responses: Responses::new(&config.routes, &config.endpoints),
-        settings: Settings {
-            limits: Limits {
-                max_header_bytes: config.max_header_bytes,
-                max_body_bytes: config.max_body_bytes,
-            },
-            read_timeout: config.read_timeout,
-            idle_timeout: config.idle_timeout,
-            write_timeout: config.write_timeout,
-            tcp_cork: config.tcp_cork,
-            access_log: config.access_log,
-            log_builtins: config.endpoints.log,
-        },
-    }
+/// One listener per worker on the configured address.
+fn bind(config: &Config) -> Result<Vec<TcpListener>, ServerError> {
+    let options = ListenOptions {
+        addr: config.listen,
+        backlog: config.backlog,
+        reuse_address: config.reuse_address,
+        tcp_nodelay: config.tcp_nodelay,
+    };
+    net::bind_listeners(&options, config.workers).map_err(ServerError::Bind)
+}
+
+/// The supervisor's poll, with SIGTERM, SIGINT and SIGHUP as one event source and a waker that
+/// workers use when they end.
+fn supervisor_poll() -> Result<(Poll, Signals, Arc<Waker>), ServerError> {
+    let poll = Poll::new().map_err(io_error("cannot create the supervisor's poll"))?;
+    let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])
+        .map_err(io_error("cannot install signal handlers"))?;
+    poll.registry()
+        .register(&mut signals, SIGNALS, Interest::READABLE)
+        .map_err(io_error("cannot watch signals"))?;
+    let exit_waker = Arc::new(
+        Waker::new(poll.registry(), WORKER_EXIT).map_err(io_error("cannot create a waker"))?,
+    );
+    Ok((poll, signals, exit_waker))
+}
+
+/// Runs `worker` on a thread of its own, which reports its end on `ended` and wakes the
+/// supervisor.
+fn spawn(
+    worker: Worker,
+    index: usize,
+    ended: mpsc::Sender<io::Result<WorkerEnd>>,
+    exit_waker: Arc<Waker>,
+) -> Result<JoinHandle<()>, ServerError> {
+    std::thread::Builder::new()
+        .name(format!("worker-{index}"))
+        .spawn(move || {
+            // The result travels by channel, not by `join`, so that the supervisor learns of it
+            // the moment it is sent: `JoinHandle::is_finished` turns true a little later, and a
+            // wake-up that saw it false would sleep until the deadline.
+            // A panic (only possible in builds that unwind) still reports, so the supervisor
+            // never waits on a loop that is gone.
+            telemetry::batch_this_thread();
+            let end = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| worker.run()))
+                .unwrap_or_else(|_| Err(io::Error::other("event loop panicked")));
+            telemetry::flush_batch();
+            let _ = ended.send(end);
+            let _ = exit_waker.wake();
+        })
+        .map_err(io_error("cannot start a worker thread"))
 }
 
 /// Raises the descriptor limit and returns how many connections it can hold, warning when that
@@ -215,6 +223,7 @@ struct Supervisor<'a> {
     poll: Poll,
     signals: Signals,
     control: Arc<Control>,
+    published: Arc<Published>,
     /// The configuration the server started with: what the settings a reload cannot change are.
     started: &'a Config,
     /// The latest configuration loaded, for the shutdown delay and timeout.
@@ -238,45 +247,17 @@ impl Supervisor<'_> {
         let mut forced = 0;
         let mut failure = None;
         while self.running > 0 {
-            let next = [self.delay_ends, self.drain_ends, Some(self.next_drop_check)]
-                .into_iter()
-                .flatten()
-                .min();
-            let timeout = next.map(|at| at.saturating_duration_since(Instant::now()));
-            match self.poll.poll(&mut events, timeout) {
-                Ok(()) => {}
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    self.control.advance(Phase::Abort);
-                    failure = Some(ServerError::Io {
-                        what: "supervisor poll failed",
-                        source: e,
-                    });
-                    break;
-                }
+            if let Err(e) = self.wait(&mut events) {
+                self.control.advance(Phase::Abort);
+                failure = Some(e);
+                break;
             }
             let pending: Vec<i32> = self.signals.pending().collect();
             for signal in pending {
                 self.on_signal(signal);
             }
             self.on_time(Instant::now());
-            for end in self.ended.try_iter() {
-                self.running -= 1;
-                match end {
-                    Ok(end) => forced += end.forced,
-                    Err(e) => {
-                        failure = Some(ServerError::Io {
-                            what: "event loop failed",
-                            source: e,
-                        })
-                    }
-                }
-                if self.control.phase() < Phase::Draining {
-                    // A loop ended while serving: stop the others rather than serve on at
-                    // reduced size.
-                    self.control.advance(Phase::Abort);
-                }
-            }
+            self.collect_ends(&mut forced, &mut failure);
         }
         if let Some(e) = failure {
             return Err(e);
@@ -290,6 +271,44 @@ impl Supervisor<'_> {
         } else {
             tracing::info!("shutdown complete");
             Ok(Outcome::Drained)
+        }
+    }
+
+    /// Waits for a signal, a worker's end, or the next deadline of the supervisor's own.
+    fn wait(&mut self, events: &mut Events) -> Result<(), ServerError> {
+        let next = [self.delay_ends, self.drain_ends, Some(self.next_drop_check)]
+            .into_iter()
+            .flatten()
+            .min();
+        let timeout = next.map(|at| at.saturating_duration_since(Instant::now()));
+        match self.poll.poll(events, timeout) {
+            Err(e) if e.kind() != ErrorKind::Interrupted => Err(ServerError::Io {
+                what: "supervisor poll failed",
+                source: e,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Takes in the ends the workers reported: the connections a forced drain closed, or the
+    /// error that ended a loop.
+    fn collect_ends(&mut self, forced: &mut usize, failure: &mut Option<ServerError>) {
+        for end in self.ended.try_iter() {
+            self.running -= 1;
+            match end {
+                Ok(end) => *forced += end.forced,
+                Err(e) => {
+                    *failure = Some(ServerError::Io {
+                        what: "event loop failed",
+                        source: e,
+                    })
+                }
+            }
+            if self.control.phase() < Phase::Draining {
+                // A loop ended while serving: stop the others rather than serve on at reduced
+                // size.
+                self.control.advance(Phase::Abort);
+            }
         }
     }
 
@@ -389,7 +408,8 @@ impl Supervisor<'_> {
                 "this setting changes only on restart; reload ignores it"
             );
         }
-        self.control.publish(Arc::new(site(&config)));
+        self.published.publish(Site::new(&config));
+        self.control.wake_all();
         tracing::info!(routes = config.routes.len(), "configuration reloaded");
         self.config = config;
     }

@@ -1,13 +1,12 @@
 //! One event loop: a `mio::Poll` (epoll, edge-triggered), one listener, a `Slab` of connections,
 //! their deadlines, and its own copy of what it serves (the `Site`: prebuilt responses and
-//! per-connection settings), replaced whole when the configuration is reloaded.
+//! per-connection settings), replaced whole when a reload publishes a new one.
 //!
 //! The loop accepts until the listener would block, drives each ready connection (see `conn`),
-//! fires due deadlines, and follows the phase in `control` when its waker fires: a drain accepts
-//! what the kernel has queued, closes the listener, serves what is in flight, and returns when the
-//! last connection is gone. Starting workers and handling signals is `server`'s job.
-//!
-//! [`Site`] is defined here because it is what a worker serves; `control` only carries it.
+//! fires due deadlines, tidies memory after connections close, and follows the phase in `control`
+//! when its waker fires: a drain accepts what the kernel has queued, closes the listener, serves
+//! what is in flight, and returns when the last connection is gone. Starting workers and handling
+//! signals is `server`'s job.
 
 use std::io::{self, ErrorKind, Write};
 use std::net::SocketAddr;
@@ -18,15 +17,16 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
-use crate::conn::{CloseReason, Connection, Env, Scratch, Settings};
-use crate::control::{Control, Phase};
-use crate::http::Context;
-use crate::memory;
+use crate::conn::{CloseReason, Connection, Scratch};
+use crate::control::Control;
+use crate::memory::{self, Tidy};
 use crate::metrics::{ErrorClass, Metrics, WorkerStats};
 use crate::net::is_resource_exhaustion;
-use crate::response::{AnswerId, Rejection, Responses};
+use crate::respond::{self, Pass};
+use crate::response::Rejection;
+use crate::site::{Phase, Published, Site};
 use crate::telemetry;
-use crate::timer::{Deadlines, Entry};
+use crate::timer::Deadlines;
 
 const LISTENER: Token = Token(usize::MAX);
 const WAKER: Token = Token(usize::MAX - 1);
@@ -39,36 +39,16 @@ const EVENTS_PER_POLL: usize = 1024;
 /// re-registration as it moves between reading and writing, and epoll reports at once whatever is
 /// already ready.
 const READ_WRITE: Interest = Interest::READABLE.add(Interest::WRITABLE);
-/// How long after a connection closes the loop tidies its memory (see `Worker::tidy_memory`): at
-/// most once per this while connections come and go, never while nothing happens. A flood's
-/// connections are cut by the same timeout within moments of each other, so a second later the
-/// Slab can shrink past the last of them.
-const TIDY_DELAY: Duration = Duration::from_secs(1);
-/// A loop whose connections have held this many bytes (their Slab entries and buffers: about 390
-/// idle connections) shrinks its Slab and deadline heap once they hold a quarter of it.
-const FLOOD_BYTES: usize = 64 * 1024;
 
 /// A connection's token carries its Slab slot in the low 32 bits and the low 32 bits of its id in
 /// the high bits: a readiness event for a slot that was freed and reused within the same batch
 /// then no longer matches, and is dropped instead of reaching the new connection.
-fn token_for(slot: usize, conn_id: u64) -> Token {
-    Token((slot & 0xFFFF_FFFF) | ((tag(conn_id) as usize) << 32))
+fn token_for(slot: usize, conn_tag: u32) -> Token {
+    Token((slot & 0xFFFF_FFFF) | ((conn_tag as usize) << 32))
 }
 
 fn split_token(token: Token) -> (usize, u32) {
     (token.0 & 0xFFFF_FFFF, (token.0 >> 32) as u32)
-}
-
-/// The low 32 bits of a connection id: enough to tell a slot's successive connections apart.
-fn tag(conn_id: u64) -> u32 {
-    conn_id as u32
-}
-
-/// Everything a reload can change: the answers and the per-connection settings.
-#[derive(Debug, Clone)]
-pub struct Site {
-    pub responses: Responses,
-    pub settings: Settings,
 }
 
 /// How a worker's loop ended.
@@ -82,21 +62,16 @@ pub struct Worker {
     poll: Poll,
     listener: Option<TcpListener>,
     conns: Slab<Connection>,
-    /// Bytes in the connections' buffers (`Connection::buffered_bytes`, summed).
-    buffered: usize,
-    /// The most bytes the connections held (`held_bytes`) since memory was last released.
-    high_water: usize,
-    /// When to tidy memory: set when a connection closes, unless already set.
-    tidy_due: Option<Instant>,
+    tidy: Tidy,
     deadlines: Deadlines,
     site: Site,
     site_generation: u64,
+    published: Arc<Published>,
     max_connections: usize,
     control: Arc<Control>,
     scratch: Scratch,
-    /// Cleared once a shutdown begins: the readiness probe answers 503 from then on.
-    ready: bool,
-    draining: bool,
+    /// The phase as this loop last followed it.
+    phase: Phase,
     /// Set while accepting is paused for lack of descriptors or memory.
     accept_paused_until: Option<Instant>,
     /// Logged once when they begin and once when they end, never per connection.
@@ -146,8 +121,9 @@ impl Worker {
         mut listener: TcpListener,
         options: WorkerOptions,
         control: Arc<Control>,
+        published: Arc<Published>,
     ) -> io::Result<Worker> {
-        let (site_generation, site) = control.site();
+        let (site_generation, site) = published.current();
         let poll = Poll::new()?;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
@@ -157,17 +133,15 @@ impl Worker {
             poll,
             listener: Some(listener),
             conns: Slab::with_capacity(options.max_connections.min(1024)),
-            buffered: 0,
-            high_water: 0,
-            tidy_due: None,
+            tidy: Tidy::new(std::mem::size_of::<Connection>()),
             deadlines: Deadlines::default(),
             site: Site::clone(&site),
             site_generation,
+            published,
             max_connections: options.max_connections,
             control,
             scratch: Scratch::new(),
-            ready: true,
-            draining: false,
+            phase: Phase::Serving,
             accept_paused_until: None,
             out_of_resources: Episode::default(),
             at_connection_limit: Episode::default(),
@@ -187,7 +161,7 @@ impl Worker {
             if self.control.phase() == Phase::Abort {
                 return Ok(self.abort());
             }
-            if self.draining && self.conns.is_empty() {
+            if self.phase.draining() && self.conns.is_empty() {
                 return Ok(WorkerEnd { forced: 0 });
             }
             let now = Instant::now();
@@ -212,8 +186,8 @@ impl Worker {
                 self.accept_all(now);
             }
             self.expire_due(now);
-            if self.tidy_due.is_some_and(|due| due <= now) {
-                self.tidy_memory(now);
+            if let Some(flood_over) = self.tidy.start(now, self.conns.len()) {
+                self.tidy_memory(flood_over, now);
             }
         }
     }
@@ -223,9 +197,7 @@ impl Worker {
     /// microseconds). After a flood (slowloris, a burst of clients), once the connections hold a
     /// quarter of their high-water mark or less, the Slab and the deadline heap shrink too.
     /// Without this the process would keep the RSS of its largest attack for good.
-    fn tidy_memory(&mut self, now: Instant) {
-        self.tidy_due = None;
-        let flood_over = self.high_water >= FLOOD_BYTES && self.held_bytes() <= self.high_water / 4;
+    fn tidy_memory(&mut self, flood_over: bool, now: Instant) {
         let slab_capacity = self.conns.capacity();
         if flood_over {
             self.shrink_after_a_flood(now);
@@ -233,14 +205,14 @@ impl Worker {
         memory::return_free_pages();
         if flood_over {
             tracing::info!(
-                high_water_bytes = self.high_water,
-                held_bytes = self.held_bytes(),
+                high_water_bytes = self.tidy.high_water(),
+                held_bytes = self.tidy.held_bytes(self.conns.len()),
                 connections = self.conns.len(),
                 slab_capacity,
                 slab_capacity_now = self.conns.capacity(),
                 "flood over; memory released"
             );
-            self.high_water = self.held_bytes();
+            self.tidy.released(self.conns.len());
         }
     }
 
@@ -251,10 +223,10 @@ impl Worker {
         let registry = self.poll.registry();
         let mut moved = Vec::new();
         self.conns.compact(|conn, _, to| {
-            let token = token_for(to, conn.id);
+            let token = token_for(to, conn.tag());
             match registry.reregister(conn.socket_mut(), token, READ_WRITE) {
                 Ok(()) => {
-                    conn.armed = None;
+                    conn.moved();
                     moved.push(to);
                     true
                 }
@@ -272,20 +244,14 @@ impl Worker {
         self.deadlines.keep_only(|entry| {
             conns
                 .get(entry.slot as usize)
-                .is_some_and(|conn| is_armed_with(conn, entry))
+                .is_some_and(|conn| conn.is_armed_with(entry))
         });
-    }
-
-    /// What the connections hold in user space: their Slab entries and their buffers.
-    fn held_bytes(&self) -> usize {
-        self.conns.len() * std::mem::size_of::<Connection>() + self.buffered
     }
 
     /// Takes a finished connection out of the Slab (dropping it closes its socket).
     fn remove(&mut self, slot: usize, now: Instant) -> Connection {
         let conn = self.conns.remove(slot);
-        self.buffered = self.buffered.saturating_sub(conn.buffered_bytes());
-        self.tidy_due.get_or_insert(now + TIDY_DELAY);
+        self.tidy.closed(conn.buffered_bytes(), now);
         conn
     }
 
@@ -294,7 +260,7 @@ impl Worker {
         let next = [
             self.deadlines.next(),
             self.accept_paused_until,
-            self.tidy_due,
+            self.tidy.due(),
             log_due,
         ]
         .into_iter()
@@ -377,7 +343,7 @@ impl Worker {
         let Some(conn) = self.conns.get_mut(slot) else {
             return;
         };
-        let token = token_for(slot, conn_id);
+        let token = token_for(slot, conn.tag());
         if let Err(e) = self
             .poll
             .registry()
@@ -392,13 +358,13 @@ impl Worker {
     /// Past the connection limit: a best-effort 503 in one non-blocking write, then close.
     fn refuse(&mut self, socket: &mut TcpStream, conn_id: u64, peer: SocketAddr, now: Instant) {
         let mut out = Vec::new();
-        let sent = self.site.responses.write(
-            AnswerId::Rejected(Rejection::ServiceUnavailable),
-            false,
-            false,
+        respond::reject(
+            &self.site.responses,
+            &self.stats,
+            conn_id,
+            Rejection::ServiceUnavailable,
             &mut out,
         );
-        self.stats.response(sent.status, sent.bytes, 0);
         let _ = socket.write(&out);
         if self.at_connection_limit.occur(now) {
             tracing::warn!(
@@ -406,7 +372,7 @@ impl Worker {
                 "connection limit reached; answering 503"
             );
         }
-        tracing::debug!(conn = conn_id, peer = %peer, status = 503, "refused");
+        tracing::debug!(conn = conn_id, peer = %peer, "refused");
     }
 
     fn on_ready(&mut self, event: &mio::event::Event, now: Instant) {
@@ -414,7 +380,7 @@ impl Worker {
         let Some(conn) = self.conns.get_mut(slot) else {
             return;
         };
-        if tag(conn.id) != conn_tag {
+        if conn.tag() != conn_tag {
             return;
         }
         if event.is_readable() || event.is_read_closed() {
@@ -429,31 +395,23 @@ impl Worker {
         &mut self,
         slot: usize,
         now: Instant,
-        step: fn(&mut Connection, &Env<'_>, &mut Scratch) -> Option<CloseReason>,
+        step: fn(&mut Connection, &Pass<'_>, &mut Scratch) -> Option<CloseReason>,
     ) {
         let Some(conn) = self.conns.get_mut(slot) else {
             return;
         };
-        let settings = &self.site.settings;
-        let env = Env {
-            cx: Context {
-                responses: &self.site.responses,
-                limits: settings.limits,
-                draining: self.draining,
-                ready: self.ready,
-                conn_id: 0,
-                access_log: settings.access_log,
-                log_builtins: settings.log_builtins,
-                now,
-                stats: &self.stats,
-                metrics: &self.metrics,
-            },
-            settings,
+        let pass = Pass {
+            site: &self.site,
+            phase: self.phase,
+            now,
+            stats: &self.stats,
+            metrics: &self.metrics,
         };
         let buffered_before = conn.buffered_bytes();
-        let outcome = step(conn, &env, &mut self.scratch);
-        self.buffered = (self.buffered + conn.buffered_bytes()).saturating_sub(buffered_before);
-        self.high_water = self.high_water.max(self.held_bytes());
+        let outcome = step(conn, &pass, &mut self.scratch);
+        let buffered_after = conn.buffered_bytes();
+        self.tidy
+            .buffers_changed(buffered_before, buffered_after, self.conns.len());
         self.settle(slot, outcome, now);
     }
 
@@ -463,7 +421,7 @@ impl Worker {
         let Some(conn) = self.conns.get_mut(slot) else {
             return;
         };
-        let idle_in_drain = self.draining && conn.may_close_in_drain(now);
+        let idle_in_drain = self.phase.draining() && conn.may_close_in_drain(now);
         let outcome = outcome.or(idle_in_drain.then_some(CloseReason::Shutdown));
         if let Some(reason) = outcome {
             let conn = self.remove(slot, now);
@@ -472,29 +430,16 @@ impl Worker {
             self.closed(conn.id, reason);
             return;
         }
-        if conn.armed.is_none_or(|armed| conn.deadline < armed) {
-            self.deadlines.push(Entry {
-                at: conn.deadline,
-                // Slots stay far below 2^32: each holds a descriptor.
-                slot: slot as u32,
-                conn_tag: tag(conn.id),
-            });
-            conn.armed = Some(conn.deadline);
-        }
+        conn.arm(slot, &mut self.deadlines);
     }
 
     fn expire_due(&mut self, now: Instant) {
         while let Some(entry) = self.deadlines.pop_due(now) {
             let slot = entry.slot as usize;
-            let Some(conn) = self
-                .conns
-                .get_mut(slot)
-                .filter(|c| is_armed_with(c, &entry))
-            else {
+            let Some(conn) = self.conns.get_mut(slot).filter(|c| c.is_armed_with(&entry)) else {
                 continue;
             };
-            conn.armed = None;
-            if conn.deadline <= now {
+            if conn.disarm(now) {
                 self.drive(slot, now, Connection::expire);
             } else {
                 self.settle(slot, None, now);
@@ -505,15 +450,15 @@ impl Worker {
     /// Takes in what the supervisor changed: a reloaded configuration, the end of readiness, the
     /// start of the drain. (The abort is checked at the top of the loop.)
     fn follow_phase(&mut self, now: Instant) {
-        let (generation, site) = self.control.site();
+        let (generation, site) = self.published.current();
         if generation != self.site_generation {
             self.site = Site::clone(&site);
             self.site.responses.stamp(SystemTime::now());
             self.site_generation = generation;
         }
-        let phase = self.control.phase();
-        self.ready = phase == Phase::Serving;
-        if phase >= Phase::Draining && !self.draining {
+        let was_draining = self.phase.draining();
+        self.phase = self.control.phase();
+        if self.phase.draining() && !was_draining {
             self.begin_drain(now);
         }
     }
@@ -521,7 +466,6 @@ impl Worker {
     /// Accepts what the kernel already queued, closes the listener, and closes every connection
     /// that is idle after one last read (a request may sit in its receive buffer unseen).
     fn begin_drain(&mut self, now: Instant) {
-        self.draining = true;
         self.accept_paused_until = None;
         self.accept_all(now);
         // Closed straight after the last accept, with no deregistration in between (the close
@@ -562,13 +506,6 @@ impl Worker {
         }
         WorkerEnd { forced }
     }
-}
-
-/// Whether `entry` is the deadline `conn` has armed. Entries of closed connections, of moved
-/// ones, and entries superseded by an earlier one are not: they are dropped when they surface
-/// (the lazy deletion) or when memory is released.
-fn is_armed_with(conn: &Connection, entry: &Entry) -> bool {
-    tag(conn.id) == entry.conn_tag && conn.armed == Some(entry.at)
 }
 
 #[cfg(test)]

@@ -7,9 +7,8 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use responder::control::Phase;
+use responder::site::Phase;
 
-#[path = "common/in_process.rs"]
 mod in_process;
 use in_process::{in_process_worker, InProcess};
 

@@ -8,7 +8,7 @@ use std::net::TcpStream;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use responder::control::Phase;
+use responder::site::Phase;
 
 struct Counting;
 
@@ -30,7 +30,6 @@ unsafe impl GlobalAlloc for Counting {
     }
 }
 
-#[path = "common/in_process.rs"]
 mod in_process;
 use in_process::{in_process_worker, InProcess};
 
@@ -49,21 +48,34 @@ fn ask(s: &mut TcpStream, n: usize, answer_len: usize) {
     }
 }
 
+/// Sends the first request and reads its answer whole: how long every answer is.
+fn first_answer_len(s: &mut TcpStream) -> usize {
+    s.write_all(REQUEST).unwrap();
+    let mut buf = [0u8; 512];
+    let mut len = 0;
+    while !buf[..len].ends_with(b"Hello, world!") {
+        let n = s.read(&mut buf[len..]).unwrap();
+        assert!(n > 0, "closed after {len} bytes");
+        len += n;
+    }
+    len
+}
+
 #[test]
 fn keep_alive_requests_allocate_nothing() {
     let InProcess {
         worker,
         control,
         addr,
-        answer_len,
-        ..
+        metrics,
     } = in_process_worker(16);
     let server = std::thread::spawn(move || worker.run());
 
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let answer_len = first_answer_len(&mut s);
     // Warm up: the connection's first request, timers, and whatever the loop sets up once.
-    ask(&mut s, 100, answer_len);
+    ask(&mut s, 99, answer_len);
     let before = ALLOCATIONS.load(Ordering::Relaxed);
     ask(&mut s, 10_000, answer_len);
     let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
@@ -76,5 +88,12 @@ fn keep_alive_requests_allocate_nothing() {
     assert!(
         allocations < 10,
         "{allocations} allocations for 10,000 keep-alive requests"
+    );
+    // And every one of them went through the counted path.
+    let mut text = String::new();
+    metrics.render(Phase::Draining, &mut text);
+    assert!(
+        text.contains("responder_requests_total{status=\"200\"} 10100\n"),
+        "{text}"
     );
 }

@@ -9,15 +9,13 @@
 use std::time::Instant;
 
 use libfuzzer_sys::fuzz_target;
-use responder::config::{Endpoints, Route};
-use responder::http::{Context, Limits, RequestStream, Verdict};
+use responder::config::Config;
+use responder::http::{RequestStream, Verdict};
 use responder::metrics::{Metrics, WorkerStats};
-use responder::response::Responses;
+use responder::respond::Pass;
+use responder::site::{Phase, Site};
 
-const LIMITS: Limits = Limits {
-    max_header_bytes: 1024,
-    max_body_bytes: 4096,
-};
+const MAX_HEADER_BYTES: usize = 1024;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&cut, bytes)) = data.split_first() else {
@@ -25,21 +23,27 @@ fuzz_target!(|data: &[u8]| {
     };
     // Reads of 1 to 64 bytes, the size cycling with the cut byte's bits.
     let sizes = [usize::from(cut % 64) + 1, usize::from(cut / 64) + 1, 7, 1];
-    let responses = Responses::new(&[Route::default_hello()], &Endpoints::default());
+    let site = Site::new(&Config {
+        max_header_bytes: MAX_HEADER_BYTES,
+        max_body_bytes: 4096,
+        access_log: false,
+        ..Config::default()
+    });
     let stats = WorkerStats::default();
     let metrics = Metrics::new(vec![], Default::default());
-    let cx = Context {
-        responses: &responses,
-        limits: LIMITS,
-        draining: cut & 1 == 1,
-        ready: true,
-        conn_id: 1,
-        access_log: false,
-        log_builtins: false,
+    let pass = Pass {
+        site: &site,
+        phase: if cut & 1 == 1 {
+            Phase::Draining
+        } else {
+            Phase::Serving
+        },
         now: Instant::now(),
         stats: &stats,
         metrics: &metrics,
     };
+    let cx = pass.context();
+    let mut responder = pass.responder(1);
     let mut stream = RequestStream::default();
     let mut kept: Vec<u8> = Vec::new();
     let mut rest = bytes;
@@ -51,7 +55,7 @@ fuzz_target!(|data: &[u8]| {
         rest = &rest[n..];
         loop {
             let mut out = Vec::new();
-            let progress = stream.advance(&kept, &cx, &mut out);
+            let progress = stream.advance(&kept, &cx, &mut responder, &mut out);
             assert!(progress.consumed <= kept.len());
             assert!(out.is_empty() || out.starts_with(b"HTTP/1.0 "), "{out:?}");
             kept.drain(..progress.consumed);
@@ -61,6 +65,6 @@ fuzz_target!(|data: &[u8]| {
                 Verdict::Wait => break,
             }
         }
-        assert!(kept.len() <= LIMITS.max_header_bytes, "kept {} bytes", kept.len());
+        assert!(kept.len() <= MAX_HEADER_BYTES, "kept {} bytes", kept.len());
     }
 });

@@ -2,8 +2,6 @@
 //! grace period, and the Dockerfile's port, config path and health check. (Their schemas are
 //! checked by kubernetes-validate and hadolint in `.ci/run`.)
 
-mod common;
-
 use std::net::SocketAddr;
 
 use responder::config::{
@@ -71,7 +69,7 @@ fn the_deployment_matches_the_server() {
     );
 
     // The binary accepts exactly these arguments.
-    let out = common::binary()
+    let out = crate::common::binary()
         .args(&args)
         .arg("--check")
         .output()

@@ -1,11 +1,9 @@
 //! The binary's interface: flags, `--check`, configuration files and routes, exit statuses.
 
-mod common;
-
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use common::{binary, read_response, status_of, temp_file, Server};
+use crate::common::{binary, read_response, status_of, temp_file, Server};
 
 fn check(toml: &str) -> (bool, String) {
     let path = temp_file("toml", toml.as_bytes());
@@ -156,7 +154,7 @@ fn flags_beat_environment_which_beats_the_file() {
     s.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
     assert!(read_response(&mut s).ends_with("file"));
     let start = Instant::now();
-    assert_eq!(common::read_to_close(&mut s), "");
+    assert_eq!(crate::common::read_to_close(&mut s), "");
     assert!(start.elapsed() < Duration::from_secs(3));
     // ...and the flag (0.3 s) beats the environment's 30 s read timeout.
     let server = Server::start_with_env(
@@ -165,7 +163,7 @@ fn flags_beat_environment_which_beats_the_file() {
     );
     let mut s = server.connect();
     s.write_all(b"GET / HTTP/1.1\r\n").unwrap();
-    assert_eq!(status_of(&common::read_to_close(&mut s)), 408);
+    assert_eq!(status_of(&crate::common::read_to_close(&mut s)), 408);
 }
 
 #[test]
@@ -218,4 +216,52 @@ fn an_address_in_use_fails_within_a_second_naming_it() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&addr) && err.contains("in use"), "{err}");
+}
+
+#[test]
+fn a_bad_value_names_its_source_flag_variable_or_file() {
+    let ok = temp_file("toml", b"workers = 1\n");
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let out = binary()
+            .arg("--check")
+            .args(["--config", ok.to_str().unwrap()])
+            .args(args)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let from_env = run(&[], &[("RESPONDER_WORKERS", "0")]);
+    assert!(
+        from_env.contains("RESPONDER_WORKERS=0: 0 is out of range (1 to 1024)"),
+        "{from_env}"
+    );
+    assert!(!from_env.contains(ok.to_str().unwrap()), "{from_env}");
+    let from_flag = run(&["--workers", "2000"], &[("RESPONDER_WORKERS", "0")]);
+    assert!(
+        from_flag.contains("--workers") && from_flag.contains("2000 is out of range"),
+        "{from_flag}"
+    );
+    let from_env = run(&[], &[("RESPONDER_MAX_HEADER_BYTES", "lots")]);
+    assert!(
+        from_env.contains("RESPONDER_MAX_HEADER_BYTES=lots: `lots` is not a whole number"),
+        "{from_env}"
+    );
+
+    let (ok, text) = check("backlog = 0\n");
+    assert!(
+        !ok && text.contains("FILE at line 1: backlog: 0 is out of range"),
+        "{text}"
+    );
+    let (ok, text) = check("health_path = \"/h\"\n\nready_path = \"/h\"\n");
+    assert!(
+        !ok && text.contains("FILE at line 3: health_path and ready_path are both `/h`"),
+        "{text}"
+    );
+    let (ok, text) = check("# the probe on the metrics path\nready_path = \"/metrics\"\n");
+    assert!(
+        !ok && text.contains("FILE at line 2: ready_path and metrics_path are both `/metrics`"),
+        "{text}"
+    );
 }

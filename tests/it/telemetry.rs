@@ -1,13 +1,11 @@
 //! What operators watch: JSON log lines that follow a connection by its id, `/metrics` in the
 //! Prometheus text format, and a log output that can stall without stalling the server.
 
-mod common;
-
 use std::collections::HashMap;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use common::{read_response, read_to_close, status_of, Server};
+use crate::common::{read_response, read_to_close, status_of, Server};
 use serde_json::Value;
 
 fn json_lines(server: &Server) -> Vec<Value> {

@@ -6,36 +6,36 @@ use proptest::prelude::*;
 
 use std::time::Instant;
 
-use responder::config::{Endpoints, Route};
-use responder::http::{Context, Limits, RequestStream, Verdict};
+use responder::config::Config;
+use responder::http::{RequestStream, Verdict};
 use responder::metrics::{Metrics, WorkerStats};
-use responder::response::Responses;
+use responder::respond::Pass;
+use responder::site::{Phase, Site};
 
-const LIMITS: Limits = Limits {
-    max_header_bytes: 512,
-    max_body_bytes: 4096,
-};
+const MAX_HEADER_BYTES: usize = 512;
 
 /// Feeds `chunks` one after another, keeping the unconsumed rest between calls as `conn` does.
 /// Returns the output and the last verdict; stops at a close.
 fn feed(chunks: &[Vec<u8>]) -> (Vec<u8>, Verdict) {
-    let mut responses = Responses::new(&[Route::default_hello()], &Endpoints::default());
+    let mut site = Site::new(&Config {
+        max_header_bytes: MAX_HEADER_BYTES,
+        max_body_bytes: 4096,
+        access_log: false,
+        ..Config::default()
+    });
     // One fixed date, so that two feeds compare equal whatever the clock does between them.
-    responses.stamp(std::time::SystemTime::UNIX_EPOCH);
+    site.responses.stamp(std::time::SystemTime::UNIX_EPOCH);
     let stats = WorkerStats::default();
     let metrics = Metrics::new(vec![], Default::default());
-    let cx = Context {
-        responses: &responses,
-        limits: LIMITS,
-        draining: false,
-        ready: true,
-        conn_id: 7,
-        access_log: false,
-        log_builtins: false,
+    let pass = Pass {
+        site: &site,
+        phase: Phase::Serving,
         now: Instant::now(),
         stats: &stats,
         metrics: &metrics,
     };
+    let cx = pass.context();
+    let mut responder = pass.responder(7);
     let mut stream = RequestStream::default();
     let mut kept: Vec<u8> = Vec::new();
     let mut out = Vec::new();
@@ -44,7 +44,7 @@ fn feed(chunks: &[Vec<u8>]) -> (Vec<u8>, Verdict) {
         kept.extend_from_slice(chunk);
         loop {
             let mut batch = Vec::new();
-            let progress = stream.advance(&kept, &cx, &mut batch);
+            let progress = stream.advance(&kept, &cx, &mut responder, &mut batch);
             assert!(progress.consumed <= kept.len());
             kept.drain(..progress.consumed);
             out.extend_from_slice(&batch);
@@ -56,11 +56,7 @@ fn feed(chunks: &[Vec<u8>]) -> (Vec<u8>, Verdict) {
             }
         }
         // What is kept between reads is the start of one head, never more than the limit.
-        assert!(
-            kept.len() <= LIMITS.max_header_bytes,
-            "kept {} bytes",
-            kept.len()
-        );
+        assert!(kept.len() <= MAX_HEADER_BYTES, "kept {} bytes", kept.len());
     }
     (out, verdict)
 }

@@ -1,15 +1,13 @@
 //! Helpers for tests that run the real `responder` binary on 127.0.0.1 port 0 and talk to it
 //! over real sockets. Each server is this test's own child and is killed by PID when dropped.
 
-#![allow(dead_code)] // each test file uses its own subset
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use tempfile::TempPath;
 
 /// Every wait in these tests is bounded by this.
 pub const LIMIT: Duration = Duration::from_secs(10);
@@ -24,6 +22,8 @@ pub struct Server {
     lines: Arc<Mutex<Vec<String>>>,
     /// For a stalled server: its stdout, held open and never read again.
     _stalled_stdout: Option<BufReader<std::process::ChildStdout>>,
+    /// The configuration file it was started with, removed when the server is dropped.
+    _config: Option<TempPath>,
 }
 
 impl Server {
@@ -103,6 +103,7 @@ impl Server {
             child,
             lines,
             _stalled_stdout: None,
+            _config: None,
         }
     }
 
@@ -137,6 +138,7 @@ impl Server {
             child,
             lines: Arc::default(),
             _stalled_stdout: Some(stdout),
+            _config: None,
         }
     }
 
@@ -144,7 +146,9 @@ impl Server {
         let path = temp_file("toml", toml.as_bytes());
         let mut all = vec!["--config", path.to_str().unwrap()];
         all.extend_from_slice(args);
-        Server::start(&all)
+        let mut server = Server::start(&all);
+        server._config = Some(path);
+        server
     }
 
     pub fn connect(&self) -> TcpStream {
@@ -301,11 +305,13 @@ pub fn status_of(response: &str) -> u16 {
         .unwrap_or_else(|| panic!("not a response: {response:?}"))
 }
 
-pub fn temp_file(ext: &str, contents: &[u8]) -> PathBuf {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let path =
-        std::env::temp_dir().join(format!("responder-test-{}-{n}.{ext}", std::process::id()));
-    std::fs::write(&path, contents).unwrap();
-    path
+/// A file holding `contents`, named with the extension `ext`; removed when the path is dropped.
+pub fn temp_file(ext: &str, contents: &[u8]) -> TempPath {
+    let mut file = tempfile::Builder::new()
+        .prefix("responder-test-")
+        .suffix(&format!(".{ext}"))
+        .tempfile()
+        .unwrap();
+    file.write_all(contents).unwrap();
+    file.into_temp_path()
 }

@@ -1,8 +1,6 @@
 //! What a container platform relies on: the probes, the shutdown delay, `healthcheck`, SIGHUP
 //! reload, and SIGTERM handling as PID 1.
 
-mod common;
-
 use std::io::Write;
 use std::net::TcpStream;
 use std::process::Command;
@@ -10,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{binary, read_response, read_to_close, status_of, temp_file, Server};
+use crate::common::{binary, read_response, read_to_close, status_of, temp_file, Server};
 
 fn get(server: &Server, path: &str) -> String {
     server.exchange(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())

@@ -2,13 +2,11 @@
 //! request (Example 4 hangs at 100% CPU, Example 3 spins), resetting mid-request, half-closing.
 //! The server must close each, spend no CPU on them afterwards, and keep serving.
 
-mod common;
-
 use std::io::Write;
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::{status_of, Server};
+use crate::common::{status_of, Server};
 
 /// The server's user + system CPU time so far, in clock ticks.
 fn cpu_ticks(pid: u32) -> u64 {
@@ -150,7 +148,7 @@ fn slowloris_connections_are_cut_by_the_read_timeout_while_others_are_served() {
     // Every slow client was cut: a 408 (part of a request had come) or a plain close.
     for s in &mut slow {
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let got = common::read_to_close(s);
+        let got = crate::common::read_to_close(s);
         assert!(got.is_empty() || status_of(&got) == 408, "{got}");
     }
     latencies.sort();
@@ -204,13 +202,13 @@ fn a_flood_of_connections_gives_its_memory_back_once_cut() {
     let mut late: Vec<TcpStream> = (0..2).map(|_| server.connect()).collect();
     for s in &mut late {
         s.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
-        assert_eq!(status_of(&common::read_response(s)), 200);
+        assert_eq!(status_of(&crate::common::read_response(s)), 200);
     }
     let flooded = rss_kib(server.pid());
     // The read timeout cuts the flood; a second later the loop releases what it grew.
     for s in &mut flood {
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let got = common::read_to_close(s);
+        let got = crate::common::read_to_close(s);
         assert!(got.is_empty() || status_of(&got) == 408, "{got}");
     }
     drop(flood);
@@ -220,12 +218,12 @@ fn a_flood_of_connections_gives_its_memory_back_once_cut() {
         "RSS: {baseline} KiB before, {flooded} KiB with {flood_size} connections, {after} KiB after"
     );
     assert_eq!(
-        common::field_number(&released, "connections"),
+        crate::common::field_number(&released, "connections"),
         2,
         "{released}"
     );
     assert_eq!(
-        common::field_number(&released, "slab_capacity_now"),
+        crate::common::field_number(&released, "slab_capacity_now"),
         2,
         "{released}"
     );
@@ -241,10 +239,10 @@ fn a_flood_of_connections_gives_its_memory_back_once_cut() {
     );
     // A moved connection is still served under its new slot...
     late[0].write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
-    assert_eq!(status_of(&common::read_response(&mut late[0])), 200);
+    assert_eq!(status_of(&crate::common::read_response(&mut late[0])), 200);
     // ...and still has its deadline: the idle one is closed by the idle timeout.
     late[1]
         .set_read_timeout(Some(Duration::from_secs(8)))
         .unwrap();
-    assert_eq!(common::read_to_close(&mut late[1]), "");
+    assert_eq!(crate::common::read_to_close(&mut late[1]), "");
 }

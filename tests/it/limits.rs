@@ -1,11 +1,9 @@
 //! Timeouts and the connection limit, over real sockets.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use common::{read_response, read_to_close, status_of, Server};
+use crate::common::{read_response, read_to_close, status_of, Server};
 
 #[test]
 fn a_request_still_incomplete_at_the_read_timeout_gets_408() {
@@ -19,6 +17,14 @@ fn a_request_still_incomplete_at_the_read_timeout_gets_408() {
     assert!(
         waited >= Duration::from_millis(250) && waited < Duration::from_secs(3),
         "{waited:?}"
+    );
+    // Logged as every other rejection is.
+    let line = server.await_log(&["request rejected", "\"status\":408"]);
+    assert!(
+        line.contains("\"rejection\":\"RequestTimeout\"")
+            && line.contains("\"bytes\":")
+            && line.contains("\"target\":\"responder::access\""),
+        "{line}"
     );
 }
 
@@ -75,6 +81,11 @@ fn past_max_connections_new_clients_get_503_and_service_resumes() {
     let mut third = server.connect();
     let got = read_to_close(&mut third);
     assert_eq!(status_of(&got), 503, "{got}");
+    let line = server.await_log(&["request rejected", "\"status\":503"]);
+    assert!(
+        line.contains("\"rejection\":\"ServiceUnavailable\""),
+        "{line}"
+    );
     drop(held);
     std::thread::sleep(Duration::from_millis(200));
     let got = server.exchange(b"GET / HTTP/1.0\r\n\r\n");
@@ -131,7 +142,7 @@ fn a_descriptor_limit_below_max_connections_is_said_and_obeyed() {
     let line = server.await_log(&["RLIMIT_NOFILE cannot cover"]);
     assert!(line.contains("\"configured\":10000"), "{line}");
     let listening = server.await_log(&["\"listening\""]);
-    let budget: usize = common::field_number(&listening, "max_connections");
+    let budget: usize = crate::common::field_number(&listening, "max_connections");
     // 200 less what is open at start, the worker's own three, and a margin of 16.
     assert!((150..=180).contains(&budget), "{listening}");
     assert_eq!(status_of(&server.exchange(b"GET / HTTP/1.0\r\n\r\n")), 200);

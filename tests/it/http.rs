@@ -1,12 +1,10 @@
 //! HTTP/1.0 semantics over real sockets: the default answer, persistence, pipelining, bodies and
 //! every error status.
 
-mod common;
-
 use std::io::Write;
 use std::time::Duration;
 
-use common::{count_responses, read_head, read_response, read_to_close, status_of, Server};
+use crate::common::{count_responses, read_head, read_response, read_to_close, status_of, Server};
 
 #[test]
 fn default_answer_is_hello_world_over_http10() {

@@ -1,8 +1,6 @@
 //! SIGTERM and SIGINT: the drain serves what was accepted, refuses what comes after, and exits
 //! within its deadline with the documented status.
 
-mod common;
-
 use std::collections::HashSet;
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
@@ -10,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{field, read_response, read_to_close, status_of, Server};
+use crate::common::{field, read_response, read_to_close, status_of, Server};
 
 const EXIT_FORCED: i32 = 3;
 

@@ -1,0 +1,55 @@
+//! The real worker loop in the test's own process, for tests that must control the process
+//! (its descriptor limit, its allocator): a listener on 127.0.0.1:0 and one `Worker` serving the
+//! default answer, stopped through its `Control`.
+
+use std::sync::Arc;
+
+use responder::config::Config;
+use responder::control::Control;
+use responder::metrics::{Metrics, WorkerStats};
+use responder::net::{bind_listeners, ListenOptions};
+use responder::site::{Published, Site};
+use responder::worker::{Worker, WorkerOptions};
+
+pub struct InProcess {
+    pub worker: Worker,
+    pub control: Arc<Control>,
+    pub addr: std::net::SocketAddr,
+    pub metrics: Arc<Metrics>,
+}
+
+pub fn in_process_worker(max_connections: usize) -> InProcess {
+    let config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        max_body_bytes: 1024,
+        access_log: false,
+        ..Config::default()
+    };
+    let options = ListenOptions {
+        addr: config.listen,
+        backlog: 1024,
+        reuse_address: true,
+        tcp_nodelay: true,
+    };
+    let listener = bind_listeners(&options, 1).unwrap().remove(0);
+    let addr = listener.local_addr().unwrap();
+    let site = Site::new(&config);
+    let control = Arc::new(Control::default());
+    let published = Arc::new(Published::new(site));
+    let stats = Arc::new(WorkerStats::default());
+    let metrics = Arc::new(Metrics::new(vec![Arc::clone(&stats)], Default::default()));
+    let options = WorkerOptions {
+        index: 0,
+        count: 1,
+        max_connections,
+        stats,
+        metrics: Arc::clone(&metrics),
+    };
+    let worker = Worker::new(listener, options, Arc::clone(&control), published).unwrap();
+    InProcess {
+        worker,
+        control,
+        addr,
+        metrics,
+    }
+}
