@@ -220,7 +220,7 @@ impl Connection {
                     &pass.site.responses,
                     pass.stats,
                     self.id,
-                    Rejection::RequestTimeout,
+                    Rejection::RequestTimeout.into(),
                     &mut scratch.output,
                 );
                 self.state = State::Closing { linger: true };

@@ -2,8 +2,10 @@
 //! answer and its bytes out, and a verdict for the connection.
 //!
 //! [`RequestStream::advance`] finds the end of each request head (the article's `\n\n` and
-//! `\n\r\n`), parses it with `httparse`, decides persistence, reads and discards any body, and has
-//! every complete request answered, in order, through the caller's [`Exchanges`]. It owns the HTTP
+//! `\n\r\n`), parses it with `httparse`, checks it against RFC 9112 and RFC 9110 (request line,
+//! `Host`, framing, method), decides persistence, reads and discards any body (`Content-Length` or
+//! chunked, decoded as it arrives), and has every complete request answered, in order, through the
+//! caller's [`Exchanges`]. It owns the HTTP
 //! semantics and every per-request limit; it owns no socket, no timer, no counter and no buffer
 //! beyond its caller's, which is why tests and fuzzers can drive it byte by byte.
 
@@ -67,8 +69,9 @@ pub trait Exchanges {
     fn request(&mut self, request: &Request<'_>);
     /// Appends the answer to `exchange` to `out`.
     fn answer(&mut self, exchange: &Exchange<&str>, out: &mut Vec<u8>);
-    /// Appends the refusal to `out`; the connection closes after it.
-    fn reject(&mut self, rejection: Rejection, out: &mut Vec<u8>);
+    /// Appends the refusal to `out`, its status line in HTTP/1.`minor`; the connection closes
+    /// after it.
+    fn reject(&mut self, rejection: Rejection, minor: u8, out: &mut Vec<u8>);
 }
 
 /// A parsed request line, for the debug log.
@@ -76,6 +79,7 @@ pub trait Exchanges {
 pub struct Request<'a> {
     pub method: &'a str,
     pub target: &'a str,
+    /// The minor version: 0 for HTTP/1.0, 1 for HTTP/1.1 (and later 1.x, served as 1.1).
     pub version: u8,
     pub header_bytes: usize,
 }
@@ -131,18 +135,62 @@ pub fn version_name(version: u8) -> &'static str {
     }
 }
 
+/// The methods RFC 9110 defines (and PATCH): any other method, in any case, is not implemented.
+const KNOWN_METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+];
+/// The longest chunk-size line (size, extensions, CRLF) accepted, or the head limit if smaller:
+/// extensions are rare and short, and an endless line must not be buffered.
+const MAX_CHUNK_LINE: usize = 1024;
+/// When the version is unknown (the request line was not understood), the answer is in the
+/// highest version the server conforms to (RFC 9110 6.2).
+const HIGHEST_MINOR: u8 = 1;
+
 #[derive(Debug, Default)]
 pub struct RequestStream {
-    /// Body bytes of the current request still to be read and discarded.
-    body_left: u64,
-    /// The answer to the current request, sent once its body has been read.
-    /// Boxed: only requests with a body have one, and an idle connection should stay small.
+    /// What is left of the current request's body, to be read and discarded.
+    body: Body,
+    /// The answer to the current request, sent once its body has been read. Boxed, since only
+    /// requests with a body need one and an idle connection should stay small; kept once made,
+    /// with the capacity of its strings, so that a connection sending bodies allocates once.
     pending: Option<Box<Exchange<String>>>,
     /// How much of the unconsumed input has already been searched for the end of the head, so
     /// that a head arriving a byte at a time is searched once, not once per byte.
     scanned: usize,
     /// When the current request's first byte was read.
     started: Option<Instant>,
+}
+
+/// The body still to come.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Body {
+    #[default]
+    None,
+    /// This many `Content-Length` bytes.
+    Length(u64),
+    Chunked(Chunked),
+}
+
+/// Where a chunked body's decoding stands (RFC 9112 7.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Chunked {
+    stage: ChunkStage,
+    /// The sizes of the chunks so far, against `max_body_bytes`.
+    total: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ChunkStage {
+    /// Expecting a chunk-size line.
+    Size,
+    /// This many bytes of chunk data to discard.
+    Data(u64),
+    /// Expecting the CRLF after a chunk's data.
+    DataEnd,
+    /// After the last chunk: trailer fields up to an empty line.
+    Trailers,
+    /// The trailer section's empty line has been read.
+    Done,
 }
 
 /// What one step of `advance` leads to.
@@ -157,7 +205,7 @@ impl RequestStream {
     /// True while a request has begun but is not complete: `unconsumed` is the length of the
     /// input the caller kept from the last call.
     pub fn mid_request(&self, unconsumed: usize) -> bool {
-        self.body_left > 0 || unconsumed > 0
+        self.body != Body::None || unconsumed > 0
     }
 
     /// Answers every complete request at the front of `input`, appending the responses to `out`.
@@ -173,16 +221,15 @@ impl RequestStream {
             if out.len() >= OUTPUT_HIGH_WATER {
                 return progress(pos, Verdict::Flush);
             }
-            let step = if self.body_left > 0 {
-                self.skip_body(input, pos, exchanges, out)
-            } else {
-                self.next_request(
-                    input,
-                    skip_blank_lines(input, pos, self.scanned),
-                    cx,
-                    exchanges,
-                    out,
-                )
+            let step = match self.body {
+                Body::None => {
+                    let start = skip_blank_lines(input, pos, self.scanned);
+                    self.next_request(input, start, cx, exchanges, out)
+                }
+                Body::Length(left) => self.skip_length(left, input, pos, exchanges, out),
+                Body::Chunked(chunked) => {
+                    self.skip_chunked(chunked, input, pos, cx.limits, exchanges, out)
+                }
             };
             match step {
                 Step::Next(next) => pos = next,
@@ -191,23 +238,132 @@ impl RequestStream {
         }
     }
 
-    /// Discards body bytes from `pos`; once the body is complete, answers its request.
-    fn skip_body(
+    /// Discards `Content-Length` body bytes from `pos`; once the body is complete, answers.
+    fn skip_length(
+        &mut self,
+        left: u64,
+        input: &[u8],
+        pos: usize,
+        exchanges: &mut impl Exchanges,
+        out: &mut Vec<u8>,
+    ) -> Step {
+        let take = left.min((input.len() - pos) as u64);
+        let pos = pos + take as usize;
+        if take < left {
+            self.body = Body::Length(left - take);
+            return Step::Stop(progress(pos, Verdict::Wait));
+        }
+        self.body_done(input, pos, exchanges, out)
+    }
+
+    /// Decodes and discards a chunked body from `pos`: chunk-size lines, data, the CRLF after it,
+    /// and the trailer section after the last chunk; then answers. What cannot be decoded yet (a
+    /// partial size line or trailer section) is left unconsumed for the next call.
+    fn skip_chunked(
+        &mut self,
+        mut chunked: Chunked,
+        input: &[u8],
+        mut pos: usize,
+        limits: Limits,
+        exchanges: &mut impl Exchanges,
+        out: &mut Vec<u8>,
+    ) -> Step {
+        let minor = self.pending_minor();
+        loop {
+            let rest = &input[pos..];
+            let decoded = match chunked.stage {
+                ChunkStage::Size => chunk_size(rest, limits).map(|line| {
+                    line.map(|(len, size)| {
+                        chunked.total = chunked.total.saturating_add(size);
+                        chunked.stage = if size == 0 {
+                            ChunkStage::Trailers
+                        } else {
+                            ChunkStage::Data(size)
+                        };
+                        len
+                    })
+                }),
+                ChunkStage::Data(left) => {
+                    let take = left.min(rest.len() as u64);
+                    chunked.stage = if take < left {
+                        ChunkStage::Data(left - take)
+                    } else {
+                        ChunkStage::DataEnd
+                    };
+                    Ok((take > 0).then_some(take as usize))
+                }
+                ChunkStage::DataEnd => match rest {
+                    [b'\r', b'\n', ..] => {
+                        chunked.stage = ChunkStage::Size;
+                        Ok(Some(2))
+                    }
+                    [] | [b'\r'] => Ok(None),
+                    _ => Err(Rejection::BadRequest),
+                },
+                ChunkStage::Trailers => trailer_section(rest, limits).inspect(|len| {
+                    if len.is_some() {
+                        chunked.stage = ChunkStage::Done;
+                    }
+                }),
+                ChunkStage::Done => Ok(Some(0)),
+            };
+            if chunked.total > limits.max_body_bytes {
+                return Step::Stop(reject(
+                    Rejection::PayloadTooLarge,
+                    minor,
+                    pos,
+                    exchanges,
+                    out,
+                ));
+            }
+            match decoded {
+                Err(rejection) => return Step::Stop(reject(rejection, minor, pos, exchanges, out)),
+                Ok(None) => {
+                    self.body = Body::Chunked(chunked);
+                    return Step::Stop(progress(pos, Verdict::Wait));
+                }
+                Ok(Some(len)) => pos += len,
+            }
+            if chunked.stage == ChunkStage::Done {
+                return self.body_done(input, pos, exchanges, out);
+            }
+        }
+    }
+
+    fn pending_minor(&self) -> u8 {
+        self.pending.as_ref().map_or(HIGHEST_MINOR, |p| p.version)
+    }
+
+    /// The body ended at `pos`: answer the request it belonged to.
+    fn body_done(
         &mut self,
         input: &[u8],
         pos: usize,
         exchanges: &mut impl Exchanges,
         out: &mut Vec<u8>,
     ) -> Step {
-        let take = self.body_left.min((input.len() - pos) as u64);
-        let pos = pos + take as usize;
-        self.body_left -= take;
-        if self.body_left > 0 {
-            return Step::Stop(progress(pos, Verdict::Wait));
-        }
-        match self.pending.take() {
+        self.body = Body::None;
+        match self.pending.as_deref() {
             Some(exchange) => answer(&exchange.borrowed(), input, pos, exchanges, out),
             None => Step::Next(pos),
+        }
+    }
+
+    /// Keeps the decision for `exchange` until its body is read, reusing the box it had.
+    fn hold(&mut self, exchange: &Exchange<&str>) {
+        match self.pending.as_deref_mut() {
+            Some(pending) => {
+                pending.method.clear();
+                pending.method.push_str(exchange.method);
+                pending.target.clear();
+                pending.target.push_str(exchange.target);
+                pending.answer = exchange.answer;
+                pending.keep_alive = exchange.keep_alive;
+                pending.head_only = exchange.head_only;
+                pending.version = exchange.version;
+                pending.started = exchange.started;
+            }
+            None => self.pending = Some(Box::new(exchange.to_owned())),
         }
     }
 
@@ -232,7 +388,7 @@ impl RequestStream {
         self.started = None;
         let head = match parse_complete_head(&rest[..head_len], cx.limits) {
             Ok(head) => head,
-            Err(rejection) => return Step::Stop(reject(rejection, pos, exchanges, out)),
+            Err(r) => return Step::Stop(reject(r.rejection, r.minor, pos, exchanges, out)),
         };
         let pos = pos + head_len;
         exchanges.request(&Request {
@@ -241,29 +397,29 @@ impl RequestStream {
             version: head.version,
             header_bytes: head_len,
         });
-        let answer_id = match head.rejection(cx.limits) {
-            Some(rejection) => return Step::Stop(reject(rejection, pos, exchanges, out)),
-            None => match target_path(head.target) {
-                Some(path) => cx.responses.choose(head.method, path, cx.phase.ready()),
-                None => return Step::Stop(reject(Rejection::BadRequest, pos, exchanges, out)),
-            },
+        let (answer_id, body) = match head.decide(cx) {
+            Ok(decided) => decided,
+            Err(rejection) => {
+                return Step::Stop(reject(rejection, head.version, pos, exchanges, out))
+            }
         };
         let exchange = Exchange {
             answer: answer_id,
-            keep_alive: head.persistent && !cx.phase.draining(),
+            // Expect: 100-continue with a body is answered at once, without waiting for (or
+            // reading) the body, and the connection closes after the answer.
+            keep_alive: head.persistent && !cx.phase.draining() && !head.expects_continue,
             head_only: head.method == "HEAD",
             method: head.method,
             target: head.target,
             version: head.version,
             started,
         };
-        if head.content_length > 0 {
-            // Answered once the body is read: keep the decision, with owned strings.
-            self.body_left = head.content_length;
-            self.pending = Some(Box::new(exchange.to_owned()));
-            return Step::Next(pos);
+        if body == Body::None || head.expects_continue {
+            return answer(&exchange, input, pos, exchanges, out);
         }
-        answer(&exchange, input, pos, exchanges, out)
+        self.body = body;
+        self.hold(&exchange);
+        Step::Next(pos)
     }
 
     /// No end of head in `rest` yet: refuse it now if it can already be told bad or too long,
@@ -279,18 +435,14 @@ impl RequestStream {
         let first_look = self.scanned == 0;
         self.scanned = rest.len();
         if rest.len() > cx.limits.max_header_bytes {
-            // Garbage is a 400 even when it is long; only a well-formed start is a 431.
-            let rejection = match parse_head(rest) {
-                Err(r) => r,
-                Ok(_) => Rejection::HeadersTooLarge,
-            };
-            return reject(rejection, pos, exchanges, out);
+            let refusal = too_long(rest, cx.limits);
+            return reject(refusal.rejection, refusal.minor, pos, exchanges, out);
         }
         // Checking the first bytes of a request at once answers a TLS handshake or a binary
         // probe with 400 now, instead of after the read timeout.
         if first_look {
-            if let Err(rejection) = parse_head(rest) {
-                return reject(rejection, pos, exchanges, out);
+            if let Err(r) = parse_head(rest) {
+                return reject(r.rejection, r.minor, pos, exchanges, out);
             }
         }
         progress(pos, Verdict::Wait)
@@ -333,11 +485,12 @@ fn answer(
 /// be sending the rest of what was refused.
 fn reject(
     rejection: Rejection,
+    minor: u8,
     consumed: usize,
     exchanges: &mut impl Exchanges,
     out: &mut Vec<u8>,
 ) -> Progress {
-    exchanges.reject(rejection, out);
+    exchanges.reject(rejection, minor, out);
     progress(consumed, Verdict::Close { linger: true })
 }
 
@@ -345,13 +498,44 @@ fn progress(consumed: usize, verdict: Verdict) -> Progress {
     Progress { consumed, verdict }
 }
 
-/// Parses a head whose end was found: too long is a 431, and a head httparse still calls partial
-/// is not well formed.
-fn parse_complete_head(head: &[u8], limits: Limits) -> Result<Head<'_>, Rejection> {
-    if head.len() > limits.max_header_bytes {
-        return Err(Rejection::HeadersTooLarge);
+/// A refusal, with the version to answer it in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Refusal {
+    rejection: Rejection,
+    minor: u8,
+}
+
+impl Refusal {
+    fn new(rejection: Rejection, minor: u8) -> Refusal {
+        Refusal { rejection, minor }
     }
-    parse_head(head)?.ok_or(Rejection::BadRequest)
+}
+
+impl From<Rejection> for Refusal {
+    fn from(rejection: Rejection) -> Refusal {
+        Refusal::new(rejection, HIGHEST_MINOR)
+    }
+}
+
+/// Parses a head whose end was found: a head httparse still calls partial is not well formed.
+fn parse_complete_head(head: &[u8], limits: Limits) -> Result<Head<'_>, Refusal> {
+    if head.len() > limits.max_header_bytes {
+        return Err(too_long(head, limits));
+    }
+    parse_head(head)?.ok_or(Rejection::BadRequest.into())
+}
+
+/// A head past the limit: 414 when its request line alone is (and starts as one should), 431
+/// when it is a well-formed start, 400 when it is garbage, however long.
+fn too_long(head: &[u8], limits: Limits) -> Refusal {
+    let line_len = head.iter().position(|&b| b == b'\n').unwrap_or(head.len());
+    if line_len > limits.max_header_bytes && RequestLine::plausible_start(&head[..line_len]) {
+        return Rejection::UriTooLong.into();
+    }
+    match parse_head(head) {
+        Err(refusal) => refusal,
+        Ok(_) => Rejection::HeadersTooLarge.into(),
+    }
 }
 
 /// Returns the length of the head (through its blank line) if `buf` holds one. Heads end at
@@ -376,96 +560,330 @@ pub fn find_head_end(buf: &[u8], from: usize) -> Option<usize> {
 struct Head<'a> {
     method: &'a str,
     target: &'a str,
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1 and later 1.x.
     version: u8,
     persistent: bool,
-    content_length: u64,
-    length_headers: usize,
-    transfer_encoding: Option<&'a [u8]>,
+    content_length: Option<u64>,
+    length_fields: usize,
+    /// The codings of every `Transfer-Encoding` field line, in order.
+    transfer_codings: Codings,
+    host_fields: usize,
+    /// Whether every `Host` value is a valid `uri-host [ ":" port ]`.
+    host_valid: bool,
+    expects_continue: bool,
+}
+
+/// What `Transfer-Encoding` field lines said, without keeping them.
+#[derive(Debug, Default, Clone, Copy)]
+struct Codings {
+    present: bool,
+    /// `chunked` codings seen.
+    chunked: usize,
+    /// Codings seen that are not `chunked`.
+    others: usize,
+    last_is_chunked: bool,
+    malformed: bool,
+}
+
+impl Codings {
+    fn add(&mut self, value: &[u8]) {
+        self.present = true;
+        let mut any = false;
+        for coding in value.split(|&b| b == b',') {
+            let coding = coding.trim_ascii();
+            // Empty list elements are allowed (RFC 9110 5.6.1) and mean nothing.
+            if coding.is_empty() {
+                continue;
+            }
+            any = true;
+            // Transfer codings may carry parameters; none that matters here does.
+            let name = coding
+                .split(|&b| b == b';')
+                .next()
+                .unwrap_or_default()
+                .trim_ascii();
+            if !is_token(name) {
+                self.malformed = true;
+            }
+            self.last_is_chunked = name.eq_ignore_ascii_case(b"chunked");
+            if self.last_is_chunked {
+                self.chunked += 1;
+            } else {
+                self.others += 1;
+            }
+        }
+        if !any {
+            self.malformed = true;
+        }
+    }
+
+    /// RFC 9112 6.1 and 6.3: the body is chunked only if `chunked` is the final coding, once.
+    fn check(self) -> Result<(), Rejection> {
+        if self.malformed || !self.last_is_chunked || self.chunked > 1 {
+            return Err(Rejection::BadRequest);
+        }
+        if self.others > 0 {
+            // Codings before `chunked` (gzip, or one it does not know) would have to be undone.
+            return Err(Rejection::NotImplemented);
+        }
+        Ok(())
+    }
 }
 
 impl Head<'_> {
-    fn rejection(&self, limits: Limits) -> Option<Rejection> {
-        if self.length_headers > 1 {
-            // Two lengths are the start of request smuggling: refuse rather than pick one.
-            return Some(Rejection::BadRequest);
+    /// Checks the head against the rules of RFC 9112 and 9110 and picks its answer and the body
+    /// to read.
+    fn decide(&self, cx: &Context<'_>) -> Result<(AnswerId, Body), Rejection> {
+        let body = self.framing(cx.limits)?;
+        let path = self.check_target()?;
+        if !KNOWN_METHODS.contains(&self.method) {
+            return Err(Rejection::NotImplemented);
         }
-        if let Some(coding) = self.transfer_encoding {
-            if self.length_headers > 0 {
-                return Some(Rejection::BadRequest);
+        let answer = match path {
+            Some(path) => cx.responses.choose(self.method, path, cx.phase.ready()),
+            None if self.target == "*" && self.method == "OPTIONS" => AnswerId::OptionsAny,
+            // Authority-form is for CONNECT, and responder opens no tunnels.
+            None if self.method == "CONNECT" => return Err(Rejection::NotImplemented),
+            None => return Err(Rejection::BadRequest),
+        };
+        Ok((answer, body))
+    }
+
+    /// RFC 9112 6: a length, chunked, or no body; conflicting framing is refused, since a proxy
+    /// in front may have read it the other way (request smuggling).
+    fn framing(&self, limits: Limits) -> Result<Body, Rejection> {
+        if self.length_fields > 1 {
+            return Err(Rejection::BadRequest);
+        }
+        if self.transfer_codings.present {
+            // HTTP/1.0 has no transfer codings (RFC 9112 6.1): its framing is faulty.
+            if self.length_fields > 0 || self.version == 0 {
+                return Err(Rejection::BadRequest);
             }
-            // Chunked bodies are not read: ask for a length. Anything else is not understood.
-            return Some(if coding.trim_ascii().eq_ignore_ascii_case(b"chunked") {
-                Rejection::LengthRequired
-            } else {
-                Rejection::NotImplemented
-            });
+            self.transfer_codings.check()?;
+            return Ok(Body::Chunked(Chunked {
+                stage: ChunkStage::Size,
+                total: 0,
+            }));
         }
-        if self.content_length > limits.max_body_bytes {
-            return Some(Rejection::PayloadTooLarge);
+        match self.content_length {
+            Some(length) if length > limits.max_body_bytes => Err(Rejection::PayloadTooLarge),
+            Some(length) if length > 0 => Ok(Body::Length(length)),
+            _ => Ok(Body::None),
         }
-        None
+    }
+
+    /// RFC 9112 3.2: an HTTP/1.1 request names its host once, validly, in `Host`, unless its
+    /// target is in absolute form, whose authority wins. Returns the path to route by, if any.
+    fn check_target(&self) -> Result<Option<&[u8]>, Rejection> {
+        let target = self.target.as_bytes();
+        if target.first() == Some(&b'/') {
+            let host_missing = self.version == 1 && self.host_fields == 0;
+            if host_missing || self.host_fields > 1 || !self.host_valid {
+                return Err(Rejection::BadRequest);
+            }
+            return Ok(Some(strip_query(target)));
+        }
+        if let Some((authority, path)) = absolute_form(target) {
+            if !valid_authority(authority) {
+                return Err(Rejection::BadRequest);
+            }
+            return Ok(Some(strip_query(path)));
+        }
+        Ok(None)
     }
 }
 
 /// Parses a head with httparse: `Ok(None)` when it is incomplete but well formed so far.
-fn parse_head(buf: &[u8]) -> Result<Option<Head<'_>>, Rejection> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut headers);
-    match req.parse(buf) {
-        Ok(httparse::Status::Complete(_)) => {}
+fn parse_head(buf: &[u8]) -> Result<Option<Head<'_>>, Refusal> {
+    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut fields);
+    let parsed = req.parse(buf);
+    let minor = req.version.unwrap_or(HIGHEST_MINOR);
+    let (method, target, version, fields) = match parsed {
+        Ok(httparse::Status::Complete(_)) => match (req.method, req.path, req.version) {
+            (Some(method), Some(target), Some(version)) => (method, target, version, &*req.headers),
+            _ => return Err(Rejection::BadRequest.into()),
+        },
         Ok(httparse::Status::Partial) => return Ok(None),
-        Err(httparse::Error::TooManyHeaders) => return Err(Rejection::HeadersTooLarge),
-        Err(httparse::Error::Version) => return Err(version_rejection(buf)),
-        Err(_) => return Err(Rejection::BadRequest),
-    }
-    let (Some(method), Some(target), Some(version)) = (req.method, req.path, req.version) else {
-        return Err(Rejection::BadRequest);
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(Refusal::new(Rejection::HeadersTooLarge, minor))
+        }
+        Err(httparse::Error::Version) => return parse_later_minor_version(buf),
+        Err(_) => return Err(Refusal::new(Rejection::BadRequest, minor)),
     };
-    // HTTP/1.0 closes unless asked to stay; HTTP/1.1 stays unless asked to close.
-    let mut persistent = version == 1;
-    let mut content_length = 0;
-    let mut length_headers = 0;
-    let mut transfer_encoding = None;
-    for header in req.headers.iter() {
-        let name = header.name.as_bytes();
+    Ok(Some(
+        Head::new(method, target, version, fields).map_err(|r| Refusal::new(r, version))?,
+    ))
+}
+
+/// httparse refuses every version but 1.0 and 1.1. A well-formed `HTTP/1.x` line with a later
+/// minor version is served as HTTP/1.1 (RFC 9110 2.5), its fields parsed by httparse after the
+/// line; another major version is a 505; anything else is a malformed request line, a 400.
+fn parse_later_minor_version(buf: &[u8]) -> Result<Option<Head<'_>>, Refusal> {
+    let Some(line) = RequestLine::parse(buf) else {
+        // The line's end has not come yet: wait for it (a 414 bounds the wait).
+        if !buf.contains(&b'\n') && RequestLine::plausible_start(buf) {
+            return Ok(None);
+        }
+        return Err(Rejection::BadRequest.into());
+    };
+    if line.major != b'1' {
+        return Err(Rejection::VersionNotSupported.into());
+    }
+    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    match httparse::parse_headers(&buf[line.len..], &mut fields) {
+        Ok(httparse::Status::Complete((_, fields))) => {
+            Ok(Some(Head::new(line.method, line.target, 1, fields)?))
+        }
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(httparse::Error::TooManyHeaders) => Err(Rejection::HeadersTooLarge.into()),
+        Err(_) => Err(Rejection::BadRequest.into()),
+    }
+}
+
+impl<'a> Head<'a> {
+    fn new(
+        method: &'a str,
+        target: &'a str,
+        version: u8,
+        fields: &[httparse::Header<'_>],
+    ) -> Result<Head<'a>, Rejection> {
+        let mut head = Head {
+            method,
+            target,
+            version,
+            // HTTP/1.0 closes unless asked to stay; HTTP/1.1 stays unless asked to close.
+            persistent: version == 1,
+            content_length: None,
+            length_fields: 0,
+            transfer_codings: Codings::default(),
+            host_fields: 0,
+            host_valid: true,
+            expects_continue: false,
+        };
+        for field in fields {
+            head.add_field(field.name.as_bytes(), field.value)?;
+        }
+        Ok(head)
+    }
+
+    fn add_field(&mut self, name: &[u8], value: &[u8]) -> Result<(), Rejection> {
         if name.eq_ignore_ascii_case(b"connection") {
-            for token in header.value.split(|&b| b == b',') {
+            for token in value.split(|&b| b == b',') {
                 let token = token.trim_ascii();
                 if token.eq_ignore_ascii_case(b"close") {
-                    persistent = false;
-                } else if token.eq_ignore_ascii_case(b"keep-alive") && version == 0 {
-                    persistent = true;
+                    self.persistent = false;
+                } else if token.eq_ignore_ascii_case(b"keep-alive") && self.version == 0 {
+                    self.persistent = true;
                 }
             }
         } else if name.eq_ignore_ascii_case(b"content-length") {
-            length_headers += 1;
-            content_length = parse_length(header.value).ok_or(Rejection::BadRequest)?;
+            self.length_fields += 1;
+            self.content_length = Some(parse_length(value).ok_or(Rejection::BadRequest)?);
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            transfer_encoding = Some(header.value);
+            self.transfer_codings.add(value);
+        } else if name.eq_ignore_ascii_case(b"host") {
+            self.host_fields += 1;
+            self.host_valid &= valid_authority(value.trim_ascii());
+        } else if name.eq_ignore_ascii_case(b"expect") {
+            self.expects_continue = value.trim_ascii().eq_ignore_ascii_case(b"100-continue");
         }
+        Ok(())
     }
-    Ok(Some(Head {
-        method,
-        target,
-        version,
-        persistent,
-        content_length,
-        length_headers,
-        transfer_encoding,
-    }))
 }
 
-/// A version httparse refuses is a 505 when it looks like `HTTP/x.y`, and a 400 otherwise.
-fn version_rejection(buf: &[u8]) -> Rejection {
-    let line_end = buf.iter().position(|&b| b == b'\n').unwrap_or(buf.len());
-    let line = buf[..line_end].trim_ascii_end();
-    let version = line.rsplit(|&b| b == b' ').next().unwrap_or_default();
-    match version.strip_prefix(b"HTTP/") {
-        Some([major, b'.', minor]) if major.is_ascii_digit() && minor.is_ascii_digit() => {
-            Rejection::VersionNotSupported
+/// A request line checked byte by byte (RFC 9112 3): `method SP target SP HTTP/d.d`, single
+/// spaces, a token method and a target of visible characters.
+struct RequestLine<'a> {
+    method: &'a str,
+    target: &'a str,
+    major: u8,
+    /// Through the line's end.
+    len: usize,
+}
+
+impl<'a> RequestLine<'a> {
+    fn parse(buf: &'a [u8]) -> Option<RequestLine<'a>> {
+        let end = buf.iter().position(|&b| b == b'\n')?;
+        let line = buf[..end].strip_suffix(b"\r").unwrap_or(&buf[..end]);
+        let mut parts = line.split(|&b| b == b' ');
+        let (method, target, version) = (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() || !is_token(method) || !is_target(target) {
+            return None;
         }
-        _ => Rejection::BadRequest,
+        let [b'H', b'T', b'T', b'P', b'/', major, b'.', minor] = *version else {
+            return None;
+        };
+        if !major.is_ascii_digit() || !minor.is_ascii_digit() {
+            return None;
+        }
+        Some(RequestLine {
+            method: std::str::from_utf8(method).ok()?,
+            target: std::str::from_utf8(target).ok()?,
+            major,
+            len: end + 1,
+        })
     }
+
+    /// Whether `buf`, with no line end yet, can still become a request line: a method, a space,
+    /// and target characters.
+    fn plausible_start(buf: &[u8]) -> bool {
+        let Some(space) = buf.iter().position(|&b| b == b' ') else {
+            return is_token(buf);
+        };
+        is_token(&buf[..space])
+            && buf[space + 1..]
+                .iter()
+                .all(|&b| b.is_ascii_graphic() || b == b' ' || b == b'\r')
+    }
+}
+
+fn is_token(s: &[u8]) -> bool {
+    !s.is_empty()
+        && s.iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+fn is_target(s: &[u8]) -> bool {
+    !s.is_empty() && s.iter().all(u8::is_ascii_graphic)
+}
+
+/// `uri-host [ ":" port ]` (RFC 3986 3.2.2): an IP literal in brackets or a reg-name (unreserved,
+/// percent-encoded and sub-delimiter characters, without the comma that would make it a list),
+/// then digits after a colon. Empty, userinfo (`@`), paths and spaces are refused.
+fn valid_authority(authority: &[u8]) -> bool {
+    let (host, port) = match authority.first() {
+        Some(b'[') => match authority.iter().position(|&b| b == b']') {
+            Some(close) => {
+                let literal = &authority[1..close];
+                let valid = !literal.is_empty()
+                    && literal
+                        .iter()
+                        .all(|&b| b.is_ascii_hexdigit() || b":.".contains(&b));
+                if !valid {
+                    return false;
+                }
+                (&authority[..=close], &authority[close + 1..])
+            }
+            None => return false,
+        },
+        _ => match authority.iter().position(|&b| b == b':') {
+            Some(colon) => (&authority[..colon], &authority[colon..]),
+            None => (authority, &b""[..]),
+        },
+    };
+    let host_ok = !host.is_empty()
+        && (host.starts_with(b"[")
+            || host
+                .iter()
+                .all(|&b| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+;=".contains(&b)));
+    let port_ok = match port {
+        [] => true,
+        [b':', digits @ ..] => digits.iter().all(u8::is_ascii_digit),
+        _ => false,
+    };
+    host_ok && port_ok
 }
 
 /// Content-Length is 1*DIGIT: no sign, no spaces inside, no list.
@@ -477,29 +895,80 @@ fn parse_length(value: &[u8]) -> Option<u64> {
     std::str::from_utf8(digits).ok()?.parse().ok()
 }
 
-/// The path a route is matched against: origin-form (`/a?b`) or absolute-form
-/// (`http://host/a?b`), without its query. Other forms (`*`, authority-form) have no path.
-fn target_path(target: &str) -> Option<&[u8]> {
-    let bytes = target.as_bytes();
-    let path = if bytes.first() == Some(&b'/') {
-        bytes
+/// The authority and path of an absolute-form target (`http://host/a?b`; the path is `/` when
+/// absent), or `None` for any other form.
+fn absolute_form(target: &[u8]) -> Option<(&[u8], &[u8])> {
+    let scheme_len = if target.get(..7)?.eq_ignore_ascii_case(b"http://") {
+        7
+    } else if target.get(..8)?.eq_ignore_ascii_case(b"https://") {
+        8
     } else {
-        let lower_scheme = bytes.get(..8).map(|s| s.to_ascii_lowercase());
-        let after_scheme = match lower_scheme.as_deref() {
-            Some(s) if s.starts_with(b"http://") => &bytes[7..],
-            Some(s) if s.starts_with(b"https://") => &bytes[8..],
-            _ => return None,
-        };
-        match after_scheme.iter().position(|&b| b == b'/') {
-            Some(slash) => &after_scheme[slash..],
-            None => b"/",
-        }
+        return None;
     };
+    let rest = &target[scheme_len..];
+    let end = rest
+        .iter()
+        .position(|&b| matches!(b, b'/' | b'?' | b'#'))
+        .unwrap_or(rest.len());
+    let path = match rest.get(end) {
+        Some(b'/') => &rest[end..],
+        _ => b"/",
+    };
+    Some((&rest[..end], path))
+}
+
+/// The path a route is matched against: without its query or fragment.
+fn strip_query(path: &[u8]) -> &[u8] {
     let end = path
         .iter()
         .position(|&b| b == b'?' || b == b'#')
         .unwrap_or(path.len());
-    Some(&path[..end])
+    &path[..end]
+}
+
+/// A chunk-size line at the front of `rest` (RFC 9112 7.1): hex digits, optional extensions,
+/// CRLF. `Ok(Some((line length, size)))`, `Ok(None)` while it is incomplete.
+fn chunk_size(rest: &[u8], limits: Limits) -> Result<Option<(usize, u64)>, Rejection> {
+    let max_line = MAX_CHUNK_LINE.min(limits.max_header_bytes);
+    let line_end = rest.iter().position(|&b| b == b'\n');
+    // httparse takes a size line without digits as zero and any byte in an extension; a
+    // stricter front (a digit first, visible characters, CRLF) keeps both from meaning something
+    // else to a proxy.
+    let visible = |b: &u8| b.is_ascii_graphic() || *b == b' ' || *b == b'\t';
+    let content = match line_end {
+        Some(end) if end > 0 && rest[end - 1] == b'\r' => &rest[..end - 1],
+        Some(_) => return Err(Rejection::BadRequest),
+        None => rest.strip_suffix(b"\r").unwrap_or(rest),
+    };
+    let starts_with_digit = rest.first().is_none_or(u8::is_ascii_hexdigit);
+    if !starts_with_digit || !content.iter().all(visible) {
+        return Err(Rejection::BadRequest);
+    }
+    let Some(end) = line_end else {
+        return if rest.len() >= max_line {
+            Err(Rejection::BadRequest)
+        } else {
+            Ok(None)
+        };
+    };
+    if end + 1 > max_line {
+        return Err(Rejection::BadRequest);
+    }
+    match httparse::parse_chunk_size(&rest[..=end]) {
+        Ok(httparse::Status::Complete(parsed)) => Ok(Some(parsed)),
+        _ => Err(Rejection::BadRequest),
+    }
+}
+
+/// The trailer section after the last chunk, through its empty line, bounded like a head.
+fn trailer_section(rest: &[u8], limits: Limits) -> Result<Option<usize>, Rejection> {
+    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    match httparse::parse_headers(rest, &mut fields) {
+        Ok(httparse::Status::Complete((len, _))) if len <= limits.max_header_bytes => Ok(Some(len)),
+        Ok(httparse::Status::Partial) if rest.len() <= limits.max_header_bytes => Ok(None),
+        Ok(_) | Err(httparse::Error::TooManyHeaders) => Err(Rejection::HeadersTooLarge),
+        Err(_) => Err(Rejection::BadRequest),
+    }
 }
 
 #[cfg(test)]
@@ -514,12 +983,13 @@ mod tests {
         fn request(&mut self, _: &Request<'_>) {}
 
         fn answer(&mut self, e: &Exchange<&str>, out: &mut Vec<u8>) {
-            self.0.write(e.answer, e.keep_alive, e.head_only, out);
+            self.0
+                .write(e.answer, e.version, e.keep_alive, e.head_only, out);
         }
 
-        fn reject(&mut self, rejection: Rejection, out: &mut Vec<u8>) {
+        fn reject(&mut self, rejection: Rejection, minor: u8, out: &mut Vec<u8>) {
             self.0
-                .write(AnswerId::Rejected(rejection), false, false, out);
+                .write(AnswerId::Rejected(rejection), minor, false, false, out);
         }
     }
 
@@ -553,40 +1023,104 @@ mod tests {
 
     #[test]
     fn statuses_for_bad_heads() {
-        let cases: [(&[u8], &str); 8] = [
+        let cases: [(&[u8], &str); 9] = [
             (b"GET / HTTP/2.0\r\n\r\n", "505"),
             (b"GET / FOO\r\n\r\n", "400"),
+            (b"GET /a b HTTP/1.1\r\nHost: x\r\n\r\n", "400"),
             (b"\x16\x03\x01\x02\x00\x01", "400"),
             (
-                b"POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
+                b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
                 "400",
             ),
             (
-                b"POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+                b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
                 "400",
             ),
             (
-                b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
-                "411",
+                b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+                "501",
             ),
-            (b"POST / HTTP/1.1\r\nContent-Length: 101\r\n\r\n", "413"),
-            (b"POST / HTTP/1.1\r\n\r\n", "405"),
+            (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 101\r\n\r\n", "413"),
+            (b"POST / HTTP/1.1\r\nHost: x\r\n\r\n", "405"),
         ];
         for (input, status) in cases {
             let (out, _) = run(input);
             assert!(
-                out.starts_with(&format!("HTTP/1.0 {status} ")),
+                out.starts_with(&format!("HTTP/1.1 {status} ")),
                 "{input:?} got {out}"
             );
         }
     }
 
     #[test]
-    fn targets_lose_their_query_and_authority() {
-        assert_eq!(target_path("/a?b=c"), Some(&b"/a"[..]));
-        assert_eq!(target_path("http://host:1/x/y?z"), Some(&b"/x/y"[..]));
-        assert_eq!(target_path("HTTPS://host"), Some(&b"/"[..]));
-        assert_eq!(target_path("*"), None);
-        assert_eq!(target_path("host:443"), None);
+    fn absolute_targets_give_their_authority_and_path() {
+        assert_eq!(
+            absolute_form(b"http://host:1/x/y?z"),
+            Some((&b"host:1"[..], &b"/x/y?z"[..]))
+        );
+        assert_eq!(
+            absolute_form(b"HTTPS://host"),
+            Some((&b"host"[..], &b"/"[..]))
+        );
+        assert_eq!(absolute_form(b"*"), None);
+        assert_eq!(absolute_form(b"host:443"), None);
+        assert_eq!(strip_query(b"/a?b=c"), b"/a");
+    }
+
+    #[test]
+    fn authorities_are_host_and_optional_port() {
+        for good in [
+            "example.com",
+            "a:80",
+            "[::1]:8080",
+            "10.0.0.1",
+            "a-b_c~d.e",
+            "x:",
+        ] {
+            assert!(valid_authority(good.as_bytes()), "{good}");
+        }
+        for bad in [
+            "",
+            "a b",
+            "a, b",
+            "example.com/path",
+            "user@host",
+            "a:8x",
+            ":80",
+            "[::1",
+            "a\x01",
+        ] {
+            assert!(!valid_authority(bad.as_bytes()), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn chunk_size_lines_are_strict() {
+        let limits = Limits {
+            max_header_bytes: 8192,
+            max_body_bytes: 100,
+        };
+        assert_eq!(chunk_size(b"1a\r\nrest", limits), Ok(Some((4, 26))));
+        assert_eq!(chunk_size(b"5;name=value\r\n", limits), Ok(Some((14, 5))));
+        assert_eq!(chunk_size(b"5", limits), Ok(None));
+        for bad in [
+            &b"\r\n"[..],
+            b";x\r\n",
+            b"5\n",
+            b"-5\r\n",
+            b"5\x00\r\n",
+            b"0x5\r\n",
+        ] {
+            assert_eq!(
+                chunk_size(bad, limits),
+                Err(Rejection::BadRequest),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            chunk_size(&[b'1'; 1100], limits),
+            Err(Rejection::BadRequest),
+            "an endless size line"
+        );
     }
 }

@@ -72,10 +72,17 @@ impl Exchanges for Responder<'_> {
         let Sent { status, bytes } = if exchange.answer == AnswerId::Metrics {
             let mut body = String::new();
             metrics.render(phase, &mut body);
-            responses.write_metrics(&body, exchange.keep_alive, exchange.head_only, out)
+            responses.write_metrics(
+                &body,
+                exchange.version,
+                exchange.keep_alive,
+                exchange.head_only,
+                out,
+            )
         } else {
             responses.write(
                 exchange.answer,
+                exchange.version,
                 exchange.keep_alive,
                 exchange.head_only,
                 out,
@@ -100,14 +107,31 @@ impl Exchanges for Responder<'_> {
         }
     }
 
-    fn reject(&mut self, rejection: Rejection, out: &mut Vec<u8>) {
+    fn reject(&mut self, rejection: Rejection, minor: u8, out: &mut Vec<u8>) {
         reject(
             &self.pass.site.responses,
             self.pass.stats,
             self.conn_id,
-            rejection,
+            Refused { rejection, minor },
             out,
         );
+    }
+}
+
+/// A refusal and the version to say it in: the request's, or HTTP/1.1 when the request line was
+/// not understood (or never came).
+#[derive(Debug, Clone, Copy)]
+pub struct Refused {
+    pub rejection: Rejection,
+    pub minor: u8,
+}
+
+impl From<Rejection> for Refused {
+    fn from(rejection: Rejection) -> Refused {
+        Refused {
+            rejection,
+            minor: 1,
+        }
     }
 }
 
@@ -117,10 +141,11 @@ pub fn reject(
     responses: &Responses,
     stats: &WorkerStats,
     conn_id: u64,
-    rejection: Rejection,
+    refused: Refused,
     out: &mut Vec<u8>,
 ) -> Sent {
-    let sent = responses.write(AnswerId::Rejected(rejection), false, false, out);
+    let Refused { rejection, minor } = refused;
+    let sent = responses.write(AnswerId::Rejected(rejection), minor, false, false, out);
     stats.response(sent.status, sent.bytes, 0);
     tracing::info!(
         target: "responder::access",

@@ -1,7 +1,9 @@
 //! Prebuilt responses: every byte the server can send, serialized once from the configuration.
 //!
-//! A request never formats anything: it picks an [`Answer`] and copies its bytes. The only part
-//! that changes is the `Date` header, patched in place once a second by [`Responses::stamp`].
+//! A request never formats anything: it picks an [`Answer`] and copies its bytes. The only parts
+//! that change are the `Date` header, patched in place once a second by [`Responses::stamp`], and
+//! the status line's minor version, patched as the bytes are copied: HTTP/1.0 requests are
+//! answered `HTTP/1.0`, all others `HTTP/1.1`.
 //! This module decides nothing about which answer a request deserves (see `http`) and does no I/O.
 
 use std::time::SystemTime;
@@ -10,6 +12,8 @@ use crate::config::{Endpoints, Route};
 
 /// Length of an IMF-fixdate such as `Sun, 06 Nov 1994 08:49:37 GMT`.
 const DATE_LEN: usize = 29;
+/// Where the minor version digit sits in every status line (`HTTP/1.x`).
+const MINOR_VERSION_AT: usize = 7;
 const SERVER: &str = concat!("responder/", env!("CARGO_PKG_VERSION"));
 
 /// Why a request gets a fixed error answer instead of a route's. Each one closes the connection.
@@ -17,8 +21,8 @@ const SERVER: &str = concat!("responder/", env!("CARGO_PKG_VERSION"));
 pub enum Rejection {
     BadRequest,
     RequestTimeout,
-    LengthRequired,
     PayloadTooLarge,
+    UriTooLong,
     HeadersTooLarge,
     NotImplemented,
     ServiceUnavailable,
@@ -29,8 +33,8 @@ impl Rejection {
     const ALL: [Rejection; 8] = [
         Rejection::BadRequest,
         Rejection::RequestTimeout,
-        Rejection::LengthRequired,
         Rejection::PayloadTooLarge,
+        Rejection::UriTooLong,
         Rejection::HeadersTooLarge,
         Rejection::NotImplemented,
         Rejection::ServiceUnavailable,
@@ -41,8 +45,8 @@ impl Rejection {
         match self {
             Rejection::BadRequest => 400,
             Rejection::RequestTimeout => 408,
-            Rejection::LengthRequired => 411,
             Rejection::PayloadTooLarge => 413,
+            Rejection::UriTooLong => 414,
             Rejection::HeadersTooLarge => 431,
             Rejection::NotImplemented => 501,
             Rejection::ServiceUnavailable => 503,
@@ -58,6 +62,10 @@ pub enum AnswerId {
     Route(usize),
     /// 405 for the route at this index, with its `Allow` header.
     MethodNotAllowed(usize),
+    /// 204 to `OPTIONS` on the route at this index, with its `Allow` header.
+    Options(usize),
+    /// 204 to `OPTIONS *`, allowing every method of any route.
+    OptionsAny,
     NotFound,
     Rejected(Rejection),
     /// The liveness probe: 200 while the process serves.
@@ -66,8 +74,10 @@ pub enum AnswerId {
     Ready {
         ready: bool,
     },
-    /// 405 for a built-in endpoint's path (`Allow: GET, HEAD`).
+    /// 405 for a built-in endpoint's path (`Allow: GET, HEAD, OPTIONS`).
     ProbeMethodNotAllowed,
+    /// 204 to `OPTIONS` on a built-in endpoint's path.
+    ProbeOptions,
     /// The Prometheus metrics, rendered at each request (see [`Responses::write_metrics`]).
     Metrics,
 }
@@ -80,6 +90,7 @@ impl AnswerId {
             AnswerId::Health
                 | AnswerId::Ready { .. }
                 | AnswerId::ProbeMethodNotAllowed
+                | AnswerId::ProbeOptions
                 | AnswerId::Metrics
         )
     }
@@ -98,16 +109,20 @@ struct Answer {
 
 impl Answer {
     fn new(status: u16, reason: &str, headers: &[(String, String)], body: Vec<u8>) -> Answer {
-        let before_date = format!("HTTP/1.0 {status} {reason}\r\nServer: {SERVER}\r\nDate: ");
+        let before_date = format!("HTTP/1.1 {status} {reason}\r\nServer: {SERVER}\r\nDate: ");
+        // RFC 9110 8.6 and 15.3.5: a 204 has no content and no Content-Length; a 304 has no
+        // content either.
+        let no_content = matches!(status, 204 | 304);
+        let body = if no_content { Vec::new() } else { body };
         let head = |connection: &str| {
             let mut h = format!("{before_date}{}\r\n", "Thu, 01 Jan 1970 00:00:00 GMT");
             for (name, value) in headers {
                 h.push_str(&format!("{name}: {value}\r\n"));
             }
-            h.push_str(&format!(
-                "Content-Length: {}\r\nConnection: {connection}\r\n\r\n",
-                body.len()
-            ));
+            if !no_content {
+                h.push_str(&format!("Content-Length: {}\r\n", body.len()));
+            }
+            h.push_str(&format!("Connection: {connection}\r\n\r\n"));
             h.into_bytes()
         };
         Answer {
@@ -149,6 +164,9 @@ pub struct Responses {
     probe_not_allowed: Answer,
     ok: Vec<Answer>,
     not_allowed: Vec<Answer>,
+    options: Vec<Answer>,
+    options_any: Answer,
+    probe_options: Answer,
     not_found: Answer,
     rejected: Vec<Answer>,
     stamped_second: u64,
@@ -173,10 +191,18 @@ impl Responses {
                 Answer::new(r.status, reason, &r.headers, r.body.clone())
             })
             .collect();
-        let not_allowed = routes
+        let route_allows: Vec<Vec<(String, String)>> = routes
             .iter()
-            .map(|r| Answer::plain(405, &[("Allow".to_string(), r.methods.join(", "))]))
+            .map(|r| allow(r.methods.iter().map(String::as_str)))
             .collect();
+        let probe_allows = allow(["GET", "HEAD"]);
+        let any_allows = allow(
+            ["GET", "HEAD"].into_iter().chain(
+                routes
+                    .iter()
+                    .flat_map(|r| r.methods.iter().map(String::as_str)),
+            ),
+        );
         let text = |status: u16, body: &str| {
             let headers = [("Content-Type".to_string(), "text/plain".to_string())];
             Answer::new(
@@ -186,18 +212,20 @@ impl Responses {
                 body.as_bytes().to_vec(),
             )
         };
+        let no_content =
+            |headers: &[(String, String)]| Answer::new(204, "No Content", headers, Vec::new());
         let mut responses = Responses {
             routes: routes.to_vec(),
             endpoints: endpoints.clone(),
             health: text(200, "ok\n"),
             ready: text(200, "ready\n"),
             not_ready: text(503, "shutting down\n"),
-            probe_not_allowed: Answer::plain(
-                405,
-                &[("Allow".to_string(), "GET, HEAD".to_string())],
-            ),
+            probe_not_allowed: Answer::plain(405, &probe_allows),
+            probe_options: no_content(&probe_allows),
             ok,
-            not_allowed,
+            not_allowed: route_allows.iter().map(|a| Answer::plain(405, a)).collect(),
+            options: route_allows.iter().map(|a| no_content(a)).collect(),
+            options_any: no_content(&any_allows),
             not_found: Answer::plain(404, &[]),
             rejected: Rejection::ALL
                 .iter()
@@ -210,7 +238,8 @@ impl Responses {
     }
 
     /// Picks the answer for a method and a path (the query already removed). `ready` is false
-    /// once a shutdown has begun.
+    /// once a shutdown has begun. `OPTIONS` is answered for every path that has an answer, unless
+    /// its route lists `OPTIONS` itself.
     pub fn choose(&self, method: &str, path: &[u8], ready: bool) -> AnswerId {
         let probe = if path == self.endpoints.health_path.as_bytes() {
             Some(AnswerId::Health)
@@ -224,11 +253,13 @@ impl Responses {
         if let Some(probe) = probe {
             return match method {
                 "GET" | "HEAD" => probe,
+                "OPTIONS" => AnswerId::ProbeOptions,
                 _ => AnswerId::ProbeMethodNotAllowed,
             };
         }
         match self.routes.iter().position(|r| r.matches(path)) {
             Some(i) if self.routes[i].methods.iter().any(|m| m == method) => AnswerId::Route(i),
+            Some(i) if method == "OPTIONS" => AnswerId::Options(i),
             Some(i) => AnswerId::MethodNotAllowed(i),
             None => AnswerId::NotFound,
         }
@@ -238,22 +269,27 @@ impl Responses {
         match id {
             AnswerId::Route(i) => &self.ok[i],
             AnswerId::MethodNotAllowed(i) => &self.not_allowed[i],
+            AnswerId::Options(i) => &self.options[i],
+            AnswerId::OptionsAny => &self.options_any,
             AnswerId::NotFound => &self.not_found,
             AnswerId::Rejected(r) => &self.rejected[r as usize],
             AnswerId::Health => &self.health,
             AnswerId::Ready { ready: true } => &self.ready,
             AnswerId::Ready { ready: false } => &self.not_ready,
             AnswerId::ProbeMethodNotAllowed => &self.probe_not_allowed,
-            // Metrics are written by `write_metrics`, which `http` calls instead of `write`.
+            AnswerId::ProbeOptions => &self.probe_options,
+            // Metrics are written by `write_metrics`, which `respond` calls instead of `write`.
             AnswerId::Metrics => &self.not_found,
         }
     }
 
-    /// Appends the answer to `out`. Without `keep_alive` the head says `Connection: close`;
-    /// with `head_only` (a HEAD request) the body is left out and the headers stay the same.
+    /// Appends the answer to `out`, its status line in HTTP/1.`minor`. Without `keep_alive` the
+    /// head says `Connection: close`; with `head_only` (a HEAD request) the body is left out and
+    /// the headers stay the same.
     pub fn write(
         &self,
         id: AnswerId,
+        minor: u8,
         keep_alive: bool,
         head_only: bool,
         out: &mut Vec<u8>,
@@ -265,7 +301,9 @@ impl Responses {
         } else {
             &answer.close_head
         };
+        let start = out.len();
         out.extend_from_slice(head);
+        set_minor_version(out, start, minor);
         let mut bytes = head.len();
         if !head_only {
             out.extend_from_slice(&answer.body);
@@ -282,6 +320,7 @@ impl Responses {
     pub fn write_metrics(
         &self,
         body: &str,
+        minor: u8,
         keep_alive: bool,
         head_only: bool,
         out: &mut Vec<u8>,
@@ -289,7 +328,8 @@ impl Responses {
         let date_at = self.health.date_at;
         let date = &self.health.close_head[date_at..date_at + DATE_LEN];
         let start = out.len();
-        out.extend_from_slice(format!("HTTP/1.0 200 OK\r\nServer: {SERVER}\r\nDate: ").as_bytes());
+        out.extend_from_slice(format!("HTTP/1.1 200 OK\r\nServer: {SERVER}\r\nDate: ").as_bytes());
+        set_minor_version(out, start, minor);
         out.extend_from_slice(date);
         let connection = if keep_alive { "keep-alive" } else { "close" };
         out.extend_from_slice(
@@ -326,8 +366,11 @@ impl Responses {
             .ok
             .iter_mut()
             .chain(self.not_allowed.iter_mut())
+            .chain(self.options.iter_mut())
             .chain(self.rejected.iter_mut())
             .chain([
+                &mut self.options_any,
+                &mut self.probe_options,
                 &mut self.not_found,
                 &mut self.health,
                 &mut self.ready,
@@ -338,6 +381,22 @@ impl Responses {
             answer.stamp(&date);
         }
     }
+}
+
+/// The status line of the answer that starts at `start` in `out` says HTTP/1.`minor`.
+fn set_minor_version(out: &mut [u8], start: usize, minor: u8) {
+    out[start + MINOR_VERSION_AT] = b'0' + minor.min(1);
+}
+
+/// An `Allow` header listing `methods` once each, in order, with `OPTIONS` last.
+fn allow<'a>(methods: impl IntoIterator<Item = &'a str>) -> Vec<(String, String)> {
+    let mut listed: Vec<&str> = Vec::new();
+    for method in methods.into_iter().chain(["OPTIONS"]) {
+        if !listed.contains(&method) {
+            listed.push(method);
+        }
+    }
+    vec![("Allow".to_string(), listed.join(", "))]
 }
 
 pub fn reason_phrase(status: u16) -> &'static str {
@@ -361,6 +420,7 @@ pub fn reason_phrase(status: u16) -> &'static str {
         410 => "Gone",
         411 => "Length Required",
         413 => "Content Too Large",
+        414 => "URI Too Long",
         418 => "I'm a teapot",
         429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
@@ -381,7 +441,7 @@ mod tests {
 
     fn text(id: AnswerId, keep_alive: bool, head_only: bool, r: &Responses) -> String {
         let mut out = Vec::new();
-        r.write(id, keep_alive, head_only, &mut out);
+        r.write(id, 0, keep_alive, head_only, &mut out);
         String::from_utf8(out).unwrap_or_default()
     }
 
@@ -421,6 +481,6 @@ mod tests {
             got.contains("Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n"),
             "{got}"
         );
-        assert!(got.contains("Allow: GET, HEAD\r\n"), "{got}");
+        assert!(got.contains("Allow: GET, HEAD, OPTIONS\r\n"), "{got}");
     }
 }

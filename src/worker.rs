@@ -362,7 +362,7 @@ impl Worker {
             &self.site.responses,
             &self.stats,
             conn_id,
-            Rejection::ServiceUnavailable,
+            Rejection::ServiceUnavailable.into(),
             &mut out,
         );
         let _ = socket.write(&out);

@@ -74,7 +74,7 @@ fn a_reset_in_the_middle_of_a_response_harms_no_one_else() {
     for _ in 0..50 {
         let mut s = server.connect();
         // Many pipelined requests, then a reset while the answers are being written.
-        s.write_all(&b"GET / HTTP/1.1\r\n\r\n".repeat(2000))
+        s.write_all(&b"GET / HTTP/1.1\r\nHost: t\r\n\r\n".repeat(2000))
             .unwrap();
         reset(s);
     }
@@ -129,7 +129,7 @@ fn slowloris_connections_are_cut_by_the_read_timeout_while_others_are_served() {
     let server = Server::start(&["--read-timeout", "1", "--workers", "1"]);
     let baseline = open_fds(server.pid());
     let mut slow: Vec<TcpStream> = (0..300).map(|_| server.connect()).collect();
-    let head = b"GET / HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaa";
+    let head = b"GET / HTTP/1.1\r\nHost: t\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaa";
     let start = std::time::Instant::now();
     let mut latencies = Vec::new();
     // A byte a second from each slow client; a normal client asks in between.
@@ -195,13 +195,14 @@ fn a_flood_of_connections_gives_its_memory_back_once_cut() {
     // Each flooding connection holds part of a request: a Slab entry, a deadline and a buffer.
     let mut flood: Vec<TcpStream> = (0..flood_size).map(|_| server.connect()).collect();
     for s in &mut flood {
-        s.write_all(b"GET / HTTP/1.1\r\nX-Flood: a").unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\nX-Flood: a")
+            .unwrap();
     }
     // Two keep-alive clients that come after the flood, so at the top of the Slab: the release
     // moves them down, and they must not notice.
     let mut late: Vec<TcpStream> = (0..2).map(|_| server.connect()).collect();
     for s in &mut late {
-        s.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
         assert_eq!(status_of(&crate::common::read_response(s)), 200);
     }
     let flooded = rss_kib(server.pid());
@@ -238,7 +239,9 @@ fn a_flood_of_connections_gives_its_memory_back_once_cut() {
         "memory kept after the flood: {baseline} KiB before, {after} KiB after"
     );
     // A moved connection is still served under its new slot...
-    late[0].write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+    late[0]
+        .write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
     assert_eq!(status_of(&crate::common::read_response(&mut late[0])), 200);
     // ...and still has its deadline: the idle one is closed by the idle timeout.
     late[1]

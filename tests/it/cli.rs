@@ -116,22 +116,22 @@ status = 201
         s.write_all(request.as_bytes()).unwrap();
         read_response(&mut s)
     };
-    let health = ask("GET /status?probe=1 HTTP/1.1\r\n\r\n");
+    let health = ask("GET /status?probe=1 HTTP/1.1\r\nHost: t\r\n\r\n");
     assert!(
-        health.starts_with("HTTP/1.0 200 OK\r\n") && health.ends_with("\r\n\r\nok"),
+        health.starts_with("HTTP/1.1 200 OK\r\n") && health.ends_with("\r\n\r\nok"),
         "{health}"
     );
-    let page = ask("GET /static/a/b.css HTTP/1.1\r\n\r\n");
-    assert!(page.starts_with("HTTP/1.0 503 Maintenance\r\n"), "{page}");
+    let page = ask("GET /static/a/b.css HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert!(page.starts_with("HTTP/1.1 503 Maintenance\r\n"), "{page}");
     assert!(page.contains("Content-Type: text/html\r\n") && page.contains("Retry-After: 120\r\n"));
     assert!(page.ends_with("<h1>down for maintenance</h1>"));
-    let created = ask("POST /submit HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc");
-    assert!(created.starts_with("HTTP/1.0 201 Created\r\n"), "{created}");
+    let created = ask("POST /submit HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc");
+    assert!(created.starts_with("HTTP/1.1 201 Created\r\n"), "{created}");
     assert!(created.contains("Content-Length: 0\r\n"));
-    let wrong = ask("GET /submit HTTP/1.1\r\n\r\n");
+    let wrong = ask("GET /submit HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(status_of(&wrong), 405);
-    assert!(wrong.contains("Allow: POST\r\n"));
-    let missing = ask("GET /status/deeper HTTP/1.1\r\n\r\n");
+    assert!(wrong.contains("Allow: POST, OPTIONS\r\n"));
+    let missing = ask("GET /status/deeper HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(status_of(&missing), 404);
 }
 
@@ -151,7 +151,7 @@ fn flags_beat_environment_which_beats_the_file() {
     );
     let mut s = server.connect();
     use std::io::Write;
-    s.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
     assert!(read_response(&mut s).ends_with("file"));
     let start = Instant::now();
     assert_eq!(crate::common::read_to_close(&mut s), "");
@@ -162,7 +162,7 @@ fn flags_beat_environment_which_beats_the_file() {
         &[("RESPONDER_READ_TIMEOUT", "30")],
     );
     let mut s = server.connect();
-    s.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n").unwrap();
     assert_eq!(status_of(&crate::common::read_to_close(&mut s)), 408);
 }
 

@@ -295,7 +295,7 @@ pub fn read_response(s: &mut TcpStream) -> String {
 
 /// The number of complete responses in `text`.
 pub fn count_responses(text: &str) -> usize {
-    text.matches("HTTP/1.0 ").count()
+    text.matches("HTTP/1.").count()
 }
 
 pub fn status_of(response: &str) -> u16 {

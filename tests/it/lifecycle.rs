@@ -30,7 +30,7 @@ fn probes_answer_and_stay_out_of_the_access_log() {
         .any(|l| l.contains("/healthz") || l.contains("/readyz")));
     let post = server.exchange(b"POST /healthz HTTP/1.0\r\n\r\n");
     assert_eq!(status_of(&post), 405);
-    assert!(post.contains("Allow: GET, HEAD\r\n"));
+    assert!(post.contains("Allow: GET, HEAD, OPTIONS\r\n"));
 }
 
 #[test]
@@ -50,7 +50,8 @@ fn probe_paths_and_their_logging_are_configurable() {
 fn the_shutdown_delay_serves_while_readiness_fails() {
     let mut server = Server::start(&["--shutdown-delay", "1", "--workers", "1"]);
     let mut kept = server.connect();
-    kept.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+    kept.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
     read_response(&mut kept);
     let start = Instant::now();
     server.signal(libc::SIGTERM);
@@ -61,7 +62,8 @@ fn the_shutdown_delay_serves_while_readiness_fails() {
     assert_eq!(status_of(&get(&server, "/readyz")), 503);
     assert_eq!(status_of(&get(&server, "/healthz")), 200);
     assert_eq!(status_of(&get(&server, "/")), 200);
-    kept.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+    kept.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
     assert!(read_response(&mut kept).contains("Connection: keep-alive"));
     let status = server
         .wait(Duration::from_secs(5))
@@ -221,7 +223,7 @@ fn as_pid_1_sigterm_still_drains_and_exits() {
     );
 
     let mut s = server.connect();
-    s.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n").unwrap();
     std::thread::sleep(Duration::from_millis(100));
     // SAFETY: kill(2) on our own grandchild.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);

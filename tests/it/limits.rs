@@ -40,7 +40,7 @@ fn a_connection_that_never_sends_is_closed_at_the_read_timeout_without_an_answer
 fn an_idle_keep_alive_connection_is_closed_at_the_idle_timeout() {
     let server = Server::start(&["--idle-timeout", "0.3", "--read-timeout", "5"]);
     let mut s = server.connect();
-    s.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
     assert_eq!(status_of(&read_response(&mut s)), 200);
     let start = Instant::now();
     assert_eq!(read_to_close(&mut s), "");
@@ -59,7 +59,7 @@ fn a_client_that_stops_reading_is_cut_at_the_write_timeout() {
     );
     let mut s = server.connect();
     // Pipelined requests whose answers the client never reads fill both socket buffers.
-    let batch = b"GET / HTTP/1.1\r\n\r\n".repeat(1000);
+    let batch = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n".repeat(1000);
     s.set_write_timeout(Some(Duration::from_millis(200)))
         .unwrap();
     let start = Instant::now();
@@ -96,7 +96,7 @@ fn past_max_connections_new_clients_get_503_and_service_resumes() {
 fn a_half_closed_client_still_gets_its_answer() {
     let server = Server::start(&[]);
     let mut s = server.connect();
-    s.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
     s.shutdown(std::net::Shutdown::Write).unwrap();
     let mut got = String::new();
     s.read_to_string(&mut got).unwrap();

@@ -7,6 +7,7 @@ mod abuse;
 mod architecture;
 mod cli;
 mod common;
+mod conformance;
 mod deploy;
 mod http;
 mod lifecycle;

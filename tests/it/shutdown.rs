@@ -38,7 +38,8 @@ fn a_request_in_flight_at_sigterm_is_answered_and_the_exit_is_clean() {
 fn idle_keep_alive_connections_do_not_hold_the_exit() {
     let mut server = Server::start(&["--idle-timeout", "60"]);
     let mut idle = server.connect();
-    idle.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+    idle.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
     read_response(&mut idle);
     let _silent = server.connect();
     std::thread::sleep(Duration::from_millis(100));
@@ -60,9 +61,10 @@ fn a_request_waiting_in_an_idle_connection_is_served_not_dropped() {
     // the drain's last read must find it.
     let mut server = Server::start(&["--workers", "1"]);
     let mut s = server.connect();
-    s.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
     read_response(&mut s);
-    s.write_all(b"GET /second HTTP/1.1\r\n\r\n").unwrap();
+    s.write_all(b"GET /second HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
     server.signal(libc::SIGTERM);
     let got = read_to_close(&mut s);
     assert_eq!(status_of(&got), 200, "{got:?}");
@@ -76,7 +78,7 @@ fn a_request_waiting_in_an_idle_connection_is_served_not_dropped() {
 fn new_connections_are_refused_once_the_drain_starts() {
     let mut server = Server::start(&["--shutdown-timeout", "5"]);
     let mut stuck = server.connect();
-    stuck.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+    stuck.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n").unwrap();
     std::thread::sleep(Duration::from_millis(100));
     server.signal(libc::SIGTERM);
     server.await_log(&["listener closed"]);
@@ -99,7 +101,7 @@ fn new_connections_are_refused_once_the_drain_starts() {
 fn a_stuck_client_is_cut_at_the_shutdown_timeout() {
     let mut server = Server::start(&["--shutdown-timeout", "0.5"]);
     let mut stuck = server.connect();
-    stuck.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+    stuck.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n").unwrap();
     std::thread::sleep(Duration::from_millis(100));
     let start = Instant::now();
     server.signal(libc::SIGTERM);
@@ -121,7 +123,7 @@ fn a_stuck_client_is_cut_at_the_shutdown_timeout() {
 fn a_second_signal_exits_at_once() {
     let mut server = Server::start(&["--shutdown-timeout", "30"]);
     let mut stuck = server.connect();
-    stuck.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+    stuck.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n").unwrap();
     std::thread::sleep(Duration::from_millis(100));
     server.signal(libc::SIGTERM);
     server.await_log(&["draining"]);

@@ -23,7 +23,7 @@ fn json_lines_follow_one_connection_from_accept_to_close() {
     s.write_all(b"GET /one?x=1 HTTP/1.1\r\nHost: t\r\n\r\n")
         .unwrap();
     read_response(&mut s);
-    s.write_all(b"GET /two HTTP/1.1\r\nConnection: close\r\n\r\n")
+    s.write_all(b"GET /two HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
         .unwrap();
     read_to_close(&mut s);
     server.await_log(&["\"close\"", "\"reason\":\"done\""]);
@@ -204,7 +204,7 @@ fn a_stalled_log_output_never_stalls_the_server() {
                 let mut s = std::net::TcpStream::connect(addr).unwrap();
                 s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
                 for _ in 0..3000 {
-                    s.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+                    s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
                     assert_eq!(status_of(&read_response(&mut s)), 200);
                 }
             })
