@@ -6,6 +6,10 @@
     python3 bench/bench.py --compare workers --server-cpus 0,1 --client-cpu 0,1
                                                  # responder: 1 worker vs 2, sharing both cores
     python3 bench/bench.py --rounds 5 --markdown bench/latest.md
+    python3 bench/bench.py --compare builds --baseline /path/to/older/responder
+                                                 # this tree's build against an older build
+    python3 bench/bench.py --compare proxied     # behind nginx (proxy_pass, keepalive 32):
+                                                 # responder against nginx as the backend
 
 Every server runs pinned to one core and every load generator to the other (taskset), the same
 in every run. Servers are measured in alternation (A B C, then C B A, ...) within one invocation,
@@ -155,22 +159,29 @@ class Server:
             self.log_reader.wait(timeout=10)
 
 
-def start_responder(name, port, cpu, workers, access_log, log_reader_cpu=None):
+def start_responder(name, port, cpu, workers, access_log, log_reader_cpu=None, binary=None):
     config = tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False)
     # No connection limit of its own below what the descriptor limit allows: the idle figure
     # holds as many connections as it can.
     config.write(f"access_log = {'true' if access_log else 'false'}\nread_timeout = 60\n"
                  "max_connections = 1000000\n")
     config.close()
-    binary = os.path.join(ROOT, "target", "release", "responder")
+    binary = binary or os.path.join(ROOT, "target", "release", "responder")
     argv = [binary, "--config", config.name, "--listen", f"127.0.0.1:{port}", "--workers", str(workers),
             "--log-format", "json"]
     return Server(name, argv, port, cpu, log_reader_cpu if access_log else None)
 
 
-def start_nginx(port, cpu, workers):
+def start_nginx(port, cpu, workers, server_block=None, name="nginx"):
+    """nginx answering `BODY` itself, or with `server_block` (a proxy) in place of its server."""
     prefix = tempfile.mkdtemp(prefix="bench-nginx-")
     conf = os.path.join(prefix, "nginx.conf")
+    server_block = server_block or f"""
+    server {{
+        listen 127.0.0.1:{port} backlog=1024;
+        location / {{ default_type text/plain; return 200 "{BODY}"; }}
+        location = /nginx_status {{ stub_status; }}
+    }}"""
     with open(conf, "w") as f:
         f.write(f"""
 worker_processes {workers};
@@ -187,13 +198,72 @@ http {{
     fastcgi_temp_path {prefix};
     uwsgi_temp_path {prefix};
     scgi_temp_path {prefix};
-    server {{
-        listen 127.0.0.1:{port} backlog=1024;
-        location / {{ default_type text/plain; return 200 "{BODY}"; }}
-    }}
+{server_block}
 }}
 """)
-    return Server("nginx", ["nginx", "-p", prefix, "-c", conf], port, cpu)
+    return Server(name, ["nginx", "-p", prefix, "-c", conf], port, cpu)
+
+
+PROXY_POOL = 32
+
+
+def start_proxy(port, cpu, backend_port):
+    """nginx as the reverse proxy every ingress is: HTTP/1.1 to the upstream, `Connection`
+    cleared, a keep-alive pool of `PROXY_POOL` connections."""
+    block = f"""
+    upstream backend {{ server 127.0.0.1:{backend_port}; keepalive {PROXY_POOL}; keepalive_requests 100000000; }}
+    server {{
+        listen 127.0.0.1:{port} backlog=1024;
+        location / {{
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }}
+    }}"""
+    return start_nginx(port, cpu, 1, block, name="proxy")
+
+
+def backend_accepts(name, port):
+    """Connections the backend has accepted so far: responder's /metrics, nginx's stub_status."""
+    path = "/nginx_status" if name == "nginx" else "/metrics"
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(f"GET {path} HTTP/1.0\r\n\r\n".encode())
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    text = data.decode(errors="replace")
+    if name != "nginx":
+        m = re.search(r"^responder_connections_accepted_total (\d+)", text, re.M)
+    else:
+        m = re.search(r"^\s*(\d+) \d+ \d+\s*$", text, re.M)  # accepts handled requests
+    return int(m.group(1)) if m else -1
+
+
+def time_wait(port):
+    """Sockets in TIME_WAIT on `port`, either end."""
+    out = subprocess.run(["ss", "-Htan", "state", "time-wait", f"( sport = :{port} or dport = :{port} )"],
+                         capture_output=True, text=True).stdout
+    return sum(1 for line in out.splitlines() if line.strip())
+
+
+def measure_proxied(name, start_backend, args):
+    """`ab -k` through a proxy in front of the backend: throughput, and what it cost the backend
+    in connections."""
+    backend_port, proxy_port = free_port(), free_port()
+    backend = start_backend(backend_port)
+    proxy = None
+    try:
+        proxy = start_proxy(proxy_port, args.client_cpu, backend_port)
+        accepted_before = backend_accepts(name, backend_port)
+        r = run_load("ab-k", proxy_port, args.client_cpu, args.requests, args.duration,
+                     concurrency=PROXY_POOL)
+        r["backend_accepts"] = backend_accepts(name, backend_port) - accepted_before - 1
+        r["time_wait"] = time_wait(backend_port)
+        return r
+    finally:
+        if proxy:
+            proxy.stop()
+        backend.stop()
 
 
 def start_python(port, cpu, example=3):
@@ -203,10 +273,10 @@ def start_python(port, cpu, example=3):
     return Server(f"python-ex{example}", argv, port, cpu)
 
 
-def run_load(load, port, cpu, requests, duration):
+def run_load(load, port, cpu, requests, duration, concurrency=100):
     url = f"http://127.0.0.1:{port}/"
     if load.startswith("ab"):
-        argv = ["ab", "-q", "-c", "100", "-n", str(requests)] + (["-k"] if load == "ab-k" else []) + [url]
+        argv = ["ab", "-q", "-c", str(concurrency), "-n", str(requests)] + (["-k"] if load == "ab-k" else []) + [url]
     else:
         conns = load.split("-c")[1]
         argv = ["wrk", "-t1", f"-c{conns}", f"-d{duration}s", "--latency", url]
@@ -308,7 +378,8 @@ def measure(server, loads, client_cpu, requests, duration, idle_conns):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--compare", choices=["peers", "logging", "workers"], default="peers")
+    ap.add_argument("--compare", choices=["peers", "logging", "workers", "builds", "proxied"], default="peers")
+    ap.add_argument("--baseline", help="--compare builds (or proxied): an older responder binary to compare")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--requests", type=int, default=20000, help="ab -n")
@@ -325,7 +396,19 @@ def main():
         subprocess.run(["cargo", "build", "--release", "--locked"], cwd=ROOT, check=True)
     loads = [] if args.loads == "none" else args.loads.split(",")
 
-    if args.compare == "peers":
+    if args.compare == "proxied":
+        proxied(args)
+        return
+    if args.compare == "builds":
+        if not args.baseline:
+            ap.error("--compare builds needs --baseline PATH")
+        starters = [
+            ("responder", lambda p: start_responder("responder", p, args.server_cpus, args.workers, False)),
+            ("baseline", lambda p: start_responder("baseline", p, args.server_cpus, args.workers, False,
+                                                   binary=os.path.abspath(args.baseline))),
+            ("nginx", lambda p: start_nginx(p, args.server_cpus, args.workers)),
+        ]
+    elif args.compare == "peers":
         starters = [
             ("responder", lambda p: start_responder("responder", p, args.server_cpus, args.workers, False)),
             ("nginx", lambda p: start_nginx(p, args.server_cpus, args.workers)),
@@ -377,6 +460,43 @@ def main():
         ratios = [values[0] / v if v else float("nan") for v in values[1:]]
         lines.append(f"| all | {label} | " + " | ".join(f"{v:.3g}" for v in values) + " | "
                      + " | ".join(f"{r:.2f}" for r in ratios) + " |")
+    table = "\n".join(lines)
+    print(table)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(table + "\n")
+
+
+def proxied(args):
+    """responder and nginx (and an older responder, with --baseline) each as the backend of the
+    same nginx proxy, in alternation."""
+    backends = [
+        ("responder", lambda p: start_responder("responder", p, args.server_cpus, args.workers, False)),
+        ("nginx", lambda p: start_nginx(p, args.server_cpus, args.workers)),
+    ]
+    if args.baseline:
+        backends.append(("baseline", lambda p: start_responder(
+            "baseline", p, args.server_cpus, args.workers, False, binary=os.path.abspath(args.baseline))))
+    samples = {n: [] for n, _ in backends}
+    for round_no in range(args.rounds):
+        order = backends if round_no % 2 == 0 else list(reversed(backends))
+        for name, start in order:
+            print(f"round {round_no + 1}: proxy -> {name}", file=sys.stderr, flush=True)
+            samples[name].append(measure_proxied(name, start, args))
+            time.sleep(1)
+    lines = [f"Medians of {args.rounds} rounds: ab -k -c {PROXY_POOL} -n {args.requests} through nginx "
+             f"(proxy_pass, keepalive {PROXY_POOL}, proxy_http_version 1.1) on CPU {args.client_cpu} with "
+             f"the load; backends on CPU {args.server_cpus}.", "",
+             "| backend | requests/s | p99 ms | failed | connections the backend accepted | TIME_WAIT on its port |",
+             "|---|---|---|---|---|---|"]
+    for name, _ in backends:
+        med = {k: statistics.median(s[k] for s in samples[name])
+               for k in ("rps", "p99_ms", "failed", "backend_accepts", "time_wait")}
+        lines.append(f"| {name} | {med['rps']:.0f} | {med['p99_ms']:.3g} | {med['failed']:.0f} | "
+                     f"{med['backend_accepts']:.0f} | {med['time_wait']:.0f} |")
+    ratio = statistics.median(s["rps"] for s in samples["responder"]) / \
+        statistics.median(s["rps"] for s in samples["nginx"])
+    lines += ["", f"requests/s through the proxy, responder / nginx: {ratio:.2f}"]
     table = "\n".join(lines)
     print(table)
     if args.markdown:

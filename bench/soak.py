@@ -75,7 +75,7 @@ def read_answer(s):
         if not chunk:
             raise ConnectionError(f"closed after {data[:60]!r}")
         data += chunk
-    if not data.startswith(b"HTTP/1.0 200 "):
+    if not (data.startswith(b"HTTP/1.0 200 ") or data.startswith(b"HTTP/1.1 200 ")):
         raise ConnectionError(f"unexpected answer {data[:60]!r}")
 
 
@@ -172,11 +172,16 @@ def half_closed(port):
 
 
 SMUGGLING = [
-    b"POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
-    b"POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
-    b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
-    b"GET / HTTP/1.1\r\nX: a\r\n b\r\n\r\n",
-    b"GET http://soak/ HTTP/1.1\r\n\r\nGET * HTTP/1.1\r\n\r\n",
+    b"POST / HTTP/1.1\r\nHost: soak\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    b"POST / HTTP/1.1\r\nHost: soak\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n8\r\nSMUGGLED\r\n0\r\n\r\n",
+    b"POST / HTTP/1.1\r\nHost: soak\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+    b"POST / HTTP/1.1\r\nHost: soak\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    b"POST / HTTP/1.1\r\nHost: soak\r\nTransfer-Encoding: xchunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    b"POST / HTTP/1.1\r\nHost: soak\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: x\r\n\r\n0\r\n\r\n",
+    b"POST / HTTP/1.1\r\nHost: soak\r\nTransfer-Encoding: chunked\r\n\r\n5\nhello\r\n0\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: soak\r\nX: a\r\n b\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+    b"GET http://soak/ HTTP/1.1\r\n\r\nGET * HTTP/1.1\r\nHost: soak\r\n\r\n",
 ]
 
 

@@ -483,4 +483,25 @@ mod tests {
         );
         assert!(got.contains("Allow: GET, HEAD, OPTIONS\r\n"), "{got}");
     }
+
+    #[test]
+    fn the_status_line_says_the_requests_version_and_204_has_no_length() {
+        let r = Responses::new(&[Route::default_hello()], &Endpoints::default());
+        let mut out = Vec::new();
+        r.write(AnswerId::Route(0), 1, true, false, &mut out);
+        r.write(AnswerId::Route(0), 0, true, false, &mut out);
+        let both = String::from_utf8_lossy(&out);
+        assert!(both.starts_with("HTTP/1.1 200 OK\r\n"), "{both}");
+        assert!(both.contains("Hello, world!HTTP/1.0 200 OK\r\n"), "{both}");
+        let options = text(AnswerId::Options(0), true, false, &r);
+        assert!(
+            options.starts_with("HTTP/1.0 204 No Content\r\n"),
+            "{options}"
+        );
+        assert!(
+            options.contains("Allow: GET, HEAD, OPTIONS\r\n"),
+            "{options}"
+        );
+        assert!(!options.contains("Content-Length"), "{options}");
+    }
 }
