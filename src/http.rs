@@ -69,9 +69,8 @@ pub trait Exchanges {
     fn request(&mut self, request: &Request<'_>);
     /// Appends the answer to `exchange` to `out`.
     fn answer(&mut self, exchange: &Exchange<&str>, out: &mut Vec<u8>);
-    /// Appends the refusal to `out`, its status line in HTTP/1.`minor`; the connection closes
-    /// after it.
-    fn reject(&mut self, rejection: Rejection, minor: u8, out: &mut Vec<u8>);
+    /// Appends the refusal to `out`; the connection closes after it.
+    fn reject(&mut self, refusal: Refusal, out: &mut Vec<u8>);
 }
 
 /// A parsed request line, for the debug log.
@@ -309,15 +308,16 @@ impl RequestStream {
             };
             if chunked.total > limits.max_body_bytes {
                 return Step::Stop(reject(
-                    Rejection::PayloadTooLarge,
-                    minor,
+                    Refusal::new(Rejection::PayloadTooLarge, minor),
                     pos,
                     exchanges,
                     out,
                 ));
             }
             match decoded {
-                Err(rejection) => return Step::Stop(reject(rejection, minor, pos, exchanges, out)),
+                Err(rejection) => {
+                    return Step::Stop(reject(Refusal::new(rejection, minor), pos, exchanges, out))
+                }
                 Ok(None) => {
                     self.body = Body::Chunked(chunked);
                     return Step::Stop(progress(pos, Verdict::Wait));
@@ -388,7 +388,7 @@ impl RequestStream {
         self.started = None;
         let head = match parse_complete_head(&rest[..head_len], cx.limits) {
             Ok(head) => head,
-            Err(r) => return Step::Stop(reject(r.rejection, r.minor, pos, exchanges, out)),
+            Err(refusal) => return Step::Stop(reject(refusal, pos, exchanges, out)),
         };
         let pos = pos + head_len;
         exchanges.request(&Request {
@@ -400,21 +400,32 @@ impl RequestStream {
         let (answer_id, body) = match head.decide(cx) {
             Ok(decided) => decided,
             Err(rejection) => {
-                return Step::Stop(reject(rejection, head.version, pos, exchanges, out))
+                return Step::Stop(reject(
+                    Refusal::new(rejection, head.version),
+                    pos,
+                    exchanges,
+                    out,
+                ))
             }
         };
+        // Expect: 100-continue with a body is answered at once, without waiting for (or reading)
+        // the body, and the connection closes gracefully after the answer: the client may send
+        // the body anyway, and it must not be taken for a request.
+        let early = head.expects_continue && body != Body::None;
         let exchange = Exchange {
             answer: answer_id,
-            // Expect: 100-continue with a body is answered at once, without waiting for (or
-            // reading) the body, and the connection closes after the answer.
-            keep_alive: head.persistent && !cx.phase.draining() && !head.expects_continue,
+            keep_alive: head.persistent && !cx.phase.draining() && !early,
             head_only: head.method == "HEAD",
             method: head.method,
             target: head.target,
             version: head.version,
             started,
         };
-        if body == Body::None || head.expects_continue {
+        if early {
+            exchanges.answer(&exchange, out);
+            return Step::Stop(progress(pos, Verdict::Close { linger: true }));
+        }
+        if body == Body::None {
             return answer(&exchange, input, pos, exchanges, out);
         }
         self.body = body;
@@ -436,13 +447,13 @@ impl RequestStream {
         self.scanned = rest.len();
         if rest.len() > cx.limits.max_header_bytes {
             let refusal = too_long(rest, cx.limits);
-            return reject(refusal.rejection, refusal.minor, pos, exchanges, out);
+            return reject(refusal, pos, exchanges, out);
         }
         // Checking the first bytes of a request at once answers a TLS handshake or a binary
         // probe with 400 now, instead of after the read timeout.
         if first_look {
             if let Err(r) = parse_head(rest) {
-                return reject(r.rejection, r.minor, pos, exchanges, out);
+                return reject(r, pos, exchanges, out);
             }
         }
         progress(pos, Verdict::Wait)
@@ -484,13 +495,12 @@ fn answer(
 /// Has the refusal written; the connection closes after it, gracefully, since the peer may still
 /// be sending the rest of what was refused.
 fn reject(
-    rejection: Rejection,
-    minor: u8,
+    refusal: Refusal,
     consumed: usize,
     exchanges: &mut impl Exchanges,
     out: &mut Vec<u8>,
 ) -> Progress {
-    exchanges.reject(rejection, minor, out);
+    exchanges.reject(refusal, out);
     progress(consumed, Verdict::Close { linger: true })
 }
 
@@ -498,11 +508,12 @@ fn progress(consumed: usize, verdict: Verdict) -> Progress {
     Progress { consumed, verdict }
 }
 
-/// A refusal, with the version to answer it in.
+/// A refusal, with the version to say it in: the request's, or HTTP/1.1 when the request line was
+/// not understood (or never came).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Refusal {
-    rejection: Rejection,
-    minor: u8,
+pub struct Refusal {
+    pub rejection: Rejection,
+    pub minor: u8,
 }
 
 impl Refusal {
@@ -596,16 +607,12 @@ impl Codings {
                 continue;
             }
             any = true;
-            // Transfer codings may carry parameters; none that matters here does.
-            let name = coding
-                .split(|&b| b == b';')
-                .next()
-                .unwrap_or_default()
-                .trim_ascii();
-            if !is_token(name) {
+            // A coding with parameters is not one this server takes: `chunked` has none, and
+            // `chunked;x` must not pass for it.
+            if !is_token(coding) {
                 self.malformed = true;
             }
-            self.last_is_chunked = name.eq_ignore_ascii_case(b"chunked");
+            self.last_is_chunked = coding.eq_ignore_ascii_case(b"chunked");
             if self.last_is_chunked {
                 self.chunked += 1;
             } else {
@@ -677,20 +684,18 @@ impl Head<'_> {
     /// target is in absolute form, whose authority wins. Returns the path to route by, if any.
     fn check_target(&self) -> Result<Option<&[u8]>, Rejection> {
         let target = self.target.as_bytes();
-        if target.first() == Some(&b'/') {
-            let host_missing = self.version == 1 && self.host_fields == 0;
-            if host_missing || self.host_fields > 1 || !self.host_valid {
-                return Err(Rejection::BadRequest);
-            }
-            return Ok(Some(strip_query(target)));
-        }
         if let Some((authority, path)) = absolute_form(target) {
             if !valid_authority(authority) {
                 return Err(Rejection::BadRequest);
             }
             return Ok(Some(strip_query(path)));
         }
-        Ok(None)
+        let host_missing = self.version == 1 && self.host_fields == 0;
+        if host_missing || self.host_fields > 1 || !self.host_valid {
+            return Err(Rejection::BadRequest);
+        }
+        // Origin-form has a path; asterisk- and authority-form do not.
+        Ok((target.first() == Some(&b'/')).then(|| strip_query(target)))
     }
 }
 
@@ -987,9 +992,14 @@ mod tests {
                 .write(e.answer, e.version, e.keep_alive, e.head_only, out);
         }
 
-        fn reject(&mut self, rejection: Rejection, minor: u8, out: &mut Vec<u8>) {
-            self.0
-                .write(AnswerId::Rejected(rejection), minor, false, false, out);
+        fn reject(&mut self, refusal: Refusal, out: &mut Vec<u8>) {
+            self.0.write(
+                AnswerId::Rejected(refusal.rejection),
+                refusal.minor,
+                false,
+                false,
+                out,
+            );
         }
     }
 

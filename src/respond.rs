@@ -9,9 +9,9 @@
 
 use std::time::Instant;
 
-use crate::http::{version_name, Context, Exchange, Exchanges, Request};
+use crate::http::{version_name, Context, Exchange, Exchanges, Refusal, Request};
 use crate::metrics::{Metrics, WorkerStats};
-use crate::response::{AnswerId, Rejection, Responses, Sent};
+use crate::response::{AnswerId, Responses, Sent};
 use crate::site::{Phase, Site};
 
 /// What answering needs from the event loop for one pass over its ready connections.
@@ -107,31 +107,14 @@ impl Exchanges for Responder<'_> {
         }
     }
 
-    fn reject(&mut self, rejection: Rejection, minor: u8, out: &mut Vec<u8>) {
+    fn reject(&mut self, refusal: Refusal, out: &mut Vec<u8>) {
         reject(
             &self.pass.site.responses,
             self.pass.stats,
             self.conn_id,
-            Refused { rejection, minor },
+            refusal,
             out,
         );
-    }
-}
-
-/// A refusal and the version to say it in: the request's, or HTTP/1.1 when the request line was
-/// not understood (or never came).
-#[derive(Debug, Clone, Copy)]
-pub struct Refused {
-    pub rejection: Rejection,
-    pub minor: u8,
-}
-
-impl From<Rejection> for Refused {
-    fn from(rejection: Rejection) -> Refused {
-        Refused {
-            rejection,
-            minor: 1,
-        }
     }
 }
 
@@ -141,10 +124,10 @@ pub fn reject(
     responses: &Responses,
     stats: &WorkerStats,
     conn_id: u64,
-    refused: Refused,
+    refusal: Refusal,
     out: &mut Vec<u8>,
 ) -> Sent {
-    let Refused { rejection, minor } = refused;
+    let Refusal { rejection, minor } = refusal;
     let sent = responses.write(AnswerId::Rejected(rejection), minor, false, false, out);
     stats.response(sent.status, sent.bytes, 0);
     tracing::info!(

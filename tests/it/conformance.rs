@@ -196,6 +196,13 @@ fn rfc9110_9_3_7_options_lists_what_a_path_allows() {
         400,
         true,
     );
+    check(
+        &server,
+        "RFC 9112 3.2",
+        b"OPTIONS * HTTP/1.1\r\n\r\n",
+        400,
+        true,
+    );
 }
 
 #[test]
@@ -381,6 +388,13 @@ fn rfc9112_6_transfer_encoding_framing_and_smuggling_pairs() {
         400,
         true,
     );
+    check(
+        &server,
+        s,
+        b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked;x=1\r\n\r\n",
+        400,
+        true,
+    );
     // Coding names are case-insensitive and whitespace around them is not part of them.
     check(
         &server,
@@ -422,4 +436,12 @@ fn rfc9110_10_1_1_expect_100_continue_gets_the_final_answer_at_once() {
     // The body the client may still send is read and dropped before the close.
     let _ = s.write_all(b"hello");
     assert_eq!(read_to_close(&mut s), "");
+    // Without a body there is nothing to skip: the connection stays.
+    check(
+        &server,
+        "RFC 9110 10.1.1",
+        b"GET / HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n\r\n",
+        200,
+        false,
+    );
 }
