@@ -90,6 +90,10 @@ pub struct Cli {
     /// Which events to log; overrides RUST_LOG (which takes per-target directives).
     #[arg(long, env = "RESPONDER_LOG_LEVEL", value_name = "LEVEL")]
     pub log_level: Option<LogLevel>,
+    /// Request ids: `propagate` echoes a valid one the request carries, `generate` also makes one
+    /// when it has none, `off` does neither.
+    #[arg(long, env = "RESPONDER_REQUEST_ID", value_name = "MODE")]
+    pub request_id: Option<RequestIdMode>,
     /// Validate the configuration and exit: 0 when valid, 2 naming the fault otherwise.
     #[arg(long)]
     pub check: bool,
@@ -149,6 +153,22 @@ pub enum LogFormat {
     Json,
     Text,
 }
+
+/// What is done with request ids (the `request_id_header` of requests and answers).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RequestIdMode {
+    /// Echo a valid id the request carries, and log it.
+    #[default]
+    Propagate,
+    /// Also make one (128 random bits, 32 hex digits) when the request has none.
+    Generate,
+    /// Neither echo nor log one.
+    Off,
+}
+
+/// The header that carries request ids, unless `request_id_header` names another.
+pub const DEFAULT_REQUEST_ID_HEADER: &str = "X-Request-Id";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogLevel {
@@ -284,6 +304,8 @@ struct FileConfig {
     workers: Option<Workers>,
     log_format: Option<LogFormat>,
     access_log: Option<bool>,
+    request_id: Option<RequestIdMode>,
+    request_id_header: Option<HeaderName>,
     #[serde(default)]
     route: Vec<toml::Spanned<RouteSpec>>,
 }
@@ -514,6 +536,8 @@ pub struct Config {
     pub workers: usize,
     pub log_format: Option<LogFormat>,
     pub access_log: bool,
+    pub request_id: RequestIdMode,
+    pub request_id_header: String,
     pub routes: Vec<Route>,
 }
 
@@ -538,6 +562,8 @@ impl Default for Config {
             workers: default_workers(),
             log_format: None,
             access_log: true,
+            request_id: RequestIdMode::default(),
+            request_id_header: DEFAULT_REQUEST_ID_HEADER.into(),
             routes: vec![Route::default_hello()],
         }
     }
@@ -639,6 +665,7 @@ impl Config {
             shutdown_delay: cli.shutdown_delay,
             workers: cli.workers,
             log_format: cli.log_format,
+            request_id: cli.request_id,
             ..FileConfig::default()
         });
     }
@@ -669,6 +696,10 @@ impl Config {
         set(&mut self.shutdown_delay, file.shutdown_delay.map(|s| s.0));
         set(&mut self.workers, file.workers.map(Bounded::get));
         set(&mut self.access_log, file.access_log);
+        set(&mut self.request_id, file.request_id);
+        if let Some(name) = &file.request_id_header {
+            self.request_id_header.clone_from(&name.0);
+        }
         set(&mut self.endpoints.log, file.log_health_checks);
         self.log_format = file.log_format.or(self.log_format);
     }

@@ -10,14 +10,15 @@
 //! `worker`), and writes no answer itself (see `respond`).
 
 use std::io::{self, ErrorKind, Read, Write};
-use std::net::Shutdown;
+use std::net::{Shutdown, SocketAddr};
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 
+use crate::http::Client;
 use crate::http::{RequestStream, Verdict, OUTPUT_HIGH_WATER};
 use crate::metrics::CLOSE_REASONS;
-use crate::respond::{self, Pass};
+use crate::respond::{self, Asker, Pass};
 use crate::response::Rejection;
 use crate::site::Settings;
 use crate::timer::{Deadlines, Entry};
@@ -128,6 +129,8 @@ enum State {
 pub struct Connection {
     pub id: u64,
     socket: TcpStream,
+    /// The client's address, for the access log.
+    peer: SocketAddr,
     stream: RequestStream,
     /// The unconsumed start of the next request; empty (and unallocated) between requests.
     partial: Vec<u8>,
@@ -148,10 +151,17 @@ pub struct Connection {
 }
 
 impl Connection {
-    pub fn new(id: u64, socket: TcpStream, settings: &Settings, now: Instant) -> Self {
+    pub fn new(
+        id: u64,
+        socket: TcpStream,
+        peer: SocketAddr,
+        settings: &Settings,
+        now: Instant,
+    ) -> Self {
         Connection {
             id,
             socket,
+            peer,
             stream: RequestStream::default(),
             partial: Vec::new(),
             unsent: Vec::new(),
@@ -216,10 +226,15 @@ impl Connection {
                 self.stream = RequestStream::default();
                 self.paused = false;
                 scratch.output.clear();
+                let asker = Asker {
+                    conn_id: self.id,
+                    peer: self.peer,
+                    client: &Client::default(),
+                };
                 respond::reject(
                     &pass.site.responses,
                     pass.stats,
-                    self.id,
+                    &asker,
                     Rejection::RequestTimeout.into(),
                     &mut scratch.output,
                 );
@@ -333,7 +348,7 @@ impl Connection {
     /// stream and sends what it answers.
     fn answer(&mut self, pass: &Pass<'_>, scratch: &mut Scratch, n: usize) -> io::Result<()> {
         let cx = pass.context();
-        let mut responder = pass.responder(self.id);
+        let mut responder = pass.responder(self.id, self.peer);
         scratch.output.clear();
         let fresh = &scratch.input[..n];
         let progress = if self.partial.is_empty() {

@@ -49,6 +49,8 @@ pub struct Context<'a> {
     phase: Phase,
     /// When the bytes being fed were read (the event loop's clock, taken once per wake-up).
     now: Instant,
+    /// The field that carries request ids.
+    request_id_header: &'a [u8],
 }
 
 impl<'a> Context<'a> {
@@ -58,6 +60,7 @@ impl<'a> Context<'a> {
             limits: site.settings.limits,
             phase,
             now,
+            request_id_header: site.responses.request_id_header(),
         }
     }
 }
@@ -68,9 +71,10 @@ pub trait Exchanges {
     /// A request head was parsed; its answer comes once its body is read.
     fn request(&mut self, request: &Request<'_>);
     /// Appends the answer to `exchange` to `out`.
-    fn answer(&mut self, exchange: &Exchange<&str>, out: &mut Vec<u8>);
-    /// Appends the refusal to `out`; the connection closes after it.
-    fn reject(&mut self, refusal: Refusal, out: &mut Vec<u8>);
+    fn answer(&mut self, exchange: &Exchange<'_>, out: &mut Vec<u8>);
+    /// Appends the refusal to `out`; the connection closes after it. `client` holds what the
+    /// request said of itself, as far as its head was parsed.
+    fn reject(&mut self, refusal: Refusal, client: &Client<'_>, out: &mut Vec<u8>);
 }
 
 /// A parsed request line, for the debug log.
@@ -83,44 +87,123 @@ pub struct Request<'a> {
     pub header_bytes: usize,
 }
 
-/// One request's decided answer, ready to be written: borrowing the request's bytes, or owning
-/// copies while it waits for the body.
-#[derive(Debug, Clone)]
-pub struct Exchange<S> {
-    pub answer: AnswerId,
-    pub keep_alive: bool,
-    pub head_only: bool,
-    pub method: S,
-    pub target: S,
-    pub version: u8,
-    /// When the request's first byte was read.
-    pub started: Instant,
+/// What a request says of who sent it, for the access log, as sent (an empty value: absent).
+/// `request_id` holds only a valid id: 1 to 128 visible ASCII characters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Client<'a> {
+    pub host: &'a [u8],
+    pub user_agent: &'a [u8],
+    pub referer: &'a [u8],
+    pub x_forwarded_for: &'a [u8],
+    pub request_id: &'a [u8],
+    pub traceparent: &'a [u8],
 }
 
-impl Exchange<&str> {
-    fn to_owned(&self) -> Exchange<String> {
-        Exchange {
-            answer: self.answer,
-            keep_alive: self.keep_alive,
-            head_only: self.head_only,
-            method: self.method.to_string(),
-            target: self.target.to_string(),
-            version: self.version,
-            started: self.started,
+impl<'a> Client<'a> {
+    const FIELDS: usize = 6;
+
+    fn parts(&self) -> [&'a [u8]; Client::FIELDS] {
+        [
+            self.host,
+            self.user_agent,
+            self.referer,
+            self.x_forwarded_for,
+            self.request_id,
+            self.traceparent,
+        ]
+    }
+
+    fn from_parts(parts: [&'a [u8]; Client::FIELDS]) -> Client<'a> {
+        let [host, user_agent, referer, x_forwarded_for, request_id, traceparent] = parts;
+        Client {
+            host,
+            user_agent,
+            referer,
+            x_forwarded_for,
+            request_id,
+            traceparent,
         }
     }
 }
 
-impl Exchange<String> {
-    fn borrowed(&self) -> Exchange<&str> {
+/// One request's decided answer, ready to be written.
+#[derive(Debug, Clone, Copy)]
+pub struct Exchange<'a> {
+    pub answer: AnswerId,
+    pub keep_alive: bool,
+    pub head_only: bool,
+    pub method: &'a str,
+    pub target: &'a str,
+    pub version: u8,
+    /// When the request's first byte was read.
+    pub started: Instant,
+    pub client: Client<'a>,
+}
+
+/// An exchange waiting for its request's body: the decision, with copies of the request's text
+/// (method, target and client fields, one after another in one buffer that is reused).
+#[derive(Debug)]
+struct Pending {
+    answer: AnswerId,
+    keep_alive: bool,
+    head_only: bool,
+    version: u8,
+    started: Instant,
+    text: Vec<u8>,
+    /// Where each part ends in `text`: method, target, then the client fields.
+    ends: [usize; 2 + Client::FIELDS],
+}
+
+impl Pending {
+    fn new(exchange: &Exchange<'_>) -> Pending {
+        let mut pending = Pending {
+            answer: exchange.answer,
+            keep_alive: exchange.keep_alive,
+            head_only: exchange.head_only,
+            version: exchange.version,
+            started: exchange.started,
+            text: Vec::new(),
+            ends: [0; 2 + Client::FIELDS],
+        };
+        pending.keep(exchange);
+        pending
+    }
+
+    /// Takes `exchange` in, reusing the buffer.
+    fn keep(&mut self, exchange: &Exchange<'_>) {
+        self.answer = exchange.answer;
+        self.keep_alive = exchange.keep_alive;
+        self.head_only = exchange.head_only;
+        self.version = exchange.version;
+        self.started = exchange.started;
+        self.text.clear();
+        let parts = [exchange.method.as_bytes(), exchange.target.as_bytes()]
+            .into_iter()
+            .chain(exchange.client.parts());
+        for (end, part) in self.ends.iter_mut().zip(parts) {
+            self.text.extend_from_slice(part);
+            *end = self.text.len();
+        }
+    }
+
+    fn exchange(&self) -> Exchange<'_> {
+        let mut start = 0;
+        let parts: [&[u8]; 2 + Client::FIELDS] = std::array::from_fn(|i| {
+            let part = &self.text[start..self.ends[i]];
+            start = self.ends[i];
+            part
+        });
+        let [method, target, client @ ..] = parts;
         Exchange {
             answer: self.answer,
             keep_alive: self.keep_alive,
             head_only: self.head_only,
-            method: &self.method,
-            target: &self.target,
+            // Copied from `str`s whole.
+            method: std::str::from_utf8(method).unwrap_or_default(),
+            target: std::str::from_utf8(target).unwrap_or_default(),
             version: self.version,
             started: self.started,
+            client: Client::from_parts(client),
         }
     }
 }
@@ -151,8 +234,8 @@ pub struct RequestStream {
     body: Body,
     /// The answer to the current request, sent once its body has been read. Boxed, since only
     /// requests with a body need one and an idle connection should stay small; kept once made,
-    /// with the capacity of its strings, so that a connection sending bodies allocates once.
-    pending: Option<Box<Exchange<String>>>,
+    /// with its buffer, so that a connection sending bodies allocates once.
+    pending: Option<Box<Pending>>,
     /// How much of the unconsumed input has already been searched for the end of the head, so
     /// that a head arriving a byte at a time is searched once, not once per byte.
     scanned: usize,
@@ -267,7 +350,6 @@ impl RequestStream {
         exchanges: &mut impl Exchanges,
         out: &mut Vec<u8>,
     ) -> Step {
-        let minor = self.pending_minor();
         loop {
             let rest = &input[pos..];
             let decoded = match chunked.stage {
@@ -307,17 +389,10 @@ impl RequestStream {
                 ChunkStage::Done => Ok(Some(0)),
             };
             if chunked.total > limits.max_body_bytes {
-                return Step::Stop(reject(
-                    Refusal::new(Rejection::PayloadTooLarge, minor),
-                    pos,
-                    exchanges,
-                    out,
-                ));
+                return self.reject_body(Rejection::PayloadTooLarge, pos, exchanges, out);
             }
             match decoded {
-                Err(rejection) => {
-                    return Step::Stop(reject(Refusal::new(rejection, minor), pos, exchanges, out))
-                }
+                Err(rejection) => return self.reject_body(rejection, pos, exchanges, out),
                 Ok(None) => {
                     self.body = Body::Chunked(chunked);
                     return Step::Stop(progress(pos, Verdict::Wait));
@@ -330,8 +405,19 @@ impl RequestStream {
         }
     }
 
-    fn pending_minor(&self) -> u8 {
-        self.pending.as_ref().map_or(HIGHEST_MINOR, |p| p.version)
+    /// Refuses the body of the pending request, in its version and with what it said of itself.
+    fn reject_body(
+        &self,
+        rejection: Rejection,
+        pos: usize,
+        exchanges: &mut impl Exchanges,
+        out: &mut Vec<u8>,
+    ) -> Step {
+        let exchange = self.pending.as_deref().map(Pending::exchange);
+        let minor = exchange.map_or(HIGHEST_MINOR, |e| e.version);
+        let client = exchange.map(|e| e.client).unwrap_or_default();
+        let refusal = Refusal::new(rejection, minor);
+        Step::Stop(reject(refusal, &client, pos, exchanges, out))
     }
 
     /// The body ended at `pos`: answer the request it belonged to.
@@ -344,26 +430,16 @@ impl RequestStream {
     ) -> Step {
         self.body = Body::None;
         match self.pending.as_deref() {
-            Some(exchange) => answer(&exchange.borrowed(), input, pos, exchanges, out),
+            Some(pending) => answer(&pending.exchange(), input, pos, exchanges, out),
             None => Step::Next(pos),
         }
     }
 
     /// Keeps the decision for `exchange` until its body is read, reusing the box it had.
-    fn hold(&mut self, exchange: &Exchange<&str>) {
+    fn hold(&mut self, exchange: &Exchange<'_>) {
         match self.pending.as_deref_mut() {
-            Some(pending) => {
-                pending.method.clear();
-                pending.method.push_str(exchange.method);
-                pending.target.clear();
-                pending.target.push_str(exchange.target);
-                pending.answer = exchange.answer;
-                pending.keep_alive = exchange.keep_alive;
-                pending.head_only = exchange.head_only;
-                pending.version = exchange.version;
-                pending.started = exchange.started;
-            }
-            None => self.pending = Some(Box::new(exchange.to_owned())),
+            Some(pending) => pending.keep(exchange),
+            None => self.pending = Some(Box::new(Pending::new(exchange))),
         }
     }
 
@@ -386,9 +462,11 @@ impl RequestStream {
         };
         self.scanned = 0;
         self.started = None;
-        let head = match parse_complete_head(&rest[..head_len], cx.limits) {
+        let head = match parse_complete_head(&rest[..head_len], cx) {
             Ok(head) => head,
-            Err(refusal) => return Step::Stop(reject(refusal, pos, exchanges, out)),
+            Err(refusal) => {
+                return Step::Stop(reject(refusal, &Client::default(), pos, exchanges, out))
+            }
         };
         let pos = pos + head_len;
         exchanges.request(&Request {
@@ -400,12 +478,8 @@ impl RequestStream {
         let (answer_id, body) = match head.decide(cx) {
             Ok(decided) => decided,
             Err(rejection) => {
-                return Step::Stop(reject(
-                    Refusal::new(rejection, head.version),
-                    pos,
-                    exchanges,
-                    out,
-                ))
+                let refusal = Refusal::new(rejection, head.version);
+                return Step::Stop(reject(refusal, &head.client, pos, exchanges, out));
             }
         };
         // Expect: 100-continue with a body is answered at once, without waiting for (or reading)
@@ -420,6 +494,7 @@ impl RequestStream {
             target: head.target,
             version: head.version,
             started,
+            client: head.client,
         };
         if early {
             exchanges.answer(&exchange, out);
@@ -446,14 +521,14 @@ impl RequestStream {
         let first_look = self.scanned == 0;
         self.scanned = rest.len();
         if rest.len() > cx.limits.max_header_bytes {
-            let refusal = too_long(rest, cx.limits);
-            return reject(refusal, pos, exchanges, out);
+            let refusal = too_long(rest, cx);
+            return reject(refusal, &Client::default(), pos, exchanges, out);
         }
         // Checking the first bytes of a request at once answers a TLS handshake or a binary
         // probe with 400 now, instead of after the read timeout.
         if first_look {
-            if let Err(r) = parse_head(rest) {
-                return reject(r, pos, exchanges, out);
+            if let Err(refusal) = parse_head(rest, cx.request_id_header) {
+                return reject(refusal, &Client::default(), pos, exchanges, out);
             }
         }
         progress(pos, Verdict::Wait)
@@ -474,7 +549,7 @@ fn skip_blank_lines(input: &[u8], mut pos: usize, scanned: usize) -> usize {
 
 /// Has `exchange` answered; the connection closes after it unless it is kept alive.
 fn answer(
-    exchange: &Exchange<&str>,
+    exchange: &Exchange<'_>,
     input: &[u8],
     pos: usize,
     exchanges: &mut impl Exchanges,
@@ -496,11 +571,12 @@ fn answer(
 /// be sending the rest of what was refused.
 fn reject(
     refusal: Refusal,
+    client: &Client<'_>,
     consumed: usize,
     exchanges: &mut impl Exchanges,
     out: &mut Vec<u8>,
 ) -> Progress {
-    exchanges.reject(refusal, out);
+    exchanges.reject(refusal, client, out);
     progress(consumed, Verdict::Close { linger: true })
 }
 
@@ -529,21 +605,21 @@ impl From<Rejection> for Refusal {
 }
 
 /// Parses a head whose end was found: a head httparse still calls partial is not well formed.
-fn parse_complete_head(head: &[u8], limits: Limits) -> Result<Head<'_>, Refusal> {
-    if head.len() > limits.max_header_bytes {
-        return Err(too_long(head, limits));
+fn parse_complete_head<'a>(head: &'a [u8], cx: &Context<'_>) -> Result<Head<'a>, Refusal> {
+    if head.len() > cx.limits.max_header_bytes {
+        return Err(too_long(head, cx));
     }
-    parse_head(head)?.ok_or(Rejection::BadRequest.into())
+    parse_head(head, cx.request_id_header)?.ok_or(Rejection::BadRequest.into())
 }
 
 /// A head past the limit: 414 when its request line alone is (and starts as one should), 431
 /// when it is a well-formed start, 400 when it is garbage, however long.
-fn too_long(head: &[u8], limits: Limits) -> Refusal {
+fn too_long(head: &[u8], cx: &Context<'_>) -> Refusal {
     let line_len = head.iter().position(|&b| b == b'\n').unwrap_or(head.len());
-    if line_len > limits.max_header_bytes && RequestLine::plausible_start(&head[..line_len]) {
+    if line_len > cx.limits.max_header_bytes && RequestLine::plausible_start(&head[..line_len]) {
         return Rejection::UriTooLong.into();
     }
-    match parse_head(head) {
+    match parse_head(head, cx.request_id_header) {
         Err(refusal) => refusal,
         Ok(_) => Rejection::HeadersTooLarge.into(),
     }
@@ -582,6 +658,7 @@ struct Head<'a> {
     /// Whether every `Host` value is a valid `uri-host [ ":" port ]`.
     host_valid: bool,
     expects_continue: bool,
+    client: Client<'a>,
 }
 
 /// What `Transfer-Encoding` field lines said, without keeping them.
@@ -700,7 +777,8 @@ impl Head<'_> {
 }
 
 /// Parses a head with httparse: `Ok(None)` when it is incomplete but well formed so far.
-fn parse_head(buf: &[u8]) -> Result<Option<Head<'_>>, Refusal> {
+/// `request_id_header` names the field whose value is the request's id.
+fn parse_head<'a>(buf: &'a [u8], request_id_header: &[u8]) -> Result<Option<Head<'a>>, Refusal> {
     let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut fields);
     let parsed = req.parse(buf);
@@ -714,18 +792,22 @@ fn parse_head(buf: &[u8]) -> Result<Option<Head<'_>>, Refusal> {
         Err(httparse::Error::TooManyHeaders) => {
             return Err(Refusal::new(Rejection::HeadersTooLarge, minor))
         }
-        Err(httparse::Error::Version) => return parse_later_minor_version(buf),
+        Err(httparse::Error::Version) => return parse_later_minor_version(buf, request_id_header),
         Err(_) => return Err(Refusal::new(Rejection::BadRequest, minor)),
     };
     Ok(Some(
-        Head::new(method, target, version, fields).map_err(|r| Refusal::new(r, version))?,
+        Head::new(method, target, version, fields, request_id_header)
+            .map_err(|r| Refusal::new(r, version))?,
     ))
 }
 
 /// httparse refuses every version but 1.0 and 1.1. A well-formed `HTTP/1.x` line with a later
 /// minor version is served as HTTP/1.1 (RFC 9110 2.5), its fields parsed by httparse after the
 /// line; another major version is a 505; anything else is a malformed request line, a 400.
-fn parse_later_minor_version(buf: &[u8]) -> Result<Option<Head<'_>>, Refusal> {
+fn parse_later_minor_version<'a>(
+    buf: &'a [u8],
+    request_id_header: &[u8],
+) -> Result<Option<Head<'a>>, Refusal> {
     let Some(line) = RequestLine::parse(buf) else {
         // The line's end has not come yet: wait for it (a 414 bounds the wait).
         if !buf.contains(&b'\n') && RequestLine::plausible_start(buf) {
@@ -739,7 +821,8 @@ fn parse_later_minor_version(buf: &[u8]) -> Result<Option<Head<'_>>, Refusal> {
     let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
     match httparse::parse_headers(&buf[line.len..], &mut fields) {
         Ok(httparse::Status::Complete((_, fields))) => {
-            Ok(Some(Head::new(line.method, line.target, 1, fields)?))
+            let head = Head::new(line.method, line.target, 1, fields, request_id_header)?;
+            Ok(Some(head))
         }
         Ok(httparse::Status::Partial) => Ok(None),
         Err(httparse::Error::TooManyHeaders) => Err(Rejection::HeadersTooLarge.into()),
@@ -752,7 +835,8 @@ impl<'a> Head<'a> {
         method: &'a str,
         target: &'a str,
         version: u8,
-        fields: &[httparse::Header<'_>],
+        fields: &[httparse::Header<'a>],
+        request_id_header: &[u8],
     ) -> Result<Head<'a>, Rejection> {
         let mut head = Head {
             method,
@@ -766,15 +850,40 @@ impl<'a> Head<'a> {
             host_fields: 0,
             host_valid: true,
             expects_continue: false,
+            client: Client::default(),
         };
         for field in fields {
-            head.add_field(field.name.as_bytes(), field.value)?;
+            let name = field.name.as_bytes();
+            if name.eq_ignore_ascii_case(request_id_header) {
+                if valid_request_id(field.value) {
+                    head.client.request_id = field.value;
+                }
+            } else {
+                head.add_field(name, field.value)?;
+            }
         }
         Ok(head)
     }
 
-    fn add_field(&mut self, name: &[u8], value: &[u8]) -> Result<(), Rejection> {
-        if name.eq_ignore_ascii_case(b"connection") {
+    fn add_field(&mut self, name: &[u8], value: &'a [u8]) -> Result<(), Rejection> {
+        let first = |kept: &mut &'a [u8]| {
+            if kept.is_empty() {
+                *kept = value;
+            }
+        };
+        if name.eq_ignore_ascii_case(b"host") {
+            self.host_fields += 1;
+            self.host_valid &= valid_authority(value.trim_ascii());
+            self.client.host = value;
+        } else if name.eq_ignore_ascii_case(b"user-agent") {
+            first(&mut self.client.user_agent);
+        } else if name.eq_ignore_ascii_case(b"referer") {
+            first(&mut self.client.referer);
+        } else if name.eq_ignore_ascii_case(b"x-forwarded-for") {
+            first(&mut self.client.x_forwarded_for);
+        } else if name.eq_ignore_ascii_case(b"traceparent") {
+            first(&mut self.client.traceparent);
+        } else if name.eq_ignore_ascii_case(b"connection") {
             for token in value.split(|&b| b == b',') {
                 let token = token.trim_ascii();
                 if token.eq_ignore_ascii_case(b"close") {
@@ -788,9 +897,6 @@ impl<'a> Head<'a> {
             self.content_length = Some(parse_length(value).ok_or(Rejection::BadRequest)?);
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             self.transfer_codings.add(value);
-        } else if name.eq_ignore_ascii_case(b"host") {
-            self.host_fields += 1;
-            self.host_valid &= valid_authority(value.trim_ascii());
         } else if name.eq_ignore_ascii_case(b"expect") {
             self.expects_continue = value.trim_ascii().eq_ignore_ascii_case(b"100-continue");
         }
@@ -891,6 +997,11 @@ fn valid_authority(authority: &[u8]) -> bool {
     host_ok && port_ok
 }
 
+/// A request id worth echoing and logging: 1 to 128 visible ASCII characters.
+fn valid_request_id(value: &[u8]) -> bool {
+    (1..=128).contains(&value.len()) && value.iter().all(u8::is_ascii_graphic)
+}
+
 /// Content-Length is 1*DIGIT: no sign, no spaces inside, no list.
 fn parse_length(value: &[u8]) -> Option<u64> {
     let digits = value.trim_ascii();
@@ -987,19 +1098,14 @@ mod tests {
     impl Exchanges for Prebuilt<'_> {
         fn request(&mut self, _: &Request<'_>) {}
 
-        fn answer(&mut self, e: &Exchange<&str>, out: &mut Vec<u8>) {
+        fn answer(&mut self, e: &Exchange<'_>, out: &mut Vec<u8>) {
             self.0
-                .write(e.answer, e.version, e.keep_alive, e.head_only, out);
+                .write(e.answer, e.version, e.keep_alive, e.head_only, b"", out);
         }
 
-        fn reject(&mut self, refusal: Refusal, out: &mut Vec<u8>) {
-            self.0.write(
-                AnswerId::Rejected(refusal.rejection),
-                refusal.minor,
-                false,
-                false,
-                out,
-            );
+        fn reject(&mut self, refusal: Refusal, _: &Client<'_>, out: &mut Vec<u8>) {
+            let id = AnswerId::Rejected(refusal.rejection);
+            self.0.write(id, refusal.minor, false, false, b"", out);
         }
     }
 

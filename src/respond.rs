@@ -4,15 +4,23 @@
 //! counted, and logged as `request rejected`.
 //!
 //! Prebuilt answers are copied from `response`; the metrics are rendered here at each scrape,
-//! since they are the one answer whose body changes. Which answer a request gets is `http`'s
-//! decision; sockets are `conn`'s and `worker`'s.
+//! since they are the one answer whose body changes. Request ids are echoed (or made, with
+//! `request_id = "generate"`) here, and every access-log line names who asked: the peer, the
+//! request's `Host`, `User-Agent`, `Referer`, `X-Forwarded-For`, request id and W3C trace context.
+//! Which answer a request gets is `http`'s decision; sockets are `conn`'s and `worker`'s.
 
+use std::cell::Cell;
+use std::net::SocketAddr;
 use std::time::Instant;
 
-use crate::http::{version_name, Context, Exchange, Exchanges, Refusal, Request};
+use tracing::field::{display, DisplayValue};
+
+use crate::config::RequestIdMode;
+use crate::http::{version_name, Client, Context, Exchange, Exchanges, Refusal, Request};
 use crate::metrics::{Metrics, WorkerStats};
 use crate::response::{AnswerId, Responses, Sent};
 use crate::site::{Phase, Site};
+use crate::telemetry::Shown;
 
 /// What answering needs from the event loop for one pass over its ready connections.
 #[derive(Clone, Copy)]
@@ -25,6 +33,8 @@ pub struct Pass<'a> {
     pub stats: &'a WorkerStats,
     /// Every worker's counters, for a `/metrics` request.
     pub metrics: &'a Metrics,
+    /// This worker's maker of request ids.
+    pub ids: &'a RequestIds,
 }
 
 impl<'a> Pass<'a> {
@@ -34,10 +44,11 @@ impl<'a> Pass<'a> {
     }
 
     /// The writer of one connection's answers in this pass.
-    pub fn responder(&self, conn_id: u64) -> Responder<'a> {
+    pub fn responder(&self, conn_id: u64, peer: SocketAddr) -> Responder<'a> {
         Responder {
             pass: *self,
             conn_id,
+            peer,
         }
     }
 }
@@ -46,6 +57,7 @@ impl<'a> Pass<'a> {
 pub struct Responder<'a> {
     pass: Pass<'a>,
     conn_id: u64,
+    peer: SocketAddr,
 }
 
 impl Exchanges for Responder<'_> {
@@ -60,14 +72,25 @@ impl Exchanges for Responder<'_> {
         );
     }
 
-    fn answer(&mut self, exchange: &Exchange<&str>, out: &mut Vec<u8>) {
+    fn answer(&mut self, exchange: &Exchange<'_>, out: &mut Vec<u8>) {
         let Pass {
             site,
             phase,
             now,
             stats,
             metrics,
+            ids,
         } = self.pass;
+        let settings = &site.settings;
+        let mut made = [0u8; RequestIds::LEN];
+        let request_id = match settings.request_id {
+            RequestIdMode::Off => &[][..],
+            RequestIdMode::Generate if exchange.client.request_id.is_empty() => {
+                ids.make(&mut made);
+                &made[..]
+            }
+            _ => exchange.client.request_id,
+        };
         let responses = &site.responses;
         let Sent { status, bytes } = if exchange.answer == AnswerId::Metrics {
             let mut body = String::new();
@@ -85,16 +108,22 @@ impl Exchanges for Responder<'_> {
                 exchange.version,
                 exchange.keep_alive,
                 exchange.head_only,
+                request_id,
                 out,
             )
         };
         let duration_us = now.saturating_duration_since(exchange.started).as_micros() as u64;
         stats.response(status, bytes, duration_us);
-        let settings = &site.settings;
         if settings.access_log && (settings.log_builtins || !exchange.answer.is_builtin()) {
+            let client = Client {
+                request_id,
+                ..exchange.client
+            };
+            let asked = Asked::new(&client);
             tracing::info!(
                 target: "responder::access",
                 conn = self.conn_id,
+                remote_addr = %self.peer,
                 method = exchange.method,
                 path = exchange.target,
                 version = version_name(exchange.version),
@@ -102,20 +131,47 @@ impl Exchanges for Responder<'_> {
                 bytes,
                 duration_us,
                 keep_alive = exchange.keep_alive,
+                host = asked.host,
+                user_agent = asked.user_agent,
+                referer = asked.referer,
+                x_forwarded_for = asked.x_forwarded_for,
+                request_id = asked.request_id,
+                trace_id = asked.trace_id,
+                span_id = asked.span_id,
                 "response"
             );
         }
     }
 
-    fn reject(&mut self, refusal: Refusal, out: &mut Vec<u8>) {
+    fn reject(&mut self, refusal: Refusal, client: &Client<'_>, out: &mut Vec<u8>) {
+        let client = match self.pass.site.settings.request_id {
+            RequestIdMode::Off => Client {
+                request_id: &[],
+                ..*client
+            },
+            _ => *client,
+        };
+        let asker = Asker {
+            conn_id: self.conn_id,
+            peer: self.peer,
+            client: &client,
+        };
         reject(
             &self.pass.site.responses,
             self.pass.stats,
-            self.conn_id,
+            &asker,
             refusal,
             out,
         );
     }
+}
+
+/// Who a refusal goes to: the connection, its peer, and what its request said of itself as far
+/// as its head was parsed (nothing, for a connection refused or timed out before that).
+pub struct Asker<'a> {
+    pub conn_id: u64,
+    pub peer: SocketAddr,
+    pub client: &'a Client<'a>,
 }
 
 /// Appends the fixed answer to a refused request (or connection) to `out`, counts it and logs it.
@@ -123,20 +179,177 @@ impl Exchanges for Responder<'_> {
 pub fn reject(
     responses: &Responses,
     stats: &WorkerStats,
-    conn_id: u64,
+    asker: &Asker<'_>,
     refusal: Refusal,
     out: &mut Vec<u8>,
 ) -> Sent {
     let Refusal { rejection, minor } = refusal;
-    let sent = responses.write(AnswerId::Rejected(rejection), minor, false, false, out);
+    let id = AnswerId::Rejected(rejection);
+    let sent = responses.write(id, minor, false, false, asker.client.request_id, out);
     stats.response(sent.status, sent.bytes, 0);
+    let asked = Asked::new(asker.client);
     tracing::info!(
         target: "responder::access",
-        conn = conn_id,
+        conn = asker.conn_id,
+        remote_addr = %asker.peer,
         status = sent.status,
         bytes = sent.bytes,
         rejection = ?rejection,
+        host = asked.host,
+        user_agent = asked.user_agent,
+        referer = asked.referer,
+        x_forwarded_for = asked.x_forwarded_for,
+        request_id = asked.request_id,
+        trace_id = asked.trace_id,
+        span_id = asked.span_id,
         "request rejected"
     );
     sent
+}
+
+/// The fields of an access-log line that say who asked, each absent when the request did not
+/// say, bounded and escaped (see `telemetry::Shown`).
+struct Asked<'a> {
+    host: Option<DisplayValue<Shown<'a>>>,
+    user_agent: Option<DisplayValue<Shown<'a>>>,
+    referer: Option<DisplayValue<Shown<'a>>>,
+    x_forwarded_for: Option<DisplayValue<Shown<'a>>>,
+    request_id: Option<DisplayValue<Shown<'a>>>,
+    trace_id: Option<&'a str>,
+    span_id: Option<&'a str>,
+}
+
+impl<'a> Asked<'a> {
+    fn new(client: &Client<'a>) -> Asked<'a> {
+        let shown = |value: &'a [u8]| (!value.is_empty()).then(|| display(Shown(value)));
+        let trace = TraceParent::parse(client.traceparent);
+        Asked {
+            host: shown(client.host),
+            user_agent: shown(client.user_agent),
+            referer: shown(client.referer),
+            x_forwarded_for: shown(client.x_forwarded_for),
+            request_id: shown(client.request_id),
+            trace_id: trace.map(|t| t.trace_id),
+            span_id: trace.map(|t| t.span_id),
+        }
+    }
+}
+
+/// A W3C Trace Context `traceparent`: `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`,
+/// lowercase, with ids not all zero. Anything else is ignored, never an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct TraceParent<'a> {
+    trace_id: &'a str,
+    span_id: &'a str,
+}
+
+impl<'a> TraceParent<'a> {
+    fn parse(value: &'a [u8]) -> Option<TraceParent<'a>> {
+        let value = std::str::from_utf8(value.trim_ascii()).ok()?;
+        let mut parts = value.split('-');
+        let (version, trace_id, span_id, flags) =
+            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        let hex = |s: &str, len: usize| {
+            s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        };
+        let zero = |s: &str| s.bytes().all(|b| b == b'0');
+        let valid = parts.next().is_none()
+            && version == "00"
+            && hex(trace_id, 32)
+            && hex(span_id, 16)
+            && hex(flags, 2)
+            && !zero(trace_id)
+            && !zero(span_id);
+        valid.then_some(TraceParent { trace_id, span_id })
+    }
+}
+
+/// One worker's maker of request ids: 128 bits from a fast generator (wyrand) seeded from the
+/// operating system, as 32 lowercase hex digits. Unique for practical purposes, not secret.
+pub struct RequestIds {
+    state: Cell<u64>,
+}
+
+impl RequestIds {
+    pub const LEN: usize = 32;
+
+    pub fn new() -> RequestIds {
+        let mut seed = [0u8; 8];
+        // SAFETY: getrandom writes at most `seed.len()` bytes into the buffer we own.
+        let filled = unsafe { libc::getrandom(seed.as_mut_ptr().cast(), seed.len(), 0) };
+        let seed = if filled == seed.len() as isize {
+            u64::from_ne_bytes(seed)
+        } else {
+            // Without the system's randomness, the clock still tells workers and restarts apart.
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            now.as_nanos() as u64 ^ (&seed as *const _ as u64)
+        };
+        RequestIds {
+            state: Cell::new(seed),
+        }
+    }
+
+    fn next(&self) -> u64 {
+        let state = self.state.get().wrapping_add(0xa076_1d64_78bd_642f);
+        self.state.set(state);
+        let product = u128::from(state) * u128::from(state ^ 0xe703_7ed1_a0b4_28db);
+        ((product >> 64) as u64) ^ (product as u64)
+    }
+
+    /// Writes a new id into `id`.
+    fn make(&self, id: &mut [u8; RequestIds::LEN]) {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let bits = (u128::from(self.next()) << 64) | u128::from(self.next());
+        for (i, digit) in id.iter_mut().enumerate() {
+            *digit = HEX[((bits >> (124 - 4 * i)) & 0xf) as usize];
+        }
+    }
+}
+
+impl Default for RequestIds {
+    fn default() -> RequestIds {
+        RequestIds::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traceparent_is_taken_only_when_valid() {
+        let valid = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert_eq!(
+            TraceParent::parse(valid),
+            Some(TraceParent {
+                trace_id: "4bf92f3577b34da6a3ce929d0e0e4736",
+                span_id: "00f067aa0ba902b7",
+            })
+        );
+        for bad in [
+            &b"01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"[..],
+            b"00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            b"00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            b"00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x",
+            b"",
+        ] {
+            assert_eq!(TraceParent::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn request_ids_are_32_hex_digits_and_differ() {
+        let ids = RequestIds::new();
+        let (mut a, mut b) = ([0u8; 32], [0u8; 32]);
+        ids.make(&mut a);
+        ids.make(&mut b);
+        assert!(a
+            .iter()
+            .all(|d| d.is_ascii_hexdigit() && !d.is_ascii_uppercase()));
+        assert_ne!(a, b);
+    }
 }

@@ -8,7 +8,7 @@
 
 use std::time::SystemTime;
 
-use crate::config::{Endpoints, Route};
+use crate::config::{Config, Endpoints, Route};
 
 /// Length of an IMF-fixdate such as `Sun, 06 Nov 1994 08:49:37 GMT`.
 const DATE_LEN: usize = 29;
@@ -169,6 +169,8 @@ pub struct Responses {
     probe_options: Answer,
     not_found: Answer,
     rejected: Vec<Answer>,
+    /// `X-Request-Id: ` (or the configured `request_id_header`), for an echoed request id.
+    request_id_prefix: Vec<u8>,
     stamped_second: u64,
 }
 
@@ -180,7 +182,8 @@ pub struct Sent {
 }
 
 impl Responses {
-    pub fn new(routes: &[Route], endpoints: &Endpoints) -> Responses {
+    pub fn new(config: &Config) -> Responses {
+        let (routes, endpoints) = (&config.routes, &config.endpoints);
         let ok = routes
             .iter()
             .map(|r| {
@@ -231,6 +234,7 @@ impl Responses {
                 .iter()
                 .map(|r| Answer::plain(r.status(), &[]))
                 .collect(),
+            request_id_prefix: format!("{}: ", config.request_id_header).into_bytes(),
             stamped_second: u64::MAX,
         };
         responses.stamp(SystemTime::now());
@@ -283,15 +287,22 @@ impl Responses {
         }
     }
 
+    /// The header request ids travel in.
+    pub fn request_id_header(&self) -> &[u8] {
+        let prefix = &self.request_id_prefix;
+        &prefix[..prefix.len().saturating_sub(2)]
+    }
+
     /// Appends the answer to `out`, its status line in HTTP/1.`minor`. Without `keep_alive` the
     /// head says `Connection: close`; with `head_only` (a HEAD request) the body is left out and
-    /// the headers stay the same.
+    /// the headers stay the same. A `request_id` that is not empty is echoed as the last header.
     pub fn write(
         &self,
         id: AnswerId,
         minor: u8,
         keep_alive: bool,
         head_only: bool,
+        request_id: &[u8],
         out: &mut Vec<u8>,
     ) -> Sent {
         let answer = self.answer(id);
@@ -302,16 +313,22 @@ impl Responses {
             &answer.close_head
         };
         let start = out.len();
-        out.extend_from_slice(head);
+        if request_id.is_empty() {
+            out.extend_from_slice(head);
+        } else {
+            // Before the head's final CRLF.
+            out.extend_from_slice(&head[..head.len() - 2]);
+            out.extend_from_slice(&self.request_id_prefix);
+            out.extend_from_slice(request_id);
+            out.extend_from_slice(b"\r\n\r\n");
+        }
         set_minor_version(out, start, minor);
-        let mut bytes = head.len();
         if !head_only {
             out.extend_from_slice(&answer.body);
-            bytes += answer.body.len();
         }
         Sent {
             status: answer.status,
-            bytes,
+            bytes: out.len() - start,
         }
     }
 
@@ -441,13 +458,13 @@ mod tests {
 
     fn text(id: AnswerId, keep_alive: bool, head_only: bool, r: &Responses) -> String {
         let mut out = Vec::new();
-        r.write(id, 0, keep_alive, head_only, &mut out);
+        r.write(id, 0, keep_alive, head_only, b"", &mut out);
         String::from_utf8(out).unwrap_or_default()
     }
 
     #[test]
     fn default_route_is_hello_world_with_a_fresh_date() {
-        let mut r = Responses::new(&[Route::default_hello()], &Endpoints::default());
+        let mut r = Responses::new(&Config::default());
         let at = SystemTime::UNIX_EPOCH + Duration::from_secs(784111777);
         r.stamp(at);
         let got = text(AnswerId::Route(0), false, false, &r);
@@ -464,7 +481,7 @@ mod tests {
 
     #[test]
     fn rejections_always_close_and_carry_their_status() {
-        let r = Responses::new(&[Route::default_hello()], &Endpoints::default());
+        let r = Responses::new(&Config::default());
         for rejection in Rejection::ALL {
             let got = text(AnswerId::Rejected(rejection), true, false, &r);
             assert!(got.starts_with(&format!("HTTP/1.0 {} ", rejection.status())));
@@ -474,7 +491,7 @@ mod tests {
 
     #[test]
     fn stamping_patches_every_answer_in_place() {
-        let mut r = Responses::new(&[Route::default_hello()], &Endpoints::default());
+        let mut r = Responses::new(&Config::default());
         r.stamp(SystemTime::UNIX_EPOCH + Duration::from_secs(784111777));
         let got = text(AnswerId::MethodNotAllowed(0), false, false, &r);
         assert!(
@@ -486,12 +503,16 @@ mod tests {
 
     #[test]
     fn the_status_line_says_the_requests_version_and_204_has_no_length() {
-        let r = Responses::new(&[Route::default_hello()], &Endpoints::default());
+        let r = Responses::new(&Config::default());
         let mut out = Vec::new();
-        r.write(AnswerId::Route(0), 1, true, false, &mut out);
-        r.write(AnswerId::Route(0), 0, true, false, &mut out);
+        r.write(AnswerId::Route(0), 1, true, false, b"abc-1", &mut out);
+        r.write(AnswerId::Route(0), 0, true, false, b"", &mut out);
         let both = String::from_utf8_lossy(&out);
         assert!(both.starts_with("HTTP/1.1 200 OK\r\n"), "{both}");
+        assert!(
+            both.contains("Connection: keep-alive\r\nX-Request-Id: abc-1\r\n\r\nHello"),
+            "{both}"
+        );
         assert!(both.contains("Hello, world!HTTP/1.0 200 OK\r\n"), "{both}");
         let options = text(AnswerId::Options(0), true, false, &r);
         assert!(

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use crate::config::Config;
+use crate::config::{Config, RequestIdMode};
 use crate::response::Responses;
 
 /// The per-request limits the request stream enforces.
@@ -31,6 +31,7 @@ pub struct Settings {
     pub access_log: bool,
     /// Whether requests to the built-in endpoints are logged too.
     pub log_builtins: bool,
+    pub request_id: RequestIdMode,
 }
 
 /// Everything a reload can change: the answers and the per-connection settings.
@@ -43,7 +44,7 @@ pub struct Site {
 impl Site {
     pub fn new(config: &Config) -> Site {
         Site {
-            responses: Responses::new(&config.routes, &config.endpoints),
+            responses: Responses::new(config),
             settings: Settings {
                 limits: Limits {
                     max_header_bytes: config.max_header_bytes,
@@ -55,6 +56,7 @@ impl Site {
                 tcp_cork: config.tcp_cork,
                 access_log: config.access_log,
                 log_builtins: config.endpoints.log,
+                request_id: config.request_id,
             },
         }
     }

@@ -210,3 +210,63 @@ pub fn init(format: Option<LogFormat>, level: Option<&str>) -> (WorkerGuard, Dro
     }
     (guard, dropped)
 }
+
+/// A value a peer sent, shown in a log line: at most [`Shown::MAX_BYTES`] of it (a cut is marked
+/// `…[cut]`), with control characters, backslashes and bytes that are not UTF-8 written as
+/// escapes (`\n`, `\\`, `\x00`), so that a hostile value can neither break a JSON line nor forge a
+/// second line in the text format. Nothing is allocated: it writes straight into the line.
+pub struct Shown<'a>(pub &'a [u8]);
+
+impl Shown<'_> {
+    pub const MAX_BYTES: usize = 256;
+}
+
+impl std::fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let cut = self.0.len() > Shown::MAX_BYTES;
+        let value = &self.0[..self.0.len().min(Shown::MAX_BYTES)];
+        for chunk in value.utf8_chunks() {
+            let text = chunk.valid();
+            let mut clean_from = 0;
+            for (i, c) in text.char_indices() {
+                if !(c.is_control() || c == '\\') {
+                    continue;
+                }
+                f.write_str(&text[clean_from..i])?;
+                match c {
+                    '\n' => f.write_str("\\n")?,
+                    '\r' => f.write_str("\\r")?,
+                    '\t' => f.write_str("\\t")?,
+                    '\\' => f.write_str("\\\\")?,
+                    c => write!(f, "\\u{{{:x}}}", u32::from(c))?,
+                }
+                clean_from = i + c.len_utf8();
+            }
+            f.write_str(&text[clean_from..])?;
+            for byte in chunk.invalid() {
+                write!(f, "\\x{byte:02x}")?;
+            }
+        }
+        if cut {
+            f.write_str("…[cut]")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Shown;
+
+    #[test]
+    fn shown_values_are_bounded_and_escaped() {
+        assert_eq!(Shown(b"curl/8.5").to_string(), "curl/8.5");
+        assert_eq!(
+            Shown(b"a\r\nb\\c\x00\xff\"d").to_string(),
+            "a\\r\\nb\\\\c\\u{0}\\xff\"d"
+        );
+        let long = vec![b'x'; 1000];
+        let shown = Shown(&long).to_string();
+        assert_eq!(shown, format!("{}…[cut]", "x".repeat(256)));
+    }
+}

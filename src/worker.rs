@@ -19,10 +19,11 @@ use slab::Slab;
 
 use crate::conn::{CloseReason, Connection, Scratch};
 use crate::control::Control;
+use crate::http::Client;
 use crate::memory::{self, Tidy};
 use crate::metrics::{ErrorClass, Metrics, WorkerStats};
 use crate::net::is_resource_exhaustion;
-use crate::respond::{self, Pass};
+use crate::respond::{self, Asker, Pass, RequestIds};
 use crate::response::Rejection;
 use crate::site::{Phase, Published, Site};
 use crate::telemetry;
@@ -79,6 +80,7 @@ pub struct Worker {
     at_connection_limit: Episode,
     stats: Arc<WorkerStats>,
     metrics: Arc<Metrics>,
+    request_ids: RequestIds,
     next_id: u64,
     id_stride: u64,
 }
@@ -147,6 +149,7 @@ impl Worker {
             at_connection_limit: Episode::default(),
             stats: options.stats,
             metrics: options.metrics,
+            request_ids: RequestIds::new(),
             // Ids interleave across workers so that each is unique for the process's lifetime.
             next_id: options.index as u64 + 1,
             id_stride: options.count as u64,
@@ -333,8 +336,8 @@ impl Worker {
                 "below the connection limit again"
             );
         }
-        tracing::debug!(conn = conn_id, peer = %peer, "accept");
-        let conn = Connection::new(conn_id, socket, &self.site.settings, now);
+        tracing::debug!(conn = conn_id, remote_addr = %peer, "accept");
+        let conn = Connection::new(conn_id, socket, peer, &self.site.settings, now);
         let slot = self.conns.insert(conn);
         self.stats.active.set(self.conns.len() as u64);
         // Read at once, before any registration: a client usually sends its request right behind
@@ -358,10 +361,15 @@ impl Worker {
     /// Past the connection limit: a best-effort 503 in one non-blocking write, then close.
     fn refuse(&mut self, socket: &mut TcpStream, conn_id: u64, peer: SocketAddr, now: Instant) {
         let mut out = Vec::new();
+        let asker = Asker {
+            conn_id,
+            peer,
+            client: &Client::default(),
+        };
         respond::reject(
             &self.site.responses,
             &self.stats,
-            conn_id,
+            &asker,
             Rejection::ServiceUnavailable.into(),
             &mut out,
         );
@@ -372,7 +380,7 @@ impl Worker {
                 "connection limit reached; answering 503"
             );
         }
-        tracing::debug!(conn = conn_id, peer = %peer, "refused");
+        tracing::debug!(conn = conn_id, remote_addr = %peer, "refused");
     }
 
     fn on_ready(&mut self, event: &mio::event::Event, now: Instant) {
@@ -406,6 +414,7 @@ impl Worker {
             now,
             stats: &self.stats,
             metrics: &self.metrics,
+            ids: &self.request_ids,
         };
         let buffered_before = conn.buffered_bytes();
         let outcome = step(conn, &pass, &mut self.scratch);

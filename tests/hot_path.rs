@@ -36,7 +36,10 @@ use in_process::{in_process_worker, InProcess};
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-const REQUEST: &[u8] = b"GET /path?q=1 HTTP/1.1\r\nHost: test\r\nUser-Agent: hot-path\r\n\r\n";
+/// A request carrying every field the access log reports, its request id echoed in the answer.
+const REQUEST: &[u8] = b"GET /path?q=1 HTTP/1.1\r\nHost: test\r\nUser-Agent: hot-path\r\n\
+    Referer: http://test/\r\nX-Forwarded-For: 192.0.2.1\r\nX-Request-Id: hot-1\r\n\
+    traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n\r\n";
 /// A chunked body with an extension and a trailer: decoded and discarded (the default route
 /// answers POST with 405, after the body).
 const CHUNKED: &[u8] = b"POST /up HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n\
@@ -53,8 +56,9 @@ fn ask(s: &mut TcpStream, request: &[u8], n: usize, answer_len: usize, ending: &
     }
 }
 
-/// Sends `request` once and reads its answer whole, up to `ending`: how long every answer is.
-fn first_answer_len(s: &mut TcpStream, request: &[u8], ending: &[u8]) -> usize {
+/// Sends `request` once and reads its answer whole, up to `ending`: the answer (every answer to
+/// it is as long).
+fn first_answer(s: &mut TcpStream, request: &[u8], ending: &[u8]) -> String {
     s.write_all(request).unwrap();
     let mut buf = [0u8; 512];
     let mut len = 0;
@@ -63,7 +67,7 @@ fn first_answer_len(s: &mut TcpStream, request: &[u8], ending: &[u8]) -> usize {
         assert!(n > 0, "closed after {len} bytes");
         len += n;
     }
-    len
+    String::from_utf8_lossy(&buf[..len]).into_owned()
 }
 
 #[test]
@@ -79,7 +83,9 @@ fn keep_alive_requests_allocate_nothing() {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let hello = b"Hello, world!";
-    let answer_len = first_answer_len(&mut s, REQUEST, hello);
+    let first = first_answer(&mut s, REQUEST, hello);
+    assert!(first.contains("\r\nX-Request-Id: hot-1\r\n"), "{first}");
+    let answer_len = first.len();
     // Warm up: the connection's first request, timers, and whatever the loop sets up once.
     ask(&mut s, REQUEST, 99, answer_len, hello);
     let before = ALLOCATIONS.load(Ordering::Relaxed);
@@ -88,7 +94,7 @@ fn keep_alive_requests_allocate_nothing() {
 
     // Chunked bodies: the first one makes the connection's pending answer; after it, nothing.
     let refused = b"405 Method Not Allowed\n";
-    let chunked_len = first_answer_len(&mut s, CHUNKED, refused);
+    let chunked_len = first_answer(&mut s, CHUNKED, refused).len();
     ask(&mut s, CHUNKED, 99, chunked_len, refused);
     let before = ALLOCATIONS.load(Ordering::Relaxed);
     ask(&mut s, CHUNKED, 10_000, chunked_len, refused);

@@ -12,7 +12,7 @@ use libfuzzer_sys::fuzz_target;
 use responder::config::Config;
 use responder::http::{RequestStream, Verdict};
 use responder::metrics::{Metrics, WorkerStats};
-use responder::respond::Pass;
+use responder::respond::{Pass, RequestIds};
 use responder::site::{Phase, Site};
 
 const MAX_HEADER_BYTES: usize = 1024;
@@ -31,6 +31,7 @@ fuzz_target!(|data: &[u8]| {
     });
     let stats = WorkerStats::default();
     let metrics = Metrics::new(vec![], Default::default());
+    let ids = RequestIds::new();
     let pass = Pass {
         site: &site,
         phase: if cut & 1 == 1 {
@@ -41,9 +42,10 @@ fuzz_target!(|data: &[u8]| {
         now: Instant::now(),
         stats: &stats,
         metrics: &metrics,
+        ids: &ids,
     };
     let cx = pass.context();
-    let mut responder = pass.responder(1);
+    let mut responder = pass.responder(1, ([127, 0, 0, 1], 1).into());
     let mut stream = RequestStream::default();
     let mut kept: Vec<u8> = Vec::new();
     let mut rest = bytes;

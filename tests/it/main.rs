@@ -10,6 +10,7 @@ mod common;
 mod conformance;
 mod deploy;
 mod http;
+mod identity;
 mod lifecycle;
 mod limits;
 mod shutdown;

@@ -251,7 +251,7 @@ fn sigterm_under_load_loses_no_accepted_request() {
         .logs()
         .iter()
         .filter(|l| l.contains("\"message\":\"accept\""))
-        .filter_map(|l| field(l, "peer"))
+        .filter_map(|l| field(l, "remote_addr"))
         .collect();
     assert!(
         accepted.len() >= answers / 10,

@@ -9,7 +9,7 @@ use std::time::Instant;
 use responder::config::Config;
 use responder::http::{RequestStream, Verdict};
 use responder::metrics::{Metrics, WorkerStats};
-use responder::respond::Pass;
+use responder::respond::{Pass, RequestIds};
 use responder::site::{Phase, Site};
 
 const MAX_HEADER_BYTES: usize = 512;
@@ -27,15 +27,17 @@ fn feed(chunks: &[Vec<u8>]) -> (Vec<u8>, Verdict) {
     site.responses.stamp(std::time::SystemTime::UNIX_EPOCH);
     let stats = WorkerStats::default();
     let metrics = Metrics::new(vec![], Default::default());
+    let ids = RequestIds::new();
     let pass = Pass {
         site: &site,
         phase: Phase::Serving,
         now: Instant::now(),
         stats: &stats,
         metrics: &metrics,
+        ids: &ids,
     };
     let cx = pass.context();
-    let mut responder = pass.responder(7);
+    let mut responder = pass.responder(7, ([127, 0, 0, 1], 7).into());
     let mut stream = RequestStream::default();
     let mut kept: Vec<u8> = Vec::new();
     let mut out = Vec::new();

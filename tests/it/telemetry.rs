@@ -44,7 +44,7 @@ fn json_lines_follow_one_connection_from_accept_to_close() {
         .iter()
         .find(|l| {
             l["message"] == "accept"
-                && l["peer"]
+                && l["remote_addr"]
                     .as_str()
                     .is_some_and(|p| p.ends_with(&format!(":{port}")))
         })
