@@ -3,6 +3,9 @@
 
     python3 bench/bench.py                       # responder vs nginx vs the article's Example 3
     python3 bench/bench.py --compare logging     # responder: JSON access log off vs on
+    python3 bench/bench.py --compare logging --headers --log-to file
+                                                 # ... requests with a request id and traceparent,
+                                                 # the log into a file (no reader on the load's CPU)
     python3 bench/bench.py --compare workers --server-cpus 0,1 --client-cpu 0,1
                                                  # responder: 1 worker vs 2, sharing both cores
     python3 bench/bench.py --rounds 5 --markdown bench/latest.md
@@ -115,11 +118,17 @@ def answers(port, timeout=1):
 
 
 class Server:
-    def __init__(self, name, argv, port, cpu, log_reader_cpu=None):
+    def __init__(self, name, argv, port, cpu, log_reader_cpu=None, log_file=None):
         self.name, self.port = name, port
         self.log_reader = None
+        self.log_file = log_file
         stdout = subprocess.DEVNULL
-        if log_reader_cpu is not None:
+        if log_file is not None:
+            # The log to a file on tmpfs: the kernel copies each line as into a pipe, and no
+            # reader takes CPU from the load generator (whose slowdown would raise the server's
+            # CPU per request as well).
+            stdout = open(log_file, "wb")
+        elif log_reader_cpu is not None:
             # A log collector that keeps up: `cat` reading the server's stdout pipe, pinned with
             # the load generator so that it takes nothing from the server's core.
             read_end, stdout = os.pipe()
@@ -129,7 +138,9 @@ class Server:
         self.proc = subprocess.Popen(
             ["taskset", "-c", str(cpu)] + argv,
             stdout=stdout, stderr=subprocess.DEVNULL, preexec_fn=raise_fd_limit)
-        if log_reader_cpu is not None:
+        if log_file is not None:
+            stdout.close()
+        elif log_reader_cpu is not None:
             os.close(stdout)
         deadline = time.time() + 10
         while time.time() < deadline:
@@ -157,19 +168,23 @@ class Server:
             self.proc.wait()
         if self.log_reader:
             self.log_reader.wait(timeout=10)
+        if self.log_file:
+            os.unlink(self.log_file)
 
 
-def start_responder(name, port, cpu, workers, access_log, log_reader_cpu=None, binary=None):
+def start_responder(name, port, cpu, workers, access_log, log_reader_cpu=None, binary=None, log_file=None):
     config = tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False)
     # No connection limit of its own below what the descriptor limit allows: the idle figure
     # holds as many connections as it can.
     config.write(f"access_log = {'true' if access_log else 'false'}\nread_timeout = 60\n"
                  "max_connections = 1000000\n")
     config.close()
-    binary = binary or os.path.join(ROOT, "target", "release", "responder")
+    binary = binary or RESPONDER_BINARY[0]
     argv = [binary, "--config", config.name, "--listen", f"127.0.0.1:{port}", "--workers", str(workers),
             "--log-format", "json"]
-    return Server(name, argv, port, cpu, log_reader_cpu if access_log else None)
+    if not access_log:
+        log_reader_cpu = log_file = None
+    return Server(name, argv, port, cpu, log_reader_cpu, log_file)
 
 
 def start_nginx(port, cpu, workers, server_block=None, name="nginx"):
@@ -205,6 +220,17 @@ http {{
 
 
 PROXY_POOL = 32
+# The responder binary measured, unless a comparison names another (--binary changes it).
+RESPONDER_BINARY = [os.path.join(ROOT, "target", "release", "responder")]
+
+# With --headers, every load's requests carry what a request through an ingress does: a
+# User-Agent, a request id and W3C trace context (the access log's client fields).
+CLIENT_HEADERS = [
+    "User-Agent: bench/1.0 (load generator)",
+    "X-Request-Id: 5f2b8c1e-bench-request-id",
+    "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+]
+LOAD_HEADERS = []
 
 
 def start_proxy(port, cpu, backend_port):
@@ -275,11 +301,12 @@ def start_python(port, cpu, example=3):
 
 def run_load(load, port, cpu, requests, duration, concurrency=100):
     url = f"http://127.0.0.1:{port}/"
+    headers = [arg for h in LOAD_HEADERS for arg in ("-H", h)]
     if load.startswith("ab"):
-        argv = ["ab", "-q", "-c", str(concurrency), "-n", str(requests)] + (["-k"] if load == "ab-k" else []) + [url]
+        argv = ["ab", "-q", "-c", str(concurrency), "-n", str(requests)] + (["-k"] if load == "ab-k" else []) + headers + [url]
     else:
         conns = load.split("-c")[1]
-        argv = ["wrk", "-t1", f"-c{conns}", f"-d{duration}s", "--latency", url]
+        argv = ["wrk", "-t1", f"-c{conns}", f"-d{duration}s", "--latency"] + headers + [url]
     out = subprocess.run(["taskset", "-c", str(cpu)] + argv, capture_output=True, text=True,
                          preexec_fn=raise_fd_limit, timeout=duration * 10 + 120).stdout
     return parse_ab(out) if load.startswith("ab") else parse_wrk(out)
@@ -379,6 +406,7 @@ def measure(server, loads, client_cpu, requests, duration, idle_conns):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--compare", choices=["peers", "logging", "workers", "builds", "proxied"], default="peers")
+    ap.add_argument("--binary", help="the responder binary to measure (default: this tree's release build)")
     ap.add_argument("--baseline", help="--compare builds (or proxied): an older responder binary to compare")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--workers", type=int, default=1)
@@ -389,7 +417,23 @@ def main():
     ap.add_argument("--server-cpus", default="0", help="taskset list for the servers")
     ap.add_argument("--client-cpu", default="1", help="taskset list for the load generators")
     ap.add_argument("--markdown", help="also write the table to this file")
+    ap.add_argument("--log-to", choices=["pipe", "file"], default="pipe",
+                    help="--compare logging: the log into a pipe read by `cat` on the load's CPU, "
+                         "or into a file on /dev/shm")
+    ap.add_argument("--headers", action="store_true",
+                    help="requests carry a User-Agent, an X-Request-Id and a traceparent")
     args = ap.parse_args()
+    if args.headers:
+        LOAD_HEADERS.extend(CLIENT_HEADERS)
+    if args.binary:
+        RESPONDER_BINARY[0] = os.path.abspath(args.binary)
+
+    def log_file():
+        if args.log_to != "file":
+            return None
+        fd, path = tempfile.mkstemp(prefix="bench-log-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+        os.close(fd)
+        return path
     ensure_tools()
     raise_fd_limit()
     if not os.path.exists(os.path.join(ROOT, "target", "release", "responder")):
@@ -423,7 +467,7 @@ def main():
         starters = [
             ("log-off", lambda p: start_responder("log-off", p, args.server_cpus, args.workers, False)),
             ("log-on", lambda p: start_responder("log-on", p, args.server_cpus, args.workers, True,
-                                                 args.client_cpu)),
+                                                 args.client_cpu, log_file=log_file())),
         ]
     names = [n for n, _ in starters]
     samples = {n: [] for n in names}

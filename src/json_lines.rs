@@ -1,131 +1,171 @@
 //! The JSON log line: one object per event, `{"timestamp":…,"level":…,"message":…,<fields>,
 //! "target":…}`, with an RFC 3339 UTC timestamp in microseconds.
 //!
-//! It is a `tracing-subscriber` event formatter written for the access log's rate: it writes
-//! straight into the subscriber's line buffer (no intermediate serializer, no re-validation of
-//! UTF-8), and formats the date part of the timestamp once a second per thread. What is written
-//! where is `telemetry`'s business.
+//! It is a `tracing-subscriber` layer of its own, written for the access log's rate: each event is
+//! formatted as bytes straight into a line buffer kept per thread (no intermediate serializer, no
+//! `fmt` machinery for names, integers and plain strings), and the finished line goes to the sink
+//! it was made with. The date part of the timestamp is formatted once a second per thread. Where
+//! the lines go is `telemetry`'s business.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::fmt::{self, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
-use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
-use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::layer::{Context, Layer};
 
-/// The event formatter for `--log-format json`.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct JsonLines;
-
-impl<S, N> FormatEvent<S, N> for JsonLines
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-    N: for<'a> FormatFields<'a> + 'static,
-{
-    fn format_event(
-        &self,
-        _: &FmtContext<'_, S, N>,
-        mut w: Writer<'_>,
-        event: &Event<'_>,
-    ) -> fmt::Result {
-        let meta = event.metadata();
-        w.write_str("{\"timestamp\":\"")?;
-        write_timestamp(&mut w, SystemTime::now())?;
-        write!(w, "\",\"level\":\"{}\"", meta.level())?;
-        let mut fields = Fields {
-            w: &mut w,
-            result: Ok(()),
-        };
-        event.record(&mut fields);
-        fields.result?;
-        w.write_str(",\"target\":")?;
-        write_string(&mut w, meta.target())?;
-        w.write_str("}\n")
-    }
+/// The layer for `--log-format json`: formats every event it is given and hands the line, with
+/// its newline, to `sink`.
+#[derive(Clone, Copy)]
+pub struct JsonLines {
+    pub sink: fn(&[u8]),
 }
 
-/// Writes each field as `,"name":value`.
-struct Fields<'w, 'b> {
-    w: &'w mut Writer<'b>,
-    result: fmt::Result,
+thread_local! {
+    /// This thread's line buffer: it keeps the capacity of its longest line.
+    static LINE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-impl Fields<'_, '_> {
-    fn field(&mut self, field: &Field, value: impl FnOnce(&mut Writer<'_>) -> fmt::Result) {
-        if self.result.is_ok() {
-            self.result = write!(self.w, ",\"{}\":", field.name()).and_then(|()| value(self.w));
-        }
-    }
-}
-
-impl Visit for Fields<'_, '_> {
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        self.field(field, |w| write!(w, "{value}"));
-    }
-
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        self.field(field, |w| write!(w, "{value}"));
-    }
-
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        self.field(field, |w| write!(w, "{value}"));
-    }
-
-    fn record_f64(&mut self, field: &Field, value: f64) {
-        if value.is_finite() {
-            self.field(field, |w| write!(w, "{value}"));
-        } else {
-            self.field(field, |w| write!(w, "\"{value}\""));
-        }
-    }
-
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.field(field, |w| write_string(w, value));
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.field(field, |w| {
-            w.write_char('"')?;
-            write!(Escaped(w), "{value:?}")?;
-            w.write_char('"')
+impl<S: Subscriber> Layer<S> for JsonLines {
+    fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
+        LINE.with(|line| {
+            // A line already borrowed means an event emitted while formatting one: drop it.
+            let Ok(mut line) = line.try_borrow_mut() else {
+                return;
+            };
+            line.clear();
+            format_line(&mut line, event);
+            (self.sink)(&line);
         });
     }
 }
 
-fn write_string(w: &mut impl Write, s: &str) -> fmt::Result {
-    w.write_char('"')?;
-    Escaped(w).write_str(s)?;
-    w.write_char('"')
+fn format_line(line: &mut Vec<u8>, event: &Event<'_>) {
+    let meta = event.metadata();
+    line.extend_from_slice(b"{\"timestamp\":\"");
+    write_timestamp(line, SystemTime::now());
+    line.extend_from_slice(b"\",\"level\":\"");
+    line.extend_from_slice(meta.level().as_str().as_bytes());
+    line.push(b'"');
+    event.record(&mut Fields(line));
+    line.extend_from_slice(b",\"target\":");
+    write_string(line, meta.target());
+    line.extend_from_slice(b"}\n");
+}
+
+/// Writes each field as `,"name":value`.
+struct Fields<'a>(&'a mut Vec<u8>);
+
+impl Fields<'_> {
+    fn name(&mut self, field: &Field) {
+        self.0.extend_from_slice(b",\"");
+        self.0.extend_from_slice(field.name().as_bytes());
+        self.0.extend_from_slice(b"\":");
+    }
+}
+
+impl Visit for Fields<'_> {
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.name(field);
+        write_u64(self.0, value);
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.name(field);
+        if value < 0 {
+            self.0.push(b'-');
+        }
+        write_u64(self.0, value.unsigned_abs());
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.name(field);
+        self.0
+            .extend_from_slice(if value { b"true" } else { b"false" });
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.name(field);
+        let quote = !value.is_finite();
+        let mut text = Escaped(self.0);
+        let _ = if quote {
+            write!(text, "\"{value}\"")
+        } else {
+            write!(text, "{value}")
+        };
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.name(field);
+        write_string(self.0, value);
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.name(field);
+        self.0.push(b'"');
+        // Writing into a Vec cannot fail; a value's own formatting error leaves what it wrote.
+        let _ = write!(Escaped(self.0), "{value:?}");
+        self.0.push(b'"');
+    }
+}
+
+fn write_string(line: &mut Vec<u8>, s: &str) {
+    line.push(b'"');
+    escape_into(line, s);
+    line.push(b'"');
+}
+
+/// Appends the decimal digits of `value`.
+fn write_u64(line: &mut Vec<u8>, mut value: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    line.extend_from_slice(&digits[at..]);
+}
+
+/// Appends `s` as the inside of a JSON string.
+fn escape_into(line: &mut Vec<u8>, s: &str) {
+    let bytes = s.as_bytes();
+    let mut clean_from = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..=0x1f => b"",
+            _ => continue,
+        };
+        line.extend_from_slice(&bytes[clean_from..i]);
+        if escape.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            line.extend_from_slice(b"\\u00");
+            line.push(HEX[usize::from(b >> 4)]);
+            line.push(HEX[usize::from(b & 0xf)]);
+        } else {
+            line.extend_from_slice(escape);
+        }
+        clean_from = i + 1;
+    }
+    line.extend_from_slice(&bytes[clean_from..]);
 }
 
 /// Escapes what passes through it as the inside of a JSON string.
-struct Escaped<'w, W: Write>(&'w mut W);
+struct Escaped<'a>(&'a mut Vec<u8>);
 
-impl<W: Write> Write for Escaped<'_, W> {
+impl Write for Escaped<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        let mut clean_from = 0;
-        for (i, b) in s.bytes().enumerate() {
-            let escape = match b {
-                b'"' => "\\\"",
-                b'\\' => "\\\\",
-                b'\n' => "\\n",
-                b'\r' => "\\r",
-                b'\t' => "\\t",
-                0..=0x1f => "",
-                _ => continue,
-            };
-            self.0.write_str(&s[clean_from..i])?;
-            if escape.is_empty() {
-                write!(self.0, "\\u{b:04x}")?;
-            } else {
-                self.0.write_str(escape)?;
-            }
-            clean_from = i + 1;
-        }
-        self.0.write_str(&s[clean_from..])
+        escape_into(self.0, s);
+        Ok(())
     }
 }
 
@@ -134,8 +174,8 @@ thread_local! {
     static DATE: Cell<(u64, [u8; 19])> = const { Cell::new((u64::MAX, [0; 19])) };
 }
 
-/// Writes `YYYY-MM-DDTHH:MM:SS.uuuuuuZ`.
-fn write_timestamp(w: &mut impl Write, now: SystemTime) -> fmt::Result {
+/// Appends `YYYY-MM-DDTHH:MM:SS.uuuuuuZ`.
+fn write_timestamp(line: &mut Vec<u8>, now: SystemTime) {
     let since_epoch = now.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since_epoch.as_secs();
     let (cached, mut text) = DATE.get();
@@ -143,9 +183,14 @@ fn write_timestamp(w: &mut impl Write, now: SystemTime) -> fmt::Result {
         text = date_time(secs);
         DATE.set((secs, text));
     }
-    // The bytes are ASCII digits and separators written by `date_time`.
-    w.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)?;
-    write!(w, ".{:06}Z", since_epoch.subsec_micros())
+    line.extend_from_slice(&text);
+    let mut micros = since_epoch.subsec_micros();
+    let mut digits = *b".000000Z";
+    for at in (1..7).rev() {
+        digits[at] = b'0' + (micros % 10) as u8;
+        micros /= 10;
+    }
+    line.extend_from_slice(&digits);
 }
 
 /// `YYYY-MM-DDTHH:MM:SS` for seconds since the epoch, UTC (Howard Hinnant's civil_from_days).
@@ -188,18 +233,27 @@ mod tests {
 
     #[test]
     fn timestamps_are_rfc3339_utc() {
-        let mut s = String::new();
-        let t = UNIX_EPOCH + Duration::new(784_111_777, 123_456_000);
-        write_timestamp(&mut s, t).unwrap();
-        assert_eq!(s, "1994-11-06T08:49:37.123456Z");
+        let mut s = Vec::new();
+        let t = UNIX_EPOCH + Duration::new(784_111_777, 3_456_000);
+        write_timestamp(&mut s, t);
+        assert_eq!(s, b"1994-11-06T08:49:37.003456Z");
         assert_eq!(&date_time(951_782_400), b"2000-02-29T00:00:00");
         assert_eq!(&date_time(0), b"1970-01-01T00:00:00");
     }
 
     #[test]
     fn strings_are_escaped() {
-        let mut s = String::new();
-        write_string(&mut s, "a\"b\\c\nd\u{1}é").unwrap();
-        assert_eq!(s, r#""a\"b\\c\nd\u0001é""#);
+        let mut s = Vec::new();
+        write_string(&mut s, "a\"b\\c\nd\u{1}é");
+        assert_eq!(s, r#""a\"b\\c\nd\u0001é""#.as_bytes());
+    }
+
+    #[test]
+    fn integers_are_written_whole() {
+        for n in [0, 7, 10, 4_294_967_296, u64::MAX] {
+            let mut s = Vec::new();
+            write_u64(&mut s, n);
+            assert_eq!(s, n.to_string().as_bytes());
+        }
     }
 }

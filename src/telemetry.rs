@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 
 use tracing_appender::non_blocking::{ErrorCounter, NonBlocking, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
@@ -133,6 +135,11 @@ impl<'a> MakeWriter<'a> for Batching {
     }
 }
 
+/// Where finished lines go: this thread's batch, or the queue.
+fn write_line(line: &[u8]) {
+    let _ = Batching.write(line);
+}
+
 impl Write for Batching {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let batched = BATCH.with(|b| match b.borrow_mut().as_mut() {
@@ -197,13 +204,16 @@ pub fn init(format: Option<LogFormat>, level: Option<&str>) -> (WorkerGuard, Dro
         Some(level) => EnvFilter::new(level),
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
     };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(Batching)
-        .with_thread_names(false);
+    let registry = tracing_subscriber::registry().with(filter);
     let installed = match format {
-        LogFormat::Json => builder.event_format(JsonLines).try_init(),
-        LogFormat::Text => builder.with_ansi(terminal).try_init(),
+        LogFormat::Json => registry.with(JsonLines { sink: write_line }).try_init(),
+        LogFormat::Text => {
+            let text = tracing_subscriber::fmt::layer()
+                .with_writer(Batching)
+                .with_thread_names(false)
+                .with_ansi(terminal);
+            registry.with(text).try_init()
+        }
     };
     if let Err(e) = installed {
         eprintln!("responder: cannot install the log subscriber: {e}");
@@ -225,6 +235,12 @@ impl std::fmt::Display for Shown<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let cut = self.0.len() > Shown::MAX_BYTES;
         let value = &self.0[..self.0.len().min(Shown::MAX_BYTES)];
+        let plain = |b: &u8| (b' '..=b'~').contains(b) && *b != b'\\';
+        if value.iter().all(plain) {
+            // What nearly every client sends: printable ASCII, written whole.
+            f.write_str(std::str::from_utf8(value).unwrap_or_default())?;
+            return if cut { f.write_str("…[cut]") } else { Ok(()) };
+        }
         for chunk in value.utf8_chunks() {
             let text = chunk.valid();
             let mut clean_from = 0;
