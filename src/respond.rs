@@ -22,6 +22,26 @@ use crate::response::{AnswerId, Responses, Sent};
 use crate::site::{Phase, Site};
 use crate::telemetry::Shown;
 
+/// Emits an access-log event (target `responder::access`): its own fields, then the ones that
+/// say who asked, from an [`Asked`], then the message.
+macro_rules! access_event {
+    ($message:literal, $asked:expr; $($field:tt)*) => {{
+        let asked = $asked;
+        tracing::info!(
+            target: "responder::access",
+            $($field)*
+            host = asked.host,
+            user_agent = asked.user_agent,
+            referer = asked.referer,
+            x_forwarded_for = asked.x_forwarded_for,
+            request_id = asked.request_id,
+            trace_id = asked.trace_id,
+            span_id = asked.span_id,
+            $message
+        )
+    }};
+}
+
 /// What answering needs from the event loop for one pass over its ready connections.
 #[derive(Clone, Copy)]
 pub struct Pass<'a> {
@@ -119,9 +139,9 @@ impl Exchanges for Responder<'_> {
                 request_id,
                 ..exchange.client
             };
-            let asked = Asked::new(&client);
-            tracing::info!(
-                target: "responder::access",
+            access_event!(
+                "response",
+                Asked::new(&client);
                 conn = self.conn_id,
                 remote_addr = %self.peer,
                 method = exchange.method,
@@ -131,14 +151,6 @@ impl Exchanges for Responder<'_> {
                 bytes,
                 duration_us,
                 keep_alive = exchange.keep_alive,
-                host = asked.host,
-                user_agent = asked.user_agent,
-                referer = asked.referer,
-                x_forwarded_for = asked.x_forwarded_for,
-                request_id = asked.request_id,
-                trace_id = asked.trace_id,
-                span_id = asked.span_id,
-                "response"
             );
         }
     }
@@ -187,22 +199,14 @@ pub fn reject(
     let id = AnswerId::Rejected(rejection);
     let sent = responses.write(id, minor, false, false, asker.client.request_id, out);
     stats.response(sent.status, sent.bytes, 0);
-    let asked = Asked::new(asker.client);
-    tracing::info!(
-        target: "responder::access",
+    access_event!(
+        "request rejected",
+        Asked::new(asker.client);
         conn = asker.conn_id,
         remote_addr = %asker.peer,
         status = sent.status,
         bytes = sent.bytes,
         rejection = ?rejection,
-        host = asked.host,
-        user_agent = asked.user_agent,
-        referer = asked.referer,
-        x_forwarded_for = asked.x_forwarded_for,
-        request_id = asked.request_id,
-        trace_id = asked.trace_id,
-        span_id = asked.span_id,
-        "request rejected"
     );
     sent
 }
