@@ -9,11 +9,10 @@
 //! request's `Host`, `User-Agent`, `Referer`, `X-Forwarded-For`, request id and W3C trace context.
 //! Which answer a request gets is `http`'s decision; sockets are `conn`'s and `worker`'s.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::fmt::Write;
 use std::net::SocketAddr;
 use std::time::Instant;
-
-use tracing::field::{display, DisplayValue};
 
 use crate::config::RequestIdMode;
 use crate::http::{version_name, Client, Context, Exchange, Exchanges, Refusal, Request};
@@ -23,13 +22,14 @@ use crate::site::{Phase, Site};
 use crate::telemetry::Shown;
 
 /// Emits an access-log event (target `responder::access`): its own fields, then the ones that
-/// say who asked, from an [`Asked`], then the message.
+/// say who asked, from an `Asked`, then the message.
 macro_rules! access_event {
     ($message:literal, $asked:expr; $($field:tt)*) => {{
-        let asked = $asked;
+        let asked: &Asked<'_> = $asked;
         tracing::info!(
             target: "responder::access",
             $($field)*
+            remote_addr = asked.remote_addr,
             host = asked.host,
             user_agent = asked.user_agent,
             referer = asked.referer,
@@ -139,19 +139,20 @@ impl Exchanges for Responder<'_> {
                 request_id,
                 ..exchange.client
             };
-            access_event!(
-                "response",
-                Asked::new(&client);
-                conn = self.conn_id,
-                remote_addr = %self.peer,
-                method = exchange.method,
-                path = exchange.target,
-                version = version_name(exchange.version),
-                status,
-                bytes,
-                duration_us,
-                keep_alive = exchange.keep_alive,
-            );
+            Asked::with(self.peer, &client, |asked| {
+                access_event!(
+                    "response",
+                    asked;
+                    conn = self.conn_id,
+                    method = exchange.method,
+                    path = exchange.target,
+                    version = version_name(exchange.version),
+                    status,
+                    bytes,
+                    duration_us,
+                    keep_alive = exchange.keep_alive,
+                )
+            });
         }
     }
 
@@ -199,43 +200,124 @@ pub fn reject(
     let id = AnswerId::Rejected(rejection);
     let sent = responses.write(id, minor, false, false, asker.client.request_id, out);
     stats.response(sent.status, sent.bytes, 0);
-    access_event!(
-        "request rejected",
-        Asked::new(asker.client);
-        conn = asker.conn_id,
-        remote_addr = %asker.peer,
-        status = sent.status,
-        bytes = sent.bytes,
-        rejection = ?rejection,
-    );
+    Asked::with(asker.peer, asker.client, |asked| {
+        access_event!(
+            "request rejected",
+            asked;
+            conn = asker.conn_id,
+            status = sent.status,
+            bytes = sent.bytes,
+            rejection = ?rejection,
+        )
+    });
     sent
 }
 
-/// The fields of an access-log line that say who asked, each absent when the request did not
-/// say, bounded and escaped (see `telemetry::Shown`).
-struct Asked<'a> {
-    host: Option<DisplayValue<Shown<'a>>>,
-    user_agent: Option<DisplayValue<Shown<'a>>>,
-    referer: Option<DisplayValue<Shown<'a>>>,
-    x_forwarded_for: Option<DisplayValue<Shown<'a>>>,
-    request_id: Option<DisplayValue<Shown<'a>>>,
-    trace_id: Option<&'a str>,
-    span_id: Option<&'a str>,
+/// The fields of an access-log line that say who asked: the peer's address, and each value the
+/// request sent (absent when it did not), bounded and escaped (see `telemetry::Shown`). All are
+/// plain `str`s, which the JSON layer writes without the `fmt` machinery.
+struct Asked<'s> {
+    remote_addr: &'s str,
+    host: Option<&'s str>,
+    user_agent: Option<&'s str>,
+    referer: Option<&'s str>,
+    x_forwarded_for: Option<&'s str>,
+    request_id: Option<&'s str>,
+    trace_id: Option<&'s str>,
+    span_id: Option<&'s str>,
 }
 
-impl<'a> Asked<'a> {
-    fn new(client: &Client<'a>) -> Asked<'a> {
-        let shown = |value: &'a [u8]| (!value.is_empty()).then(|| display(Shown(value)));
-        let trace = TraceParent::parse(client.traceparent);
-        Asked {
-            host: shown(client.host),
-            user_agent: shown(client.user_agent),
-            referer: shown(client.referer),
-            x_forwarded_for: shown(client.x_forwarded_for),
-            request_id: shown(client.request_id),
-            trace_id: trace.map(|t| t.trace_id),
-            span_id: trace.map(|t| t.span_id),
+thread_local! {
+    /// Where the peer's address, and any value that must be cut or escaped, are written: it keeps
+    /// its capacity, so logging allocates nothing once warm.
+    static SCRATCH: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+impl Asked<'_> {
+    /// Calls `emit` with the fields. A value that is printable ASCII within the bound (what
+    /// nearly every client sends) is the request's own bytes; any other is written shown.
+    fn with<R>(peer: SocketAddr, client: &Client<'_>, emit: impl FnOnce(&Asked<'_>) -> R) -> R {
+        SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            scratch.clear();
+            write_addr(&mut scratch, peer);
+            let addr_end = scratch.len();
+            let values = [
+                client.host,
+                client.user_agent,
+                client.referer,
+                client.x_forwarded_for,
+                client.request_id,
+            ];
+            // Where each value that had to be shown sits in the scratch.
+            let mut spans: [Option<(usize, usize)>; 5] = [None; 5];
+            for (value, span) in values.iter().zip(&mut spans) {
+                if !value.is_empty() && !plain(value) {
+                    let start = scratch.len();
+                    let _ = write!(scratch, "{}", Shown(value));
+                    *span = Some((start, scratch.len()));
+                }
+            }
+            let scratch = &*scratch;
+            let [host, user_agent, referer, x_forwarded_for, request_id] =
+                std::array::from_fn(|i| match spans[i] {
+                    Some((start, end)) => Some(&scratch[start..end]),
+                    None => std::str::from_utf8(values[i])
+                        .ok()
+                        .filter(|v| !v.is_empty()),
+                });
+            let trace = TraceParent::parse(client.traceparent);
+            emit(&Asked {
+                remote_addr: &scratch[..addr_end],
+                host,
+                user_agent,
+                referer,
+                x_forwarded_for,
+                request_id,
+                trace_id: trace.map(|t| t.trace_id),
+                span_id: trace.map(|t| t.span_id),
+            })
+        })
+    }
+}
+
+/// Printable ASCII, no backslash, within the bound: shown as it is.
+fn plain(value: &[u8]) -> bool {
+    value.len() <= Shown::MAX_BYTES
+        && value
+            .iter()
+            .all(|b| (b' '..=b'~').contains(b) && *b != b'\\')
+}
+
+/// `a.b.c.d:port` without the `fmt` machinery; IPv6 (rarer here) through it.
+fn write_addr(out: &mut String, addr: SocketAddr) {
+    let SocketAddr::V4(v4) = addr else {
+        let _ = write!(out, "{addr}");
+        return;
+    };
+    for (i, octet) in v4.ip().octets().into_iter().enumerate() {
+        if i > 0 {
+            out.push('.');
         }
+        push_decimal(out, u32::from(octet));
+    }
+    out.push(':');
+    push_decimal(out, u32::from(v4.port()));
+}
+
+fn push_decimal(out: &mut String, mut n: u32) {
+    let mut digits = [0u8; 10];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[at..] {
+        out.push(char::from(d));
     }
 }
 
@@ -249,22 +331,23 @@ struct TraceParent<'a> {
 
 impl<'a> TraceParent<'a> {
     fn parse(value: &'a [u8]) -> Option<TraceParent<'a>> {
-        let value = std::str::from_utf8(value.trim_ascii()).ok()?;
-        let mut parts = value.split('-');
-        let (version, trace_id, span_id, flags) =
-            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-        let hex = |s: &str, len: usize| {
-            s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-        };
-        let zero = |s: &str| s.bytes().all(|b| b == b'0');
-        let valid = parts.next().is_none()
-            && version == "00"
-            && hex(trace_id, 32)
-            && hex(span_id, 16)
-            && hex(flags, 2)
-            && !zero(trace_id)
-            && !zero(span_id);
-        valid.then_some(TraceParent { trace_id, span_id })
+        // `00-` 32 hex `-` 16 hex `-` 2 hex: 55 bytes, dashes at 2, 35 and 52.
+        let value = value.trim_ascii();
+        if value.len() != 55 || !value.starts_with(b"00-") || value[35] != b'-' || value[52] != b'-'
+        {
+            return None;
+        }
+        let (trace_id, span_id, flags) = (&value[3..35], &value[36..52], &value[53..55]);
+        let hex = |s: &[u8]| s.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        let zero = |s: &[u8]| s.iter().all(|&b| b == b'0');
+        let valid =
+            hex(trace_id) && hex(span_id) && hex(flags) && !zero(trace_id) && !zero(span_id);
+        // Lowercase hex is ASCII.
+        Some(TraceParent {
+            trace_id: std::str::from_utf8(trace_id).ok()?,
+            span_id: std::str::from_utf8(span_id).ok()?,
+        })
+        .filter(|_| valid)
     }
 }
 
