@@ -21,8 +21,11 @@ use serde::Deserialize;
 
 /// The body every request gets when no route is configured: the article's answer.
 pub const DEFAULT_BODY: &str = "Hello, world!";
-/// The article's port, on every interface, as a container expects.
-pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
+/// The article's port on every interface, IPv6 and IPv4 alike (one dual-stack socket), as a
+/// container on an IPv6-only or dual-stack cluster expects.
+pub const DEFAULT_LISTEN: &str = "[::]:8080";
+/// Where the default falls back to on a host without IPv6.
+pub const DEFAULT_LISTEN_V4: &str = "0.0.0.0:8080";
 /// The article shows a backlog of 1 failing under `ab -c 100`; 1024 absorbs bursts of that size
 /// many times over (the kernel caps it at `net.core.somaxconn`).
 pub const DEFAULT_BACKLOG: u32 = 1024;
@@ -51,14 +54,16 @@ pub struct Cli {
     /// TOML configuration file (see config/responder.toml for every key).
     #[arg(long, global = true, env = "RESPONDER_CONFIG", value_name = "PATH")]
     pub config: Option<PathBuf>,
-    /// Address to listen on.
+    /// Address to listen on; give it again (or a comma-separated list in the environment) for
+    /// several. Default: [::]:8080, which takes IPv6 and IPv4.
     #[arg(
         long,
         global = true,
         env = "RESPONDER_LISTEN",
-        value_name = "ADDR:PORT"
+        value_name = "ADDR:PORT",
+        value_delimiter = ','
     )]
-    pub listen: Option<SocketAddr>,
+    pub listen: Vec<SocketAddr>,
     /// Seconds a client has to send a complete request.
     #[arg(long, env = "RESPONDER_READ_TIMEOUT", value_name = "SECS")]
     pub read_timeout: Option<Seconds>,
@@ -284,7 +289,7 @@ impl<'de, const MIN: u64, const MAX: u64> Deserialize<'de> for Bounded<MIN, MAX>
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
-    listen: Option<SocketAddr>,
+    listen: Option<Addresses>,
     backlog: Option<Backlog>,
     tcp_nodelay: Option<bool>,
     tcp_cork: Option<bool>,
@@ -516,10 +521,39 @@ impl Route {
     }
 }
 
+/// `listen` in the file: one address or a list of them, at least one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Addresses(Vec<SocketAddr>);
+
+impl<'de> Deserialize<'de> for Addresses {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum OneOrMany {
+            One(SocketAddr),
+            Many(Vec<SocketAddr>),
+        }
+        let addresses = match OneOrMany::deserialize(d).map_err(|_| {
+            de::Error::custom("expected an address such as \"[::]:8080\", or a list of them")
+        })? {
+            OneOrMany::One(addr) => vec![addr],
+            OneOrMany::Many(addrs) => addrs,
+        };
+        if addresses.is_empty() {
+            return Err(de::Error::custom("the list of addresses is empty"));
+        }
+        Ok(Addresses(addresses))
+    }
+}
+
 /// Everything the server needs, validated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
-    pub listen: SocketAddr,
+    /// At least one address.
+    pub listen: Vec<SocketAddr>,
+    /// Whether `listen` was given (flag, environment or file) rather than the default, which
+    /// alone falls back to IPv4 where IPv6 is missing.
+    pub listen_given: bool,
     pub backlog: u32,
     pub tcp_nodelay: bool,
     pub tcp_cork: bool,
@@ -545,7 +579,8 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Config {
         Config {
-            listen: default_listen(),
+            listen: vec![default_listen()],
+            listen_given: false,
             backlog: DEFAULT_BACKLOG,
             tcp_nodelay: true,
             tcp_cork: false,
@@ -655,7 +690,7 @@ impl Config {
     /// applied in one place.
     fn apply_command_line(&mut self, cli: &Cli) {
         self.apply_values(&FileConfig {
-            listen: cli.listen,
+            listen: (!cli.listen.is_empty()).then(|| Addresses(cli.listen.clone())),
             max_connections: cli.max_connections,
             max_header_bytes: cli.max_header_bytes,
             read_timeout: cli.read_timeout,
@@ -672,7 +707,10 @@ impl Config {
 
     /// Overrides every setting the file (or the command line, in the file's shape) gives.
     fn apply_values(&mut self, file: &FileConfig) {
-        set(&mut self.listen, file.listen);
+        if let Some(addresses) = &file.listen {
+            self.listen.clone_from(&addresses.0);
+            self.listen_given = true;
+        }
         set(&mut self.backlog, file.backlog.map(|b| b.0 as u32));
         set(&mut self.tcp_nodelay, file.tcp_nodelay);
         set(&mut self.tcp_cork, file.tcp_cork);
@@ -715,6 +753,13 @@ fn set<T>(field: &mut T, value: Option<T>) {
 fn default_listen() -> SocketAddr {
     // A constant that parses; tested in `default_listen_parses`.
     DEFAULT_LISTEN
+        .parse()
+        .unwrap_or(SocketAddr::from(([0u16; 8], 8080)))
+}
+
+/// The address the default falls back to on a host without IPv6.
+pub fn default_listen_v4() -> SocketAddr {
+    DEFAULT_LISTEN_V4
         .parse()
         .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 8080)))
 }
@@ -844,6 +889,10 @@ mod tests {
         assert_eq!(
             DEFAULT_LISTEN.parse::<SocketAddr>().ok(),
             Some(default_listen())
+        );
+        assert_eq!(
+            DEFAULT_LISTEN_V4.parse::<SocketAddr>().ok(),
+            Some(default_listen_v4())
         );
     }
 

@@ -4,7 +4,7 @@
 //! It is a client, not part of the server: blocking sockets, a short timeout, an exit status.
 
 use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::time::Duration;
 
 use crate::config::Config;
@@ -14,7 +14,10 @@ const TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Returns `Ok(())` when the health path answers 200, or the reason it did not.
 pub fn check(config: &Config) -> Result<(), String> {
-    let addr = reachable(config.listen);
+    let Some(&listen) = config.listen.first() else {
+        return Err("no address to check".into());
+    };
+    let addr = reachable(listen);
     let path = &config.endpoints.health_path;
     let fail = |e: std::io::Error| format!("http://{addr}{path}: {e}");
     let mut stream = TcpStream::connect_timeout(&addr, TIMEOUT).map_err(fail)?;
@@ -44,12 +47,13 @@ pub fn check(config: &Config) -> Result<(), String> {
     }
 }
 
-/// A listener on every interface is reached through loopback.
+/// A listener on every interface is reached through IPv4 loopback: `[::]` is dual-stack, and on
+/// a host without IPv6 the default falls back to `0.0.0.0`, which only IPv4 reaches.
 fn reachable(listen: SocketAddr) -> SocketAddr {
-    let ip = match listen.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-        ip => ip,
+    let ip = if listen.ip().is_unspecified() {
+        IpAddr::V4(Ipv4Addr::LOCALHOST)
+    } else {
+        listen.ip()
     };
     SocketAddr::new(ip, listen.port())
 }

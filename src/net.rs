@@ -80,6 +80,10 @@ fn bind_one(
     if shared {
         socket.set_reuse_port(true).map_err(fail)?;
     }
+    if addr.is_ipv6() {
+        // Explicitly dual-stack, whatever net.ipv6.bindv6only says: `[::]` takes IPv4 too.
+        socket.set_only_v6(false).map_err(fail)?;
+    }
     socket.set_nonblocking(true).map_err(fail)?;
     socket.set_nodelay(options.tcp_nodelay).map_err(fail)?;
     socket.bind(&addr.into()).map_err(fail)?;

@@ -8,6 +8,7 @@
 //! `main` reports. Request handling is the workers' (see `worker`).
 
 use std::io::{self, ErrorKind};
+use std::net::SocketAddr;
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -17,7 +18,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
-use crate::config::{Config, ConfigError};
+use crate::config::{default_listen_v4, Config, ConfigError};
 use crate::control::Control;
 use crate::metrics::{Metrics, WorkerStats};
 use crate::net::{self, BindError, ListenOptions};
@@ -75,11 +76,7 @@ pub fn run(
     dropped_log_lines: DroppedLines,
 ) -> Result<Outcome, ServerError> {
     let max_connections = connection_budget(config.max_connections, config.workers);
-    let listeners = bind(config)?;
-    let addr = listeners
-        .first()
-        .and_then(|l| l.local_addr().ok())
-        .unwrap_or(config.listen);
+    let (listeners, addrs) = bind(config)?;
     let (poll, signals, exit_waker) = supervisor_poll()?;
     let control = Arc::new(Control::default());
     let published = Arc::new(Published::new(Site::new(config)));
@@ -88,7 +85,7 @@ pub fn run(
     let (ended_tx, ended_rx) = mpsc::channel();
     let count = listeners.len();
     let mut workers = Vec::with_capacity(count);
-    for (index, listener) in listeners.into_iter().enumerate() {
+    for (index, listeners) in listeners.into_iter().enumerate() {
         let options = WorkerOptions {
             index,
             count,
@@ -97,7 +94,7 @@ pub fn run(
             metrics: Arc::clone(&metrics),
         };
         let worker = Worker::new(
-            listener,
+            listeners,
             options,
             Arc::clone(&control),
             Arc::clone(&published),
@@ -110,8 +107,10 @@ pub fn run(
             Arc::clone(&exit_waker),
         )?);
     }
+    let named: Vec<String> = addrs.iter().map(SocketAddr::to_string).collect();
     tracing::info!(
-        addr = %addr,
+        addr = named.first().map(String::as_str),
+        addrs = named.join(", "),
         workers = config.workers,
         max_connections,
         routes = config.routes.len(),
@@ -140,15 +139,54 @@ pub fn run(
     outcome
 }
 
-/// One listener per worker on the configured address.
-fn bind(config: &Config) -> Result<Vec<TcpListener>, ServerError> {
+/// For each worker, a listener on each configured address; and the addresses bound (a port 0
+/// resolved). The default address, `[::]`, falls back to `0.0.0.0` on a host without IPv6; an
+/// address that was given is taken as given.
+fn bind(config: &Config) -> Result<(Vec<Vec<TcpListener>>, Vec<SocketAddr>), ServerError> {
+    let mut per_worker: Vec<Vec<TcpListener>> = (0..config.workers).map(|_| Vec::new()).collect();
+    let mut bound = Vec::with_capacity(config.listen.len());
+    for &addr in &config.listen {
+        let listeners = match bind_address(config, addr) {
+            Err(e) if !config.listen_given && no_ipv6(&e) => {
+                let fallback = default_listen_v4();
+                tracing::warn!(
+                    addr = %addr,
+                    error = %e.source,
+                    fallback = %fallback,
+                    "no IPv6 here; listening on IPv4 only"
+                );
+                bind_address(config, fallback)
+            }
+            other => other,
+        }
+        .map_err(ServerError::Bind)?;
+        if let Some(first) = listeners.first() {
+            bound.push(first.local_addr().unwrap_or(addr));
+        }
+        for (worker, listener) in per_worker.iter_mut().zip(listeners) {
+            worker.push(listener);
+        }
+    }
+    Ok((per_worker, bound))
+}
+
+/// One listener per worker on `addr`.
+fn bind_address(config: &Config, addr: SocketAddr) -> Result<Vec<TcpListener>, BindError> {
     let options = ListenOptions {
-        addr: config.listen,
+        addr,
         backlog: config.backlog,
         reuse_address: config.reuse_address,
         tcp_nodelay: config.tcp_nodelay,
     };
-    net::bind_listeners(&options, config.workers).map_err(ServerError::Bind)
+    net::bind_listeners(&options, config.workers)
+}
+
+/// The errors of binding `[::]` on a host whose kernel or interfaces have no IPv6.
+fn no_ipv6(e: &BindError) -> bool {
+    matches!(
+        e.source.raw_os_error(),
+        Some(libc::EAFNOSUPPORT | libc::EADDRNOTAVAIL)
+    )
 }
 
 /// The supervisor's poll, with SIGTERM, SIGINT and SIGHUP as one event source and a waker that

@@ -1,10 +1,11 @@
-//! One event loop: a `mio::Poll` (epoll, edge-triggered), one listener, a `Slab` of connections,
+//! One event loop: a `mio::Poll` (epoll, edge-triggered), a listener per configured address, a
+//! `Slab` of connections,
 //! their deadlines, and its own copy of what it serves (the `Site`: prebuilt responses and
 //! per-connection settings), replaced whole when a reload publishes a new one.
 //!
-//! The loop accepts until the listener would block, drives each ready connection (see `conn`),
+//! The loop accepts until a listener would block, drives each ready connection (see `conn`),
 //! fires due deadlines, tidies memory after connections close, and follows the phase in `control`
-//! when its waker fires: a drain accepts what the kernel has queued, closes the listener, serves
+//! when its waker fires: a drain accepts what the kernel has queued, closes the listeners, serves
 //! what is in flight, and returns when the last connection is gone. Starting workers and handling
 //! signals is `server`'s job.
 
@@ -29,8 +30,14 @@ use crate::site::{Phase, Published, Site};
 use crate::telemetry;
 use crate::timer::Deadlines;
 
-const LISTENER: Token = Token(usize::MAX);
-const WAKER: Token = Token(usize::MAX - 1);
+const WAKER: Token = Token(usize::MAX);
+/// Listener `i` has the token `FIRST_LISTENER - i`: no connection's token comes near (its low 32
+/// bits are a Slab slot, far below 2^32).
+const FIRST_LISTENER: usize = usize::MAX - 1;
+
+fn listener_token(index: usize) -> Token {
+    Token(FIRST_LISTENER - index)
+}
 /// How long accepting pauses when the process is out of descriptors or memory: long enough not
 /// to spin, short enough that a freed descriptor is used soon.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -61,7 +68,8 @@ pub struct WorkerEnd {
 
 pub struct Worker {
     poll: Poll,
-    listener: Option<TcpListener>,
+    /// Empty once the drain has closed them.
+    listeners: Vec<TcpListener>,
     conns: Slab<Connection>,
     tidy: Tidy,
     deadlines: Deadlines,
@@ -120,20 +128,22 @@ impl Episode {
 
 impl Worker {
     pub fn new(
-        mut listener: TcpListener,
+        mut listeners: Vec<TcpListener>,
         options: WorkerOptions,
         control: Arc<Control>,
         published: Arc<Published>,
     ) -> io::Result<Worker> {
         let (site_generation, site) = published.current();
         let poll = Poll::new()?;
-        poll.registry()
-            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        for (index, listener) in listeners.iter_mut().enumerate() {
+            poll.registry()
+                .register(listener, listener_token(index), Interest::READABLE)?;
+        }
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         control.add_waker(waker);
         Ok(Worker {
             poll,
-            listener: Some(listener),
+            listeners,
             conns: Slab::with_capacity(options.max_connections.min(1024)),
             tidy: Tidy::new(std::mem::size_of::<Connection>()),
             deadlines: Deadlines::default(),
@@ -179,9 +189,13 @@ impl Worker {
             self.site.responses.stamp(SystemTime::now());
             for event in events.iter() {
                 match event.token() {
-                    LISTENER => self.accept_all(now),
                     WAKER => self.follow_phase(now),
-                    _ => self.on_ready(event, now),
+                    token => match self.listener_index(token) {
+                        Some(index) => {
+                            self.accept_from(index, now);
+                        }
+                        None => self.on_ready(event, now),
+                    },
                 }
             }
             if self.accept_paused_until.is_some_and(|until| until <= now) {
@@ -274,13 +288,28 @@ impl Worker {
         next.map(|at| at.saturating_duration_since(now) + Duration::from_micros(999))
     }
 
+    /// The listener a token is for, if it is one.
+    fn listener_index(&self, token: Token) -> Option<usize> {
+        let index = FIRST_LISTENER.checked_sub(token.0)?;
+        (index < self.listeners.len()).then_some(index)
+    }
+
     fn accept_all(&mut self, now: Instant) {
+        for index in 0..self.listeners.len() {
+            if !self.accept_from(index, now) {
+                return;
+            }
+        }
+    }
+
+    /// Accepts from listener `index` until it would block. False when accepting is paused.
+    fn accept_from(&mut self, index: usize, now: Instant) -> bool {
         if self.accept_paused_until.is_some() {
-            return;
+            return false;
         }
         loop {
-            let Some(listener) = self.listener.as_ref() else {
-                return;
+            let Some(listener) = self.listeners.get(index) else {
+                return true;
             };
             match listener.accept() {
                 Ok((socket, peer)) => {
@@ -294,7 +323,7 @@ impl Worker {
                     self.admit(socket, peer, now)
                 }
                 // The queue is empty; the next connection is a new edge.
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return true,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) if is_resource_exhaustion(&e) => {
                     // With edge triggering no new event comes for connections already queued,
@@ -310,7 +339,7 @@ impl Worker {
                         );
                     }
                     self.accept_paused_until = Some(now + ACCEPT_BACKOFF);
-                    return;
+                    return false;
                 }
                 // A connection reset while queued, and the like: it concerns that client only.
                 Err(e) => {
@@ -472,14 +501,14 @@ impl Worker {
         }
     }
 
-    /// Accepts what the kernel already queued, closes the listener, and closes every connection
+    /// Accepts what the kernel already queued, closes the listeners, and closes every connection
     /// that is idle after one last read (a request may sit in its receive buffer unseen).
     fn begin_drain(&mut self, now: Instant) {
         self.accept_paused_until = None;
         self.accept_all(now);
         // Closed straight after the last accept, with no deregistration in between (the close
-        // removes it from epoll): a connection the kernel completes in that window is reset.
-        self.listener = None;
+        // removes them from epoll): a connection the kernel completes in that window is reset.
+        self.listeners.clear();
         let slots: Vec<usize> = self.conns.iter().map(|(slot, _)| slot).collect();
         tracing::info!(connections = slots.len(), "listener closed; draining");
         for slot in slots {
@@ -527,7 +556,11 @@ mod tests {
         let new = token_for(5, 43);
         assert_ne!(old, new);
         assert_eq!(split_token(new), (5, 43));
-        assert_ne!(old, LISTENER);
+        assert_ne!(old, listener_token(0));
         assert_ne!(old, WAKER);
+        // Slots stay below max_connections (at most 10,000,000); listeners number far fewer
+        // than a million.
+        let highest_slot = token_for(10_000_000, u32::MAX);
+        assert!(highest_slot.0 < listener_token(1_000_000).0);
     }
 }

@@ -20,19 +20,18 @@ pub struct InProcess {
 
 pub fn in_process_worker(max_connections: usize) -> InProcess {
     let config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
         max_body_bytes: 1024,
         access_log: false,
         ..Config::default()
     };
     let options = ListenOptions {
-        addr: config.listen,
+        addr: "127.0.0.1:0".parse().unwrap(),
         backlog: 1024,
         reuse_address: true,
         tcp_nodelay: true,
     };
-    let listener = bind_listeners(&options, 1).unwrap().remove(0);
-    let addr = listener.local_addr().unwrap();
+    let listeners = bind_listeners(&options, 1).unwrap();
+    let addr = listeners[0].local_addr().unwrap();
     let site = Site::new(&config);
     let control = Arc::new(Control::default());
     let published = Arc::new(Published::new(site));
@@ -45,7 +44,7 @@ pub fn in_process_worker(max_connections: usize) -> InProcess {
         stats,
         metrics: Arc::clone(&metrics),
     };
-    let worker = Worker::new(listener, options, Arc::clone(&control), published).unwrap();
+    let worker = Worker::new(listeners, options, Arc::clone(&control), published).unwrap();
     InProcess {
         worker,
         control,

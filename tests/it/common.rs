@@ -315,3 +315,14 @@ pub fn temp_file(ext: &str, contents: &[u8]) -> TempPath {
     file.write_all(contents).unwrap();
     file.into_temp_path()
 }
+
+/// A child process killed when the test ends, passed or not (for tests that start the binary
+/// without `Server`).
+pub struct Killed(pub std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

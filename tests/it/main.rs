@@ -13,6 +13,7 @@ mod http;
 mod identity;
 mod lifecycle;
 mod limits;
+mod listeners;
 mod shutdown;
 mod stream_props;
 mod telemetry;
