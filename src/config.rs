@@ -363,7 +363,7 @@ pub struct Method(pub String);
 impl<'de> Deserialize<'de> for Method {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let method = String::deserialize(d)?;
-        if !is_token(&method) {
+        if !is_token(method.as_bytes()) {
             return Err(de::Error::custom(format!(
                 "`{method}` is not a valid HTTP method"
             )));
@@ -404,7 +404,7 @@ const RESERVED_HEADERS: [&str; 5] = [
 impl<'de> Deserialize<'de> for HeaderName {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let name = String::deserialize(d)?;
-        if !is_token(&name) {
+        if !is_token(name.as_bytes()) {
             return Err(de::Error::custom(format!(
                 "`{name}` is not a valid header name"
             )));
@@ -434,10 +434,11 @@ impl<'de> Deserialize<'de> for HeaderValue {
     }
 }
 
-fn is_token(s: &str) -> bool {
+/// An HTTP token (RFC 9110 5.6.2): methods, field names, transfer codings.
+pub(crate) fn is_token(s: &[u8]) -> bool {
     !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+        && s.iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 fn default_methods() -> Vec<Method> {

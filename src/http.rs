@@ -11,6 +11,7 @@
 
 use std::time::Instant;
 
+use crate::config::is_token;
 use crate::response::{AnswerId, Rejection, Responses};
 use crate::site::{Limits, Phase, Site};
 
@@ -948,12 +949,6 @@ impl<'a> RequestLine<'a> {
                 .iter()
                 .all(|&b| b.is_ascii_graphic() || b == b' ' || b == b'\r')
     }
-}
-
-fn is_token(s: &[u8]) -> bool {
-    !s.is_empty()
-        && s.iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 fn is_target(s: &[u8]) -> bool {
