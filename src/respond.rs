@@ -249,22 +249,21 @@ impl Asked<'_> {
                 client.x_forwarded_for,
                 client.request_id,
             ];
-            // Where each value that had to be shown sits in the scratch.
+            // Each value is either the request's own text or, shown, a span of the scratch.
+            let mut as_is: [Option<&str>; 5] = [None; 5];
             let mut spans: [Option<(usize, usize)>; 5] = [None; 5];
-            for (value, span) in values.iter().zip(&mut spans) {
-                if !value.is_empty() && !plain(value) {
+            for (i, value) in values.iter().enumerate().filter(|(_, v)| !v.is_empty()) {
+                as_is[i] = Shown::as_is(value);
+                if as_is[i].is_none() {
                     let start = scratch.len();
                     let _ = write!(scratch, "{}", Shown(value));
-                    *span = Some((start, scratch.len()));
+                    spans[i] = Some((start, scratch.len()));
                 }
             }
             let scratch = &*scratch;
             let [host, user_agent, referer, x_forwarded_for, request_id] =
-                std::array::from_fn(|i| match spans[i] {
-                    Some((start, end)) => Some(&scratch[start..end]),
-                    None => std::str::from_utf8(values[i])
-                        .ok()
-                        .filter(|v| !v.is_empty()),
+                std::array::from_fn(|i| {
+                    as_is[i].or_else(|| spans[i].map(|(start, end)| &scratch[start..end]))
                 });
             let trace = TraceParent::parse(client.traceparent);
             emit(&Asked {
@@ -279,14 +278,6 @@ impl Asked<'_> {
             })
         })
     }
-}
-
-/// Printable ASCII, no backslash, within the bound: shown as it is.
-fn plain(value: &[u8]) -> bool {
-    value.len() <= Shown::MAX_BYTES
-        && value
-            .iter()
-            .all(|b| (b' '..=b'~').contains(b) && *b != b'\\')
 }
 
 /// `a.b.c.d:port` without the `fmt` machinery; IPv6 (rarer here) through it.

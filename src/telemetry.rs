@@ -233,16 +233,31 @@ pub struct Shown<'a>(pub &'a [u8]);
 
 impl Shown<'_> {
     pub const MAX_BYTES: usize = 256;
+
+    /// `value` as it would be shown, when that is the value itself: printable ASCII without a
+    /// backslash, within the bound (what nearly every client sends).
+    pub fn as_is(value: &[u8]) -> Option<&str> {
+        (value.len() <= Shown::MAX_BYTES)
+            .then(|| printable(value))
+            .flatten()
+    }
+}
+
+/// Printable ASCII without a backslash: written as it is.
+fn printable(bytes: &[u8]) -> Option<&str> {
+    let plain = bytes
+        .iter()
+        .all(|b| (b' '..=b'~').contains(b) && *b != b'\\');
+    // ASCII is UTF-8.
+    plain.then(|| std::str::from_utf8(bytes).ok()).flatten()
 }
 
 impl std::fmt::Display for Shown<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let cut = self.0.len() > Shown::MAX_BYTES;
         let value = &self.0[..self.0.len().min(Shown::MAX_BYTES)];
-        let plain = |b: &u8| (b' '..=b'~').contains(b) && *b != b'\\';
-        if value.iter().all(plain) {
-            // What nearly every client sends: printable ASCII, written whole.
-            f.write_str(std::str::from_utf8(value).unwrap_or_default())?;
+        if let Some(text) = printable(value) {
+            f.write_str(text)?;
             return if cut { f.write_str("…[cut]") } else { Ok(()) };
         }
         for chunk in value.utf8_chunks() {
