@@ -11,7 +11,7 @@
 
 use std::time::Instant;
 
-use crate::config::is_token;
+use crate::config::{is_token, RequestIdMode};
 use crate::response::{AnswerId, Rejection, Responses};
 use crate::site::{Limits, Phase, Site};
 
@@ -50,8 +50,9 @@ pub struct Context<'a> {
     phase: Phase,
     /// When the bytes being fed were read (the event loop's clock, taken once per wake-up).
     now: Instant,
-    /// The field that carries request ids.
-    request_id_header: &'a [u8],
+    /// The field that carries request ids; none when request ids are off, so that one is
+    /// neither echoed nor logged.
+    request_id_header: Option<&'a [u8]>,
 }
 
 impl<'a> Context<'a> {
@@ -61,7 +62,8 @@ impl<'a> Context<'a> {
             limits: site.settings.limits,
             phase,
             now,
-            request_id_header: site.responses.request_id_header(),
+            request_id_header: (site.settings.request_id != RequestIdMode::Off)
+                .then(|| site.responses.request_id_header()),
         }
     }
 }
@@ -778,8 +780,11 @@ impl Head<'_> {
 }
 
 /// Parses a head with httparse: `Ok(None)` when it is incomplete but well formed so far.
-/// `request_id_header` names the field whose value is the request's id.
-fn parse_head<'a>(buf: &'a [u8], request_id_header: &[u8]) -> Result<Option<Head<'a>>, Refusal> {
+/// `request_id_header` names the field whose value is the request's id, if one is taken.
+fn parse_head<'a>(
+    buf: &'a [u8],
+    request_id_header: Option<&[u8]>,
+) -> Result<Option<Head<'a>>, Refusal> {
     let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut fields);
     let parsed = req.parse(buf);
@@ -807,7 +812,7 @@ fn parse_head<'a>(buf: &'a [u8], request_id_header: &[u8]) -> Result<Option<Head
 /// line; another major version is a 505; anything else is a malformed request line, a 400.
 fn parse_later_minor_version<'a>(
     buf: &'a [u8],
-    request_id_header: &[u8],
+    request_id_header: Option<&[u8]>,
 ) -> Result<Option<Head<'a>>, Refusal> {
     let Some(line) = RequestLine::parse(buf) else {
         // The line's end has not come yet: wait for it (a 414 bounds the wait).
@@ -837,7 +842,7 @@ impl<'a> Head<'a> {
         target: &'a str,
         version: u8,
         fields: &[httparse::Header<'a>],
-        request_id_header: &[u8],
+        request_id_header: Option<&[u8]>,
     ) -> Result<Head<'a>, Rejection> {
         let mut head = Head {
             method,
@@ -855,7 +860,7 @@ impl<'a> Head<'a> {
         };
         for field in fields {
             let name = field.name.as_bytes();
-            if name.eq_ignore_ascii_case(request_id_header) {
+            if request_id_header.is_some_and(|id| name.eq_ignore_ascii_case(id)) {
                 if valid_request_id(field.value) {
                     head.client.request_id = field.value;
                 }

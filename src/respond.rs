@@ -103,8 +103,8 @@ impl Exchanges for Responder<'_> {
         } = self.pass;
         let settings = &site.settings;
         let mut made = [0u8; RequestIds::LEN];
+        // With request ids off, the request stream took none.
         let request_id = match settings.request_id {
-            RequestIdMode::Off => &[][..],
             RequestIdMode::Generate if exchange.client.request_id.is_empty() => {
                 ids.make(&mut made);
                 &made[..]
@@ -157,17 +157,10 @@ impl Exchanges for Responder<'_> {
     }
 
     fn reject(&mut self, refusal: Refusal, client: &Client<'_>, out: &mut Vec<u8>) {
-        let client = match self.pass.site.settings.request_id {
-            RequestIdMode::Off => Client {
-                request_id: &[],
-                ..*client
-            },
-            _ => *client,
-        };
         let asker = Asker {
             conn_id: self.conn_id,
             peer: self.peer,
-            client: &client,
+            client,
         };
         reject(
             &self.pass.site.responses,

@@ -233,6 +233,14 @@ fn request_id_modes_and_the_header_name() {
     assert!(!got.contains("X-Request-Id"), "{got}");
     let line = &access_lines(&off, "response", 1)[0];
     assert!(line.get("request_id").is_none(), "{line}");
+    // A refused request's id is neither echoed nor logged either.
+    let refused = off.exchange(b"FOO / HTTP/1.0\r\nX-Request-Id: abc\r\n\r\n");
+    assert!(
+        refused.starts_with("HTTP/1.0 501 ") && !refused.contains("X-Request-Id"),
+        "{refused}"
+    );
+    let line = &access_lines(&off, "request rejected", 1)[0];
+    assert!(line.get("request_id").is_none(), "{line}");
     let named = Server::with_config("request_id_header = \"X-Correlation-Id\"\n", &[]);
     let got =
         named.exchange(b"GET / HTTP/1.0\r\nx-correlation-id: c-7\r\nX-Request-Id: no\r\n\r\n");
