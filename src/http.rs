@@ -272,10 +272,8 @@ enum ChunkStage {
     Data(u64),
     /// Expecting the CRLF after a chunk's data.
     DataEnd,
-    /// After the last chunk: trailer fields up to an empty line.
+    /// After the last chunk: trailer fields up to an empty line, which ends the body.
     Trailers,
-    /// The trailer section's empty line has been read.
-    Done,
 }
 
 /// What one step of `advance` leads to.
@@ -384,12 +382,10 @@ impl RequestStream {
                     [] | [b'\r'] => Ok(None),
                     _ => Err(Rejection::BadRequest),
                 },
-                ChunkStage::Trailers => trailer_section(rest, limits).inspect(|len| {
-                    if len.is_some() {
-                        chunked.stage = ChunkStage::Done;
-                    }
-                }),
-                ChunkStage::Done => Ok(Some(0)),
+                ChunkStage::Trailers => match trailer_section(rest, limits) {
+                    Ok(Some(len)) => return self.body_done(input, pos + len, exchanges, out),
+                    other => other,
+                },
             };
             if chunked.total > limits.max_body_bytes {
                 return self.reject_body(Rejection::PayloadTooLarge, pos, exchanges, out);
@@ -401,9 +397,6 @@ impl RequestStream {
                     return Step::Stop(progress(pos, Verdict::Wait));
                 }
                 Ok(Some(len)) => pos += len,
-            }
-            if chunked.stage == ChunkStage::Done {
-                return self.body_done(input, pos, exchanges, out);
             }
         }
     }
