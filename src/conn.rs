@@ -15,10 +15,9 @@ use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 
-use crate::http::Client;
 use crate::http::{RequestStream, Verdict, OUTPUT_HIGH_WATER};
 use crate::metrics::CLOSE_REASONS;
-use crate::respond::{self, Asker, Pass};
+use crate::respond::{self, Pass};
 use crate::response::Rejection;
 use crate::site::Settings;
 use crate::timer::{Deadlines, Entry};
@@ -226,16 +225,12 @@ impl Connection {
                 self.stream = RequestStream::default();
                 self.paused = false;
                 scratch.output.clear();
-                let asker = Asker {
-                    conn_id: self.id,
-                    peer: self.peer,
-                    client: &Client::default(),
-                };
-                respond::reject(
+                respond::refuse(
                     &pass.site.responses,
                     pass.stats,
-                    &asker,
-                    Rejection::RequestTimeout.into(),
+                    self.id,
+                    self.peer,
+                    Rejection::RequestTimeout,
                     &mut scratch.output,
                 );
                 self.state = State::Closing { linger: true };

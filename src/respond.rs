@@ -1,5 +1,5 @@
 //! Writing, counting and logging answers: the [`Exchanges`] the request stream hands its decisions
-//! to, and [`reject`], the one place any refused request or connection is answered (400 to 505 from
+//! to, and `reject`, the one place any refused request or connection is answered (400 to 505 from
 //! the request stream, 408 when a request is cut by its timeout, 503 at the connection limit),
 //! counted, and logged as `request rejected`.
 //!
@@ -17,7 +17,7 @@ use std::time::Instant;
 use crate::config::RequestIdMode;
 use crate::http::{version_name, Client, Context, Exchange, Exchanges, Refusal, Request};
 use crate::metrics::{Metrics, WorkerStats};
-use crate::response::{AnswerId, Responses, Sent};
+use crate::response::{AnswerId, Rejection, Responses, Sent};
 use crate::site::{Phase, Site};
 use crate::telemetry::Shown;
 
@@ -173,16 +173,34 @@ impl Exchanges for Responder<'_> {
 }
 
 /// Who a refusal goes to: the connection, its peer, and what its request said of itself as far
-/// as its head was parsed (nothing, for a connection refused or timed out before that).
-pub struct Asker<'a> {
-    pub conn_id: u64,
-    pub peer: SocketAddr,
-    pub client: &'a Client<'a>,
+/// as its head was parsed.
+struct Asker<'a> {
+    conn_id: u64,
+    peer: SocketAddr,
+    client: &'a Client<'a>,
+}
+
+/// Refuses a connection before any request head was parsed (the 408 of a request cut by its
+/// timeout, the 503 at the connection limit), as [`reject`] refuses a request.
+pub fn refuse(
+    responses: &Responses,
+    stats: &WorkerStats,
+    conn_id: u64,
+    peer: SocketAddr,
+    rejection: Rejection,
+    out: &mut Vec<u8>,
+) -> Sent {
+    let asker = Asker {
+        conn_id,
+        peer,
+        client: &Client::default(),
+    };
+    reject(responses, stats, &asker, rejection.into(), out)
 }
 
 /// Appends the fixed answer to a refused request (or connection) to `out`, counts it and logs it.
 /// Every such answer says `Connection: close`.
-pub fn reject(
+fn reject(
     responses: &Responses,
     stats: &WorkerStats,
     asker: &Asker<'_>,

@@ -20,11 +20,10 @@ use slab::Slab;
 
 use crate::conn::{CloseReason, Connection, Scratch};
 use crate::control::Control;
-use crate::http::Client;
 use crate::memory::{self, Tidy};
 use crate::metrics::{ErrorClass, Metrics, WorkerStats};
 use crate::net::is_resource_exhaustion;
-use crate::respond::{self, Asker, Pass, RequestIds};
+use crate::respond::{self, Pass, RequestIds};
 use crate::response::Rejection;
 use crate::site::{Phase, Published, Site};
 use crate::telemetry;
@@ -390,16 +389,12 @@ impl Worker {
     /// Past the connection limit: a best-effort 503 in one non-blocking write, then close.
     fn refuse(&mut self, socket: &mut TcpStream, conn_id: u64, peer: SocketAddr, now: Instant) {
         let mut out = Vec::new();
-        let asker = Asker {
-            conn_id,
-            peer,
-            client: &Client::default(),
-        };
-        respond::reject(
+        respond::refuse(
             &self.site.responses,
             &self.stats,
-            &asker,
-            Rejection::ServiceUnavailable.into(),
+            conn_id,
+            peer,
+            Rejection::ServiceUnavailable,
             &mut out,
         );
         let _ = socket.write(&out);
