@@ -117,8 +117,12 @@ fn write_string(line: &mut Vec<u8>, s: &str) {
 }
 
 /// Appends the decimal digits of `value`.
-fn write_u64(line: &mut Vec<u8>, mut value: u64) {
-    let mut digits = [0u8; 20];
+fn write_u64(line: &mut Vec<u8>, value: u64) {
+    line.extend_from_slice(decimal(value, &mut [0; 20]).as_bytes());
+}
+
+/// The decimal digits of `value`, written into the end of `digits`, without the `fmt` machinery.
+pub(crate) fn decimal(mut value: u64, digits: &mut [u8; 20]) -> &str {
     let mut at = digits.len();
     loop {
         at -= 1;
@@ -128,7 +132,8 @@ fn write_u64(line: &mut Vec<u8>, mut value: u64) {
             break;
         }
     }
-    line.extend_from_slice(&digits[at..]);
+    // ASCII digits are UTF-8.
+    std::str::from_utf8(&digits[at..]).unwrap_or_default()
 }
 
 /// Appends `s` as the inside of a JSON string.

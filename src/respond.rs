@@ -16,6 +16,7 @@ use std::time::Instant;
 
 use crate::config::RequestIdMode;
 use crate::http::{version_name, Client, Context, Exchange, Exchanges, Refusal, Request};
+use crate::json_lines::decimal;
 use crate::metrics::{Metrics, WorkerStats};
 use crate::response::{AnswerId, Rejection, Responses, Sent};
 use crate::site::{Phase, Site};
@@ -297,30 +298,15 @@ fn write_addr(out: &mut String, addr: SocketAddr) {
         let _ = write!(out, "{addr}");
         return;
     };
+    let mut digits = [0; 20];
     for (i, octet) in v4.ip().octets().into_iter().enumerate() {
         if i > 0 {
             out.push('.');
         }
-        push_decimal(out, u32::from(octet));
+        out.push_str(decimal(u64::from(octet), &mut digits));
     }
     out.push(':');
-    push_decimal(out, u32::from(v4.port()));
-}
-
-fn push_decimal(out: &mut String, mut n: u32) {
-    let mut digits = [0u8; 10];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for &d in &digits[at..] {
-        out.push(char::from(d));
-    }
+    out.push_str(decimal(u64::from(v4.port()), &mut digits));
 }
 
 /// A W3C Trace Context `traceparent`: `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`,
