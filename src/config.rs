@@ -64,6 +64,15 @@ pub struct Cli {
         value_delimiter = ','
     )]
     pub listen: Vec<SocketAddr>,
+    /// Address of the admin listener: when set, the probes and the metrics are served there (and
+    /// nowhere else), and the traffic addresses route their paths like any other.
+    #[arg(
+        long,
+        global = true,
+        env = "RESPONDER_ADMIN_LISTEN",
+        value_name = "ADDR:PORT"
+    )]
+    pub admin_listen: Option<SocketAddr>,
     /// Seconds a client has to send a complete request.
     #[arg(long, env = "RESPONDER_READ_TIMEOUT", value_name = "SECS")]
     pub read_timeout: Option<Seconds>,
@@ -290,6 +299,7 @@ impl<'de, const MIN: u64, const MAX: u64> Deserialize<'de> for Bounded<MIN, MAX>
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     listen: Option<Addresses>,
+    admin_listen: Option<SocketAddr>,
     backlog: Option<Backlog>,
     tcp_nodelay: Option<bool>,
     tcp_cork: Option<bool>,
@@ -555,6 +565,8 @@ pub struct Config {
     /// Whether `listen` was given (flag, environment or file) rather than the default, which
     /// alone falls back to IPv4 where IPv6 is missing.
     pub listen_given: bool,
+    /// Where the probes and the metrics are served, when not on the traffic addresses.
+    pub admin_listen: Option<SocketAddr>,
     pub backlog: u32,
     pub tcp_nodelay: bool,
     pub tcp_cork: bool,
@@ -582,6 +594,7 @@ impl Default for Config {
         Config {
             listen: vec![default_listen()],
             listen_given: false,
+            admin_listen: None,
             backlog: DEFAULT_BACKLOG,
             tcp_nodelay: true,
             tcp_cork: false,
@@ -623,13 +636,31 @@ impl Config {
     pub fn load(cli: &Cli) -> Result<Config, ConfigError> {
         let mut config = Config::default();
         if let Some(path) = &cli.config {
-            config.apply_file(path)?;
+            config.apply_file(path, cli.admin_listen.is_some())?;
         }
         config.apply_command_line(cli);
+        config.check_admin_listen()?;
         Ok(config)
     }
 
-    fn apply_file(&mut self, path: &Path) -> Result<(), ConfigError> {
+    /// The admin listener needs a port of its own: sharing one with a traffic address (every
+    /// listener has `SO_REUSEPORT`) would let the kernel spread each kind's connections over both.
+    fn check_admin_listen(&self) -> Result<(), ConfigError> {
+        let Some(admin) = self.admin_listen else {
+            return Ok(());
+        };
+        match self.listen.iter().find(|&&addr| overlap(addr, admin)) {
+            Some(addr) => Err(ConfigError(format!(
+                "admin_listen {admin} overlaps listen {addr}: the admin listener needs a port of \
+                 its own"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// `admin_listen` says whether the command line sets an admin listener, which frees the
+    /// probes' paths on the traffic ports for the routes.
+    fn apply_file(&mut self, path: &Path, admin_listen: bool) -> Result<(), ConfigError> {
         let source = Source::read(path)?;
         let file: FileConfig = toml::from_str(&source.text).map_err(|e| {
             let message = e.message().trim_end();
@@ -659,7 +690,9 @@ impl Config {
         }
         self.check_endpoint_paths(&source, set_at)?;
         if !file.route.is_empty() {
-            self.routes = build_routes(file.route, &source, &self.endpoints)?;
+            let admin_listen = admin_listen || self.admin_listen.is_some();
+            let reserved = (!admin_listen).then_some(&self.endpoints);
+            self.routes = build_routes(file.route, &source, reserved)?;
         }
         Ok(())
     }
@@ -692,6 +725,7 @@ impl Config {
     fn apply_command_line(&mut self, cli: &Cli) {
         self.apply_values(&FileConfig {
             listen: (!cli.listen.is_empty()).then(|| Addresses(cli.listen.clone())),
+            admin_listen: cli.admin_listen,
             max_connections: cli.max_connections,
             max_header_bytes: cli.max_header_bytes,
             read_timeout: cli.read_timeout,
@@ -712,6 +746,7 @@ impl Config {
             self.listen.clone_from(&addresses.0);
             self.listen_given = true;
         }
+        self.admin_listen = file.admin_listen.or(self.admin_listen);
         set(&mut self.backlog, file.backlog.map(|b| b.0 as u32));
         set(&mut self.tcp_nodelay, file.tcp_nodelay);
         set(&mut self.tcp_cork, file.tcp_cork);
@@ -749,6 +784,13 @@ fn set<T>(field: &mut T, value: Option<T>) {
     if let Some(value) = value {
         *field = value;
     }
+}
+
+/// Whether two addresses can take the same connections (port 0 picks a free port: never).
+fn overlap(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() == b.port()
+        && a.port() != 0
+        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
 }
 
 fn default_listen() -> SocketAddr {
@@ -824,21 +866,26 @@ fn line_of(text: &str, offset: usize) -> usize {
 fn build_routes(
     specs: Vec<toml::Spanned<RouteSpec>>,
     source: &Source,
-    endpoints: &Endpoints,
+    reserved: Option<&Endpoints>,
 ) -> Result<Vec<Route>, ConfigError> {
     specs
         .into_iter()
         .map(|spanned| {
             let at = source.at(spanned.span().start);
-            build_route(spanned.into_inner(), source, endpoints)
+            build_route(spanned.into_inner(), source, reserved)
                 .map_err(|message| ConfigError(format!("{at}: {message}")))
         })
         .collect()
 }
 
-fn build_route(spec: RouteSpec, source: &Source, endpoints: &Endpoints) -> Result<Route, String> {
+/// `reserved`: the built-in endpoints, when they share the traffic ports with the routes.
+fn build_route(
+    spec: RouteSpec,
+    source: &Source,
+    reserved: Option<&Endpoints>,
+) -> Result<Route, String> {
     let path = spec.path.0;
-    for (key, probe) in endpoints.paths() {
+    for (key, probe) in reserved.map(Endpoints::paths).into_iter().flatten() {
         if spec.match_kind == MatchKind::Exact && path == *probe {
             return Err(format!(
                 "route `{probe}` is a built-in endpoint's path; set {key} to another path to use it"
@@ -895,6 +942,17 @@ mod tests {
             DEFAULT_LISTEN_V4.parse::<SocketAddr>().ok(),
             Some(default_listen_v4())
         );
+    }
+
+    #[test]
+    fn addresses_overlap_when_a_connection_could_reach_both() {
+        let addr = |s: &str| s.parse::<SocketAddr>().unwrap();
+        assert!(overlap(addr("[::]:8080"), addr("127.0.0.1:8080")));
+        assert!(overlap(addr("10.0.0.1:9000"), addr("0.0.0.0:9000")));
+        assert!(overlap(addr("[::1]:9000"), addr("[::1]:9000")));
+        assert!(!overlap(addr("[::1]:9000"), addr("127.0.0.1:9000")));
+        assert!(!overlap(addr("[::]:8080"), addr("[::]:9000")));
+        assert!(!overlap(addr("127.0.0.1:0"), addr("127.0.0.1:0")));
     }
 
     #[test]

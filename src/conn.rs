@@ -18,7 +18,7 @@ use mio::net::TcpStream;
 use crate::http::{RequestStream, Verdict, OUTPUT_HIGH_WATER};
 use crate::metrics::CLOSE_REASONS;
 use crate::respond::{self, Pass};
-use crate::response::Rejection;
+use crate::response::{Port, Rejection};
 use crate::site::Settings;
 use crate::timer::{Deadlines, Entry};
 
@@ -130,6 +130,8 @@ pub struct Connection {
     socket: TcpStream,
     /// The client's address, for the access log.
     peer: SocketAddr,
+    /// The kind of listener it came in on.
+    port: Port,
     stream: RequestStream,
     /// The unconsumed start of the next request; empty (and unallocated) between requests.
     partial: Vec<u8>,
@@ -154,6 +156,7 @@ impl Connection {
         id: u64,
         socket: TcpStream,
         peer: SocketAddr,
+        port: Port,
         settings: &Settings,
         now: Instant,
     ) -> Self {
@@ -161,6 +164,7 @@ impl Connection {
             id,
             socket,
             peer,
+            port,
             stream: RequestStream::default(),
             partial: Vec::new(),
             unsent: Vec::new(),
@@ -173,6 +177,10 @@ impl Connection {
             accepted_at: now,
             armed: None,
         }
+    }
+
+    pub fn port(&self) -> Port {
+        self.port
     }
 
     pub fn socket_mut(&mut self) -> &mut TcpStream {
@@ -342,7 +350,7 @@ impl Connection {
     /// Feeds `n` new bytes of `scratch.input` (after any kept partial request) to the request
     /// stream and sends what it answers.
     fn answer(&mut self, pass: &Pass<'_>, scratch: &mut Scratch, n: usize) -> io::Result<()> {
-        let cx = pass.context();
+        let cx = pass.context(self.port);
         let mut responder = pass.responder(self.id, self.peer);
         scratch.output.clear();
         let fresh = &scratch.input[..n];

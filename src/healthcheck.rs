@@ -1,5 +1,6 @@
-//! The `responder healthcheck` subcommand: one GET of the health path on the configured address,
-//! for a container `HEALTHCHECK` in an image that has no shell and no curl.
+//! The `responder healthcheck` subcommand: one GET of the health path on the admin address when
+//! one is configured (the probes are served only there), else on the first traffic address, for a
+//! container `HEALTHCHECK` in an image that has no shell and no curl.
 //!
 //! It is a client, not part of the server: blocking sockets, a short timeout, an exit status.
 
@@ -14,7 +15,7 @@ const TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Returns `Ok(())` when the health path answers 200, or the reason it did not.
 pub fn check(config: &Config) -> Result<(), String> {
-    let Some(&listen) = config.listen.first() else {
+    let Some(listen) = config.admin_listen.or(config.listen.first().copied()) else {
         return Err("no address to check".into());
     };
     let addr = reachable(listen);

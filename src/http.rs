@@ -12,7 +12,7 @@
 use std::time::Instant;
 
 use crate::config::{is_token, RequestIdMode};
-use crate::response::{AnswerId, Rejection, Responses};
+use crate::response::{AnswerId, Port, Rejection, Responses};
 use crate::site::{Limits, Phase, Site};
 
 /// Headers beyond this count get 431: real clients send a dozen or two.
@@ -53,11 +53,14 @@ pub struct Context<'a> {
     /// The field that carries request ids; none when request ids are off, so that one is
     /// neither echoed nor logged.
     request_id_header: Option<&'a [u8]>,
+    /// The kind of listener the connection came in on.
+    port: Port,
 }
 
 impl<'a> Context<'a> {
-    pub fn new(site: &'a Site, phase: Phase, now: Instant) -> Context<'a> {
+    pub fn new(site: &'a Site, phase: Phase, now: Instant, port: Port) -> Context<'a> {
         Context {
+            port,
             responses: &site.responses,
             limits: site.settings.limits,
             phase,
@@ -720,8 +723,12 @@ impl Head<'_> {
             return Err(Rejection::NotImplemented);
         }
         let answer = match path {
-            Some(path) => cx.responses.choose(self.method, path, cx.phase.ready()),
-            None if self.target == "*" && self.method == "OPTIONS" => AnswerId::OptionsAny,
+            Some(path) => cx
+                .responses
+                .choose(self.method, path, cx.phase.ready(), cx.port),
+            None if self.target == "*" && self.method == "OPTIONS" => {
+                cx.responses.options_any(cx.port)
+            }
             // Authority-form is for CONNECT, and responder opens no tunnels.
             None if self.method == "CONNECT" => return Err(Rejection::NotImplemented),
             None => return Err(Rejection::BadRequest),
@@ -1105,7 +1112,7 @@ mod tests {
     fn run(input: &[u8]) -> (String, Progress) {
         let mut site = Site::new(&Config::default());
         site.settings.limits.max_body_bytes = 100;
-        let cx = Context::new(&site, Phase::Serving, Instant::now());
+        let cx = Context::new(&site, Phase::Serving, Instant::now(), Port::Traffic);
         let mut out = Vec::new();
         let p =
             RequestStream::default().advance(input, &cx, &mut Prebuilt(&site.responses), &mut out);

@@ -18,7 +18,7 @@ use crate::config::RequestIdMode;
 use crate::http::{version_name, Client, Context, Exchange, Exchanges, Refusal, Request};
 use crate::json_lines::decimal;
 use crate::metrics::{Metrics, WorkerStats};
-use crate::response::{AnswerId, Rejection, Responses, Sent};
+use crate::response::{AnswerId, Port, Rejection, Responses, Sent};
 use crate::site::{Phase, Site};
 use crate::telemetry::Shown;
 
@@ -59,9 +59,9 @@ pub struct Pass<'a> {
 }
 
 impl<'a> Pass<'a> {
-    /// The request stream's context for this pass.
-    pub fn context(&self) -> Context<'a> {
-        Context::new(self.site, self.phase, self.now)
+    /// The request stream's context for this pass, for a connection that came in on `port`.
+    pub fn context(&self, port: Port) -> Context<'a> {
+        Context::new(self.site, self.phase, self.now, port)
     }
 
     /// The writer of one connection's answers in this pass.

@@ -55,6 +55,16 @@ impl Rejection {
     }
 }
 
+/// Which kind of listener a connection came in on, which decides what its paths reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Port {
+    /// A `listen` address: the routes, and the probes and metrics unless an admin port is set.
+    #[default]
+    Traffic,
+    /// The `admin_listen` address: the probes and metrics only.
+    Admin,
+}
+
 /// Which prebuilt answer to send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AnswerId {
@@ -158,6 +168,8 @@ impl Answer {
 pub struct Responses {
     routes: Vec<Route>,
     endpoints: Endpoints,
+    /// The probes and metrics are served on the admin port, not on the traffic ports.
+    admin_port: bool,
     health: Answer,
     ready: Answer,
     not_ready: Answer,
@@ -220,6 +232,7 @@ impl Responses {
         let mut responses = Responses {
             routes: routes.to_vec(),
             endpoints: endpoints.clone(),
+            admin_port: config.admin_listen.is_some(),
             health: text(200, "ok\n"),
             ready: text(200, "ready\n"),
             not_ready: text(503, "shutting down\n"),
@@ -241,11 +254,13 @@ impl Responses {
         responses
     }
 
-    /// Picks the answer for a method and a path (the query already removed). `ready` is false
-    /// once a shutdown has begun. `OPTIONS` is answered for every path that has an answer, unless
-    /// its route lists `OPTIONS` itself.
-    pub fn choose(&self, method: &str, path: &[u8], ready: bool) -> AnswerId {
-        let probe = if path == self.endpoints.health_path.as_bytes() {
+    /// Picks the answer for a method and a path (the query already removed) that came in on
+    /// `port`. `ready` is false once a shutdown has begun. `OPTIONS` is answered for every path
+    /// that has an answer, unless its route lists `OPTIONS` itself.
+    pub fn choose(&self, method: &str, path: &[u8], ready: bool, port: Port) -> AnswerId {
+        let probe = if port == Port::Traffic && self.admin_port {
+            None
+        } else if path == self.endpoints.health_path.as_bytes() {
             Some(AnswerId::Health)
         } else if path == self.endpoints.ready_path.as_bytes() {
             Some(AnswerId::Ready { ready })
@@ -261,11 +276,22 @@ impl Responses {
                 _ => AnswerId::ProbeMethodNotAllowed,
             };
         }
+        if port == Port::Admin {
+            return AnswerId::NotFound;
+        }
         match self.routes.iter().position(|r| r.matches(path)) {
             Some(i) if self.routes[i].methods.iter().any(|m| m == method) => AnswerId::Route(i),
             Some(i) if method == "OPTIONS" => AnswerId::Options(i),
             Some(i) => AnswerId::MethodNotAllowed(i),
             None => AnswerId::NotFound,
+        }
+    }
+
+    /// The answer to `OPTIONS *` on `port`: every method the port's paths allow.
+    pub fn options_any(&self, port: Port) -> AnswerId {
+        match port {
+            Port::Traffic => AnswerId::OptionsAny,
+            Port::Admin => AnswerId::ProbeOptions,
         }
     }
 

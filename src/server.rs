@@ -22,9 +22,10 @@ use crate::config::{default_listen_v4, Config, ConfigError};
 use crate::control::Control;
 use crate::metrics::{Metrics, WorkerStats};
 use crate::net::{self, BindError, ListenOptions};
+use crate::response::Port;
 use crate::site::{Phase, Published, Site};
 use crate::telemetry::{self, DroppedLines};
-use crate::worker::{Worker, WorkerEnd, WorkerOptions};
+use crate::worker::{Listener, Worker, WorkerEnd, WorkerOptions};
 
 const SIGNALS: Token = Token(0);
 const WORKER_EXIT: Token = Token(1);
@@ -76,7 +77,11 @@ pub fn run(
     dropped_log_lines: DroppedLines,
 ) -> Result<Outcome, ServerError> {
     let max_connections = connection_budget(config.max_connections, config.workers);
-    let (listeners, addrs) = bind(config)?;
+    let Bound {
+        listeners,
+        addrs,
+        admin_addr,
+    } = bind(config)?;
     let (poll, signals, exit_waker) = supervisor_poll()?;
     let control = Arc::new(Control::default());
     let published = Arc::new(Published::new(Site::new(config)));
@@ -111,6 +116,7 @@ pub fn run(
     tracing::info!(
         addr = named.first().map(String::as_str),
         addrs = named.join(", "),
+        admin_addr = admin_addr.map(tracing::field::display),
         workers = config.workers,
         max_connections,
         routes = config.routes.len(),
@@ -139,12 +145,24 @@ pub fn run(
     outcome
 }
 
-/// For each worker, a listener on each configured address; and the addresses bound (a port 0
-/// resolved). The default address, `[::]`, falls back to `0.0.0.0` on a host without IPv6; an
-/// address that was given is taken as given.
-fn bind(config: &Config) -> Result<(Vec<Vec<TcpListener>>, Vec<SocketAddr>), ServerError> {
-    let mut per_worker: Vec<Vec<TcpListener>> = (0..config.workers).map(|_| Vec::new()).collect();
+/// Every worker's listeners, and the addresses they are bound to (a port 0 resolved).
+struct Bound {
+    /// For each worker, a listener on each traffic address, then one on the admin address.
+    listeners: Vec<Vec<Listener>>,
+    addrs: Vec<SocketAddr>,
+    admin_addr: Option<SocketAddr>,
+}
+
+/// Binds every configured address for every worker. The default address, `[::]`, falls back to
+/// `0.0.0.0` on a host without IPv6; an address that was given is taken as given.
+fn bind(config: &Config) -> Result<Bound, ServerError> {
+    let mut per_worker: Vec<Vec<Listener>> = (0..config.workers).map(|_| Vec::new()).collect();
     let mut bound = Vec::with_capacity(config.listen.len());
+    let mut add = |listeners: Vec<TcpListener>, port: Port| {
+        for (worker, socket) in per_worker.iter_mut().zip(listeners) {
+            worker.push(Listener { socket, port });
+        }
+    };
     for &addr in &config.listen {
         let listeners = match bind_address(config, addr) {
             Err(e) if !config.listen_given && no_ipv6(&e) => {
@@ -160,14 +178,31 @@ fn bind(config: &Config) -> Result<(Vec<Vec<TcpListener>>, Vec<SocketAddr>), Ser
             other => other,
         }
         .map_err(ServerError::Bind)?;
-        if let Some(first) = listeners.first() {
-            bound.push(first.local_addr().unwrap_or(addr));
-        }
-        for (worker, listener) in per_worker.iter_mut().zip(listeners) {
-            worker.push(listener);
-        }
+        bound.push(local_addr(&listeners, addr));
+        add(listeners, Port::Traffic);
     }
-    Ok((per_worker, bound))
+    let admin_addr = match config.admin_listen {
+        Some(addr) => {
+            let listeners = bind_address(config, addr).map_err(ServerError::Bind)?;
+            let local = local_addr(&listeners, addr);
+            add(listeners, Port::Admin);
+            Some(local)
+        }
+        None => None,
+    };
+    Ok(Bound {
+        listeners: per_worker,
+        addrs: bound,
+        admin_addr,
+    })
+}
+
+/// The address a group of listeners is bound to: `asked`, its port resolved when it was 0.
+fn local_addr(listeners: &[TcpListener], asked: SocketAddr) -> SocketAddr {
+    listeners
+        .first()
+        .and_then(|l| l.local_addr().ok())
+        .unwrap_or(asked)
 }
 
 /// One listener per worker on `addr`.
@@ -415,7 +450,7 @@ impl Supervisor<'_> {
     /// SIGHUP: a valid new configuration replaces the routes, limits and timeouts for new
     /// requests; an invalid one is refused and the old one stays. Sockets are not reopened.
     fn reload(&mut self) {
-        let config = match (self.reload)() {
+        let mut config = match (self.reload)() {
             Ok(config) => config,
             Err(e) => {
                 tracing::error!(error = %e, "reload refused; the previous configuration stays");
@@ -424,6 +459,10 @@ impl Supervisor<'_> {
         };
         let fixed = [
             ("listen", config.listen != self.started.listen),
+            (
+                "admin_listen",
+                config.admin_listen != self.started.admin_listen,
+            ),
             ("workers", config.workers != self.started.workers),
             ("backlog", config.backlog != self.started.backlog),
             (
@@ -446,6 +485,8 @@ impl Supervisor<'_> {
                 "this setting changes only on restart; reload ignores it"
             );
         }
+        // Which paths the traffic ports route follows the listeners that are open.
+        config.admin_listen = self.started.admin_listen;
         self.published.publish(Site::new(&config));
         self.control.wake_all();
         tracing::info!(routes = config.routes.len(), "configuration reloaded");

@@ -24,7 +24,7 @@ use crate::memory::{self, Tidy};
 use crate::metrics::{ErrorClass, Metrics, WorkerStats};
 use crate::net::is_resource_exhaustion;
 use crate::respond::{self, Pass, RequestIds};
-use crate::response::Rejection;
+use crate::response::{Port, Rejection};
 use crate::site::{Phase, Published, Site};
 use crate::telemetry;
 use crate::timer::Deadlines;
@@ -65,11 +65,20 @@ pub struct WorkerEnd {
     pub forced: usize,
 }
 
+/// A listening socket and the kind of connections it takes.
+pub struct Listener {
+    pub socket: TcpListener,
+    pub port: Port,
+}
+
 pub struct Worker {
     poll: Poll,
-    /// Empty once the drain has closed them.
-    listeners: Vec<TcpListener>,
+    /// Indexed as their tokens are; `None` once closed (the traffic ones as the drain begins, the
+    /// admin one when no traffic connection is left).
+    listeners: Vec<Option<Listener>>,
     conns: Slab<Connection>,
+    /// How many of `conns` came in on the admin port.
+    admin_conns: usize,
     tidy: Tidy,
     deadlines: Deadlines,
     site: Site,
@@ -127,7 +136,7 @@ impl Episode {
 
 impl Worker {
     pub fn new(
-        mut listeners: Vec<TcpListener>,
+        mut listeners: Vec<Listener>,
         options: WorkerOptions,
         control: Arc<Control>,
         published: Arc<Published>,
@@ -135,15 +144,19 @@ impl Worker {
         let (site_generation, site) = published.current();
         let poll = Poll::new()?;
         for (index, listener) in listeners.iter_mut().enumerate() {
-            poll.registry()
-                .register(listener, listener_token(index), Interest::READABLE)?;
+            poll.registry().register(
+                &mut listener.socket,
+                listener_token(index),
+                Interest::READABLE,
+            )?;
         }
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         control.add_waker(waker);
         Ok(Worker {
             poll,
-            listeners,
+            listeners: listeners.into_iter().map(Some).collect(),
             conns: Slab::with_capacity(options.max_connections.min(1024)),
+            admin_conns: 0,
             tidy: Tidy::new(std::mem::size_of::<Connection>()),
             deadlines: Deadlines::default(),
             site: Site::clone(&site),
@@ -173,8 +186,13 @@ impl Worker {
             if self.control.phase() == Phase::Abort {
                 return Ok(self.abort());
             }
-            if self.phase.draining() && self.conns.is_empty() {
-                return Ok(WorkerEnd { forced: 0 });
+            if self.phase.draining() {
+                if self.conns.len() == self.admin_conns {
+                    self.close_listeners(Port::Admin);
+                }
+                if self.conns.is_empty() {
+                    return Ok(WorkerEnd { forced: 0 });
+                }
             }
             let now = Instant::now();
             let log_due = telemetry::flush_batch_if_due(now);
@@ -267,6 +285,9 @@ impl Worker {
     /// Takes a finished connection out of the Slab (dropping it closes its socket).
     fn remove(&mut self, slot: usize, now: Instant) -> Connection {
         let conn = self.conns.remove(slot);
+        if conn.port() == Port::Admin {
+            self.admin_conns -= 1;
+        }
         self.tidy.closed(conn.buffered_bytes(), now);
         conn
     }
@@ -307,10 +328,11 @@ impl Worker {
             return false;
         }
         loop {
-            let Some(listener) = self.listeners.get(index) else {
+            let Some(listener) = self.listeners.get(index).and_then(Option::as_ref) else {
                 return true;
             };
-            match listener.accept() {
+            let port = listener.port;
+            match listener.socket.accept() {
                 Ok((socket, peer)) => {
                     if let Some((lasted, failures)) = self.out_of_resources.end(now) {
                         tracing::info!(
@@ -319,7 +341,7 @@ impl Worker {
                             "accepting again"
                         );
                     }
-                    self.admit(socket, peer, now)
+                    self.admit(socket, peer, port, now)
                 }
                 // The queue is empty; the next connection is a new edge.
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return true,
@@ -349,7 +371,7 @@ impl Worker {
         }
     }
 
-    fn admit(&mut self, mut socket: TcpStream, peer: SocketAddr, now: Instant) {
+    fn admit(&mut self, mut socket: TcpStream, peer: SocketAddr, port: Port, now: Instant) {
         let conn_id = self.next_id;
         self.next_id += self.id_stride;
         self.stats.accepted.add(1);
@@ -365,8 +387,11 @@ impl Worker {
             );
         }
         tracing::debug!(conn = conn_id, remote_addr = %peer, "accept");
-        let conn = Connection::new(conn_id, socket, peer, &self.site.settings, now);
+        let conn = Connection::new(conn_id, socket, peer, port, &self.site.settings, now);
         let slot = self.conns.insert(conn);
+        if port == Port::Admin {
+            self.admin_conns += 1;
+        }
         self.stats.active.set(self.conns.len() as u64);
         // Read at once, before any registration: a client usually sends its request right behind
         // the handshake, and a connection answered and closed now never costs an epoll_ctl.
@@ -496,14 +521,14 @@ impl Worker {
         }
     }
 
-    /// Accepts what the kernel already queued, closes the listeners, and closes every connection
-    /// that is idle after one last read (a request may sit in its receive buffer unseen).
+    /// Accepts what the kernel already queued, closes the traffic listeners, and closes every
+    /// connection that is idle after one last read (a request may sit in its receive buffer
+    /// unseen). The admin listener stays open until the traffic is drained, so that probes see
+    /// the drain (`/readyz` answers 503) rather than a refused connection.
     fn begin_drain(&mut self, now: Instant) {
         self.accept_paused_until = None;
         self.accept_all(now);
-        // Closed straight after the last accept, with no deregistration in between (the close
-        // removes them from epoll): a connection the kernel completes in that window is reset.
-        self.listeners.clear();
+        self.close_listeners(Port::Traffic);
         let slots: Vec<usize> = self.conns.iter().map(|(slot, _)| slot).collect();
         tracing::info!(connections = slots.len(), "listener closed; draining");
         for slot in slots {
@@ -511,6 +536,22 @@ impl Worker {
                 conn.mark_readable(false);
                 self.drive(slot, now, Connection::drive);
             }
+        }
+    }
+
+    /// Closes the listeners of one kind. In a drain this comes straight after the last accept,
+    /// with no deregistration in between (the close removes them from epoll): a connection the
+    /// kernel completes in that window is reset.
+    fn close_listeners(&mut self, port: Port) {
+        let mut closed = 0;
+        for slot in &mut self.listeners {
+            if slot.as_ref().is_some_and(|l| l.port == port) {
+                *slot = None;
+                closed += 1;
+            }
+        }
+        if port == Port::Admin && closed > 0 {
+            tracing::info!("admin listener closed");
         }
     }
 

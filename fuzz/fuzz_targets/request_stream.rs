@@ -13,6 +13,7 @@ use responder::config::Config;
 use responder::http::{RequestStream, Verdict};
 use responder::metrics::{Metrics, WorkerStats};
 use responder::respond::{Pass, RequestIds};
+use responder::response::Port;
 use responder::site::{Phase, Site};
 
 const MAX_HEADER_BYTES: usize = 1024;
@@ -44,7 +45,7 @@ fuzz_target!(|data: &[u8]| {
         metrics: &metrics,
         ids: &ids,
     };
-    let cx = pass.context();
+    let cx = pass.context(Port::Traffic);
     let mut responder = pass.responder(1, ([127, 0, 0, 1], 1).into());
     let mut stream = RequestStream::default();
     let mut kept: Vec<u8> = Vec::new();

@@ -8,8 +8,9 @@ use responder::config::Config;
 use responder::control::Control;
 use responder::metrics::{Metrics, WorkerStats};
 use responder::net::{bind_listeners, ListenOptions};
+use responder::response::Port;
 use responder::site::{Published, Site};
-use responder::worker::{Worker, WorkerOptions};
+use responder::worker::{Listener, Worker, WorkerOptions};
 
 pub struct InProcess {
     pub worker: Worker,
@@ -44,6 +45,13 @@ pub fn in_process_worker(max_connections: usize) -> InProcess {
         stats,
         metrics: Arc::clone(&metrics),
     };
+    let listeners = listeners
+        .into_iter()
+        .map(|socket| Listener {
+            socket,
+            port: Port::Traffic,
+        })
+        .collect();
     let worker = Worker::new(listeners, options, Arc::clone(&control), published).unwrap();
     InProcess {
         worker,

@@ -1,11 +1,13 @@
-//! The deployment files agree with the binary: the Kubernetes manifests' port, probe paths and
-//! grace period, and the Dockerfile's port, config path and health check. (Their schemas are
+//! The deployment files agree with the binary: the Kubernetes manifests' ports (traffic and
+//! admin), probe paths and ports, scrape annotations and grace period, and the Dockerfile's port,
+//! config path and health check. (Their schemas are
 //! checked by kubernetes-validate and hadolint in `.ci/run`.)
 
 use std::net::SocketAddr;
 
 use responder::config::{
-    DEFAULT_HEALTH_PATH, DEFAULT_LISTEN, DEFAULT_READY_PATH, DEFAULT_SHUTDOWN_TIMEOUT,
+    DEFAULT_HEALTH_PATH, DEFAULT_LISTEN, DEFAULT_METRICS_PATH, DEFAULT_READY_PATH,
+    DEFAULT_SHUTDOWN_TIMEOUT,
 };
 
 fn read(path: &str) -> String {
@@ -56,6 +58,31 @@ fn the_deployment_matches_the_server() {
         DEFAULT_HEALTH_PATH
     );
 
+    // The probes and the scrape go to the admin listener the environment sets.
+    let admin: SocketAddr = value_after(&yaml, "name: RESPONDER_ADMIN_LISTEN", "value")
+        .parse()
+        .unwrap();
+    let admin_port = admin.port().to_string();
+    assert_eq!(
+        value_after(&yaml, "name: admin", "containerPort"),
+        admin_port
+    );
+    for probe in ["readinessProbe:", "livenessProbe:"] {
+        assert_eq!(value_after(&yaml, probe, "port"), "admin", "{probe}");
+    }
+    assert_eq!(
+        value_after(&yaml, "annotations:", "prometheus.io/scrape"),
+        "true"
+    );
+    assert_eq!(
+        value_after(&yaml, "annotations:", "prometheus.io/port"),
+        admin_port
+    );
+    assert_eq!(
+        value_after(&yaml, "annotations:", "prometheus.io/path"),
+        DEFAULT_METRICS_PATH
+    );
+
     let args = args(&yaml);
     let delay = seconds_arg(&args, "--shutdown-delay").unwrap_or(0.0);
     let timeout =
@@ -68,10 +95,11 @@ fn the_deployment_matches_the_server() {
         "grace {grace} s must exceed delay {delay} s + timeout {timeout} s"
     );
 
-    // The binary accepts exactly these arguments.
+    // The binary accepts exactly these arguments and this environment.
     let out = crate::common::binary()
         .args(&args)
         .arg("--check")
+        .env("RESPONDER_ADMIN_LISTEN", admin.to_string())
         .output()
         .unwrap();
     assert!(out.status.success(), "{args:?}: {out:?}");
@@ -81,6 +109,10 @@ fn the_deployment_matches_the_server() {
 fn the_service_and_autoscaler_point_at_the_deployment() {
     let service = read("deploy/kubernetes/service.yaml");
     assert_eq!(value_after(&service, "ports:", "targetPort"), "http");
+    assert!(
+        !service.contains("admin"),
+        "the Service exposes the traffic port only"
+    );
     let hpa = read("deploy/kubernetes/hpa.yaml");
     assert_eq!(value_after(&hpa, "scaleTargetRef:", "kind"), "Deployment");
     assert_eq!(value_after(&hpa, "scaleTargetRef:", "name"), "responder");

@@ -1,12 +1,13 @@
 //! Listening: one dual-stack socket for `[::]`, several addresses at once, each served by every
-//! worker and all closed by a drain, and an address in use named.
+//! worker and all closed by a drain, an address in use named, and the admin listener (probes and
+//! metrics only, drained last).
 
-use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener};
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::common::{binary, field, read_to_close, status_of, temp_file, Killed, Server};
+use crate::common::{binary, field, read_to_close, status_of, temp_file, Killed, Server, LIMIT};
 
 /// Every address the `listening` line names.
 fn listening_on(server: &Server) -> Vec<SocketAddr> {
@@ -19,10 +20,22 @@ fn listening_on(server: &Server) -> Vec<SocketAddr> {
 }
 
 fn get(addr: SocketAddr) -> String {
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(crate::common::LIMIT)).unwrap();
-    std::io::Write::write_all(&mut s, b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    get_path(addr, "/")
+}
+
+fn get_path(addr: SocketAddr, path: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(LIMIT)).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\n\r\n").unwrap();
     read_to_close(&mut s)
+}
+
+/// The admin address the `listening` line names.
+fn admin_addr(server: &Server) -> SocketAddr {
+    let line = server.await_log(&["\"listening\""]);
+    field(&line, "admin_addr")
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no admin_addr in {line}"))
 }
 
 #[test]
@@ -139,4 +152,127 @@ fn an_address_in_use_among_several_exits_1_naming_it() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&addr) && err.contains("in use"), "{err}");
+}
+
+#[test]
+fn the_admin_port_serves_the_probes_and_the_traffic_port_routes_their_paths() {
+    let server = Server::with_config(
+        "[[route]]\npath = \"/metrics\"\nbody = \"the application's own metrics\"\n",
+        &["--admin-listen", "127.0.0.1:0", "--workers", "2"],
+    );
+    let admin = admin_addr(&server);
+    let traffic = server.addr;
+    let routed = get_path(traffic, "/metrics");
+    assert_eq!(status_of(&routed), 200, "{routed}");
+    assert!(
+        routed.ends_with("the application's own metrics"),
+        "{routed}"
+    );
+    assert_eq!(status_of(&get_path(traffic, "/healthz")), 404);
+    assert_eq!(status_of(&get_path(traffic, "/readyz")), 404);
+
+    assert!(get_path(admin, "/healthz").ends_with("\r\n\r\nok\n"));
+    assert_eq!(status_of(&get_path(admin, "/readyz")), 200);
+    let metrics = get_path(admin, "/metrics");
+    assert_eq!(status_of(&metrics), 200);
+    assert!(metrics.contains("responder_requests_total"), "{metrics}");
+    assert_eq!(status_of(&get_path(admin, "/")), 404);
+    let options = get_path_with(admin, "OPTIONS * HTTP/1.1\r\nHost: a\r\nConnection: close");
+    assert!(options.contains("Allow: GET, HEAD, OPTIONS"), "{options}");
+}
+
+fn get_path_with(addr: SocketAddr, head: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(LIMIT)).unwrap();
+    write!(s, "{head}\r\n\r\n").unwrap();
+    read_to_close(&mut s)
+}
+
+#[test]
+fn the_admin_port_says_not_ready_through_the_delay_and_closes_after_the_traffic() {
+    let mut server = Server::start(&[
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--workers",
+        "1",
+        "--shutdown-delay",
+        "0.5",
+    ]);
+    let admin = admin_addr(&server);
+    // A request in flight on the traffic port holds the drain open.
+    let mut in_flight = server.connect();
+    in_flight
+        .write_all(b"GET / HTTP/1.1\r\nHost: a\r\n")
+        .unwrap();
+    server.signal(libc::SIGTERM);
+    server.await_log(&["readiness now fails"]);
+    assert_eq!(status_of(&get_path(admin, "/readyz")), 503);
+    server.await_log(&["listener closed; draining"]);
+    assert!(
+        TcpStream::connect(server.addr).is_err(),
+        "the traffic port is closed"
+    );
+    assert_eq!(status_of(&get_path(admin, "/readyz")), 503);
+    assert_eq!(status_of(&get_path(admin, "/healthz")), 200);
+    in_flight.write_all(b"\r\n").unwrap();
+    let answer = read_to_close(&mut in_flight);
+    assert_eq!(status_of(&answer), 200, "{answer}");
+    let status = server.wait(Duration::from_secs(10)).expect("exits");
+    assert_eq!(status.code(), Some(0));
+    server.await_log(&["admin listener closed"]);
+    assert!(
+        TcpStream::connect(admin).is_err(),
+        "the admin port is closed"
+    );
+}
+
+#[test]
+fn healthcheck_asks_the_admin_port_when_there_is_one() {
+    let server = Server::start(&["--admin-listen", "127.0.0.1:0"]);
+    let admin = admin_addr(&server).to_string();
+    let traffic = server.addr.to_string();
+    let ok = binary()
+        .args([
+            "healthcheck",
+            "--listen",
+            &traffic,
+            "--admin-listen",
+            &admin,
+        ])
+        .output()
+        .unwrap();
+    assert!(ok.status.success(), "{ok:?}");
+    // With an admin address configured, the traffic port (which serves) is not what is asked.
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let failed = binary()
+        .args(["healthcheck", "--listen", &traffic, "--admin-listen"])
+        .arg(closed.to_string())
+        .output()
+        .unwrap();
+    assert_eq!(failed.status.code(), Some(1), "{failed:?}");
+    let err = String::from_utf8_lossy(&failed.stderr);
+    assert!(err.contains(&closed.to_string()), "{err}");
+}
+
+#[test]
+fn an_admin_port_that_overlaps_a_traffic_port_is_refused() {
+    let out = binary()
+        .args([
+            "--check",
+            "--listen",
+            "[::]:8080",
+            "--admin-listen",
+            "127.0.0.1:8080",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("admin_listen 127.0.0.1:8080 overlaps listen [::]:8080"),
+        "{err}"
+    );
 }

@@ -10,6 +10,7 @@ use responder::config::Config;
 use responder::http::{RequestStream, Verdict};
 use responder::metrics::{Metrics, WorkerStats};
 use responder::respond::{Pass, RequestIds};
+use responder::response::Port;
 use responder::site::{Phase, Site};
 
 const MAX_HEADER_BYTES: usize = 512;
@@ -36,7 +37,7 @@ fn feed(chunks: &[Vec<u8>]) -> (Vec<u8>, Verdict) {
         metrics: &metrics,
         ids: &ids,
     };
-    let cx = pass.context();
+    let cx = pass.context(Port::Traffic);
     let mut responder = pass.responder(7, ([127, 0, 0, 1], 7).into());
     let mut stream = RequestStream::default();
     let mut kept: Vec<u8> = Vec::new();
