@@ -136,4 +136,12 @@ fn the_dockerfile_matches_the_server() {
         .to_string();
     assert!(line("COPY config/responder.toml").ends_with(&config_path));
     assert!(!line("USER").contains("root") && line("USER") != "USER 0");
+    // One build for every platform: the builder cross-compiles for TARGETARCH with the script
+    // that .ci/static-build runs for amd64 and arm64 (and the build context lets it in).
+    assert_eq!(
+        line("FROM --platform"),
+        "FROM --platform=$BUILDPLATFORM rust:1.95-bookworm AS builder"
+    );
+    assert!(dockerfile.contains("deploy/build-static \"$TARGETARCH\" /responder"));
+    assert!(read(".dockerignore").contains("!deploy/build-static"));
 }
