@@ -3,7 +3,7 @@
 //!
 //! It is a `tracing-subscriber` layer of its own, written for the access log's rate: each event is
 //! formatted as bytes straight into a line buffer kept per thread (no intermediate serializer, no
-//! `fmt` machinery for names, integers and plain strings), and the finished line goes to the sink
+//! `fmt` machinery for names, integers (`itoa`) and plain strings), and the finished line goes to the sink
 //! it was made with. The date part of the timestamp is formatted once a second per thread. Where
 //! the lines go is `telemetry`'s business.
 
@@ -118,22 +118,7 @@ fn write_string(line: &mut Vec<u8>, s: &str) {
 
 /// Appends the decimal digits of `value`.
 fn write_u64(line: &mut Vec<u8>, value: u64) {
-    line.extend_from_slice(decimal(value, &mut [0; 20]).as_bytes());
-}
-
-/// The decimal digits of `value`, written into the end of `digits`, without the `fmt` machinery.
-pub(crate) fn decimal(mut value: u64, digits: &mut [u8; 20]) -> &str {
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (value % 10) as u8;
-        value /= 10;
-        if value == 0 {
-            break;
-        }
-    }
-    // ASCII digits are UTF-8.
-    std::str::from_utf8(&digits[at..]).unwrap_or_default()
+    line.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
 }
 
 /// Appends `s` as the inside of a JSON string.

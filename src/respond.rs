@@ -16,7 +16,6 @@ use std::time::Instant;
 
 use crate::config::RequestIdMode;
 use crate::http::{version_name, Client, Context, Exchange, Exchanges, Refusal, Request};
-use crate::json_lines::decimal;
 use crate::metrics::{Metrics, WorkerStats};
 use crate::response::{AnswerId, Port, Rejection, Responses, Sent};
 use crate::site::{Phase, Site};
@@ -298,15 +297,15 @@ fn write_addr(out: &mut String, addr: SocketAddr) {
         let _ = write!(out, "{addr}");
         return;
     };
-    let mut digits = [0; 20];
+    let mut digits = itoa::Buffer::new();
     for (i, octet) in v4.ip().octets().into_iter().enumerate() {
         if i > 0 {
             out.push('.');
         }
-        out.push_str(decimal(u64::from(octet), &mut digits));
+        out.push_str(digits.format(octet));
     }
     out.push(':');
-    out.push_str(decimal(u64::from(v4.port()), &mut digits));
+    out.push_str(digits.format(v4.port()));
 }
 
 /// A W3C Trace Context `traceparent`: `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`,
@@ -325,19 +324,28 @@ impl<'a> TraceParent<'a> {
         {
             return None;
         }
-        let (trace_id, span_id, flags) = (&value[3..35], &value[36..52], &value[53..55]);
-        let hex = |s: &[u8]| s.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-        let zero = |s: &[u8]| s.iter().all(|&b| b == b'0');
-        let valid =
-            hex(trace_id) && hex(span_id) && hex(flags) && !zero(trace_id) && !zero(span_id);
-        // Lowercase hex is ASCII.
-        Some(TraceParent {
-            trace_id: std::str::from_utf8(trace_id).ok()?,
-            span_id: std::str::from_utf8(span_id).ok()?,
-        })
-        .filter(|_| valid)
+        // Every byte but the dashes is a lowercase hex digit (so the whole is ASCII).
+        let hex = value
+            .iter()
+            .enumerate()
+            .all(|(i, &b)| LOWER_HEX[usize::from(b)] || matches!(i, 2 | 35 | 52));
+        let value = std::str::from_utf8(value).ok().filter(|_| hex)?;
+        let (trace_id, span_id) = (&value[3..35], &value[36..52]);
+        let zero = |s: &str| s.bytes().all(|b| b == b'0');
+        (!zero(trace_id) && !zero(span_id)).then_some(TraceParent { trace_id, span_id })
     }
 }
+
+/// Which bytes are lowercase hex digits.
+const LOWER_HEX: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = matches!(b as u8, b'0'..=b'9' | b'a'..=b'f');
+        b += 1;
+    }
+    table
+};
 
 /// One worker's maker of request ids: 128 bits from a fast generator (wyrand) seeded from the
 /// operating system, as 32 lowercase hex digits. Unique for practical purposes, not secret.

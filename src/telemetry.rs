@@ -243,11 +243,25 @@ impl Shown<'_> {
     }
 }
 
-/// Printable ASCII without a backslash: written as it is.
+/// Printable ASCII without a backslash: written as it is. Eight bytes at a time, as nearly every
+/// value a client sends is such text.
 fn printable(bytes: &[u8]) -> Option<&str> {
-    let plain = bytes
-        .iter()
-        .all(|b| (b' '..=b'~').contains(b) && *b != b'\\');
+    const ONES: u64 = u64::from_ne_bytes([1; 8]);
+    const HIGH: u64 = ONES * 0x80;
+    let plain_byte = |b: &u8| (b' '..=b'~').contains(b) && *b != b'\\';
+    let mut words = bytes.chunks_exact(8);
+    let plain_words = words.by_ref().all(|chunk| {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_ne_bytes(word);
+        let control = x.wrapping_sub(ONES * 0x20) & !x;
+        // 0x7f and above: the high bit set, or set by adding one.
+        let high = x | x.wrapping_add(ONES);
+        let backslash = x ^ (ONES * u64::from(b'\\'));
+        let has_backslash = backslash.wrapping_sub(ONES) & !backslash;
+        (control | high | has_backslash) & HIGH == 0
+    });
+    let plain = plain_words && words.remainder().iter().all(plain_byte);
     // ASCII is UTF-8.
     plain.then(|| std::str::from_utf8(bytes).ok()).flatten()
 }
@@ -291,7 +305,20 @@ impl std::fmt::Display for Shown<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::Shown;
+    use super::{printable, Shown};
+
+    #[test]
+    fn printable_finds_any_byte_that_is_not_wherever_it_falls() {
+        let text: Vec<u8> = (b' '..=b'~').filter(|&b| b != b'\\').collect();
+        assert_eq!(printable(&text).map(str::len), Some(text.len()));
+        for at in 0..20 {
+            for bad in [0x00, 0x1f, b'\\', 0x7f, 0x80, 0xc3, 0xff] {
+                let mut value = vec![b'~'; 20];
+                value[at] = bad;
+                assert_eq!(printable(&value), None, "{bad:#x} at {at}");
+            }
+        }
+    }
 
     #[test]
     fn shown_values_are_bounded_and_escaped() {
