@@ -12,12 +12,14 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
+
+use crate::template::{Format, Kind, Template};
 
 /// The body every request gets when no route is configured: the article's answer.
 pub const DEFAULT_BODY: &str = "Hello, world!";
@@ -108,6 +110,14 @@ pub struct Cli {
     /// when it has none, `off` does neither.
     #[arg(long, env = "RESPONDER_REQUEST_ID", value_name = "MODE")]
     pub request_id: Option<RequestIdMode>,
+    /// Error-page mode (ingress-nginx's custom error pages): a request with `X-Code: NNN`
+    /// (400-599) is answered with that status and a page in the format it asks for.
+    #[arg(long, env = "RESPONDER_ERROR_PAGES", value_name = "BOOL", num_args = 0..=1,
+          default_missing_value = "true")]
+    pub error_pages: Option<bool>,
+    /// Directory of error pages (`404.html`, `5xx.json`, ...), read at start and on SIGHUP.
+    #[arg(long, env = "RESPONDER_ERROR_PAGES_DIR", value_name = "DIR")]
+    pub error_pages_dir: Option<PathBuf>,
     /// Validate the configuration and exit: 0 when valid, 2 naming the fault otherwise.
     #[arg(long)]
     pub check: bool,
@@ -321,8 +331,18 @@ struct FileConfig {
     access_log: Option<bool>,
     request_id: Option<RequestIdMode>,
     request_id_header: Option<HeaderName>,
+    error_pages: Option<ErrorPagesSpec>,
     #[serde(default)]
     route: Vec<toml::Spanned<RouteSpec>>,
+}
+
+/// `[error_pages]` in the file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ErrorPagesSpec {
+    enabled: Option<bool>,
+    /// Relative to the file.
+    dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -333,13 +353,65 @@ struct RouteSpec {
     match_kind: MatchKind,
     #[serde(default = "default_methods")]
     methods: Vec<Method>,
-    #[serde(default = "default_status")]
-    status: Status,
+    status: Option<Status>,
+    /// Statuses picked at random by weight, instead of `status`.
+    statuses: Option<BTreeMap<String, u32>>,
     reason: Option<HeaderValue>,
     #[serde(default)]
     headers: BTreeMap<HeaderName, HeaderValue>,
     body: Option<String>,
     body_file: Option<PathBuf>,
+    #[serde(default)]
+    template: bool,
+    delay: Option<DelaySpec>,
+}
+
+/// `delay = "250ms"`, or `delay = { min = "100ms", max = "2s" }` for a uniform pick.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum DelaySpec {
+    Fixed(String),
+    Range { min: String, max: String },
+}
+
+impl DelaySpec {
+    fn delay(&self) -> Result<RouteDelay, String> {
+        let (min, max) = match self {
+            DelaySpec::Fixed(d) => (parse_duration(d)?, parse_duration(d)?),
+            DelaySpec::Range { min, max } => (parse_duration(min)?, parse_duration(max)?),
+        };
+        if min > max {
+            return Err(format!("delay: min {min:?} is above max {max:?}"));
+        }
+        Ok(RouteDelay { min, max })
+    }
+}
+
+/// How long a route holds each answer: `min` when it equals `max`, else uniform between them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteDelay {
+    pub min: Duration,
+    pub max: Duration,
+}
+
+/// `250ms`, `2s`, `1.5s`: a number and a unit, at most an hour.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let (number, scale) = if let Some(ms) = t.strip_suffix("ms") {
+        (ms, 0.001)
+    } else if let Some(s) = t.strip_suffix('s') {
+        (s, 1.0)
+    } else {
+        return Err(format!("delay `{text}` needs a unit: `250ms` or `2s`"));
+    };
+    let seconds = number
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .map(|n| n * scale)
+        .filter(|s| s.is_finite() && (0.0..=MAX_SECONDS).contains(s))
+        .ok_or_else(|| format!("delay `{text}` is not a duration from 0 to {MAX_SECONDS}s"))?;
+    Ok(Duration::from_secs_f64(seconds))
 }
 
 /// How a route's path is compared with the request's path (the query string is never compared).
@@ -403,12 +475,14 @@ impl<'de> Deserialize<'de> for Status {
 pub struct HeaderName(pub String);
 
 /// Headers whose values the server computes; a route setting them would corrupt the framing.
-const RESERVED_HEADERS: [&str; 5] = [
+const RESERVED_HEADERS: [&str; 7] = [
     "content-length",
     "connection",
     "date",
     "transfer-encoding",
     "keep-alive",
+    "etag",
+    "last-modified",
 ];
 
 impl<'de> Deserialize<'de> for HeaderName {
@@ -453,10 +527,6 @@ pub(crate) fn is_token(s: &[u8]) -> bool {
 
 fn default_methods() -> Vec<Method> {
     vec![Method("GET".into()), Method("HEAD".into())]
-}
-
-fn default_status() -> Status {
-    Status(200)
 }
 
 pub const DEFAULT_HEALTH_PATH: &str = "/healthz";
@@ -507,6 +577,14 @@ pub struct Route {
     pub reason: Option<String>,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// With `template = true`: the body as a template, rendered per request.
+    pub template: Option<Template>,
+    /// Statuses picked by weight (status, weight), when `statuses` is set; `status` is the
+    /// first.
+    pub statuses: Vec<(u16, u32)>,
+    pub delay: Option<RouteDelay>,
+    /// The body file's modification time, else the load's time: the `Last-Modified`.
+    pub modified: SystemTime,
 }
 
 impl Route {
@@ -520,7 +598,19 @@ impl Route {
             reason: None,
             headers: vec![("Content-Type".into(), "text/plain".into())],
             body: DEFAULT_BODY.as_bytes().to_vec(),
+            template: None,
+            statuses: Vec::new(),
+            delay: None,
+            modified: SystemTime::now(),
         }
+    }
+
+    /// The `Content-Type` it sends.
+    pub fn content_type(&self) -> &str {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+            .map_or("text/plain", |(_, v)| v.as_str())
     }
 
     pub fn matches(&self, path: &[u8]) -> bool {
@@ -585,7 +675,87 @@ pub struct Config {
     pub access_log: bool,
     pub request_id: RequestIdMode,
     pub request_id_header: String,
+    pub error_pages: ErrorPages,
     pub routes: Vec<Route>,
+}
+
+/// Error-page mode: whether it is on, and the pages read from its directory.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ErrorPages {
+    pub enabled: bool,
+    pub dir: Option<PathBuf>,
+    /// `NNN.ext` and `Nxx.ext` files of `dir`, read once per load.
+    pub files: Vec<PageFile>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PageFile {
+    pub key: PageKey,
+    pub format: Format,
+    pub template: Template,
+}
+
+/// Which statuses a page file is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageKey {
+    /// `404.html`
+    Status(u16),
+    /// `5xx.json`: the hundreds digit.
+    Class(u16),
+}
+
+impl PageKey {
+    /// `404` or `5xx`, for a status from 400 to 599.
+    fn from_stem(stem: &str) -> Option<PageKey> {
+        let key = match stem.as_bytes() {
+            [class @ (b'4' | b'5'), b'x', b'x'] => PageKey::Class(u16::from(class - b'0')),
+            _ => PageKey::Status(stem.parse().ok().filter(|s| (400..=599).contains(s))?),
+        };
+        (stem.len() == 3).then_some(key)
+    }
+}
+
+impl ErrorPages {
+    /// Reads the page files of `dir`. Names that are not a page's (`..data`, `README`) are
+    /// left alone: a Kubernetes ConfigMap volume holds such entries.
+    fn read_dir(&mut self) -> Result<(), ConfigError> {
+        self.files.clear();
+        let Some(dir) = self.dir.as_ref().filter(|_| self.enabled) else {
+            return Ok(());
+        };
+        let fail =
+            |e: std::io::Error| ConfigError(format!("error_pages dir {}: {e}", dir.display()));
+        let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(fail)?
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .collect();
+        names.sort();
+        let env = |name: &str| std::env::var(name).ok();
+        for path in names {
+            let (Some(stem), Some(ext)) = (
+                path.file_stem().and_then(|s| s.to_str()),
+                path.extension().and_then(|e| e.to_str()),
+            ) else {
+                continue;
+            };
+            let (Some(key), Some(format)) = (
+                PageKey::from_stem(stem),
+                Format::ALL.into_iter().find(|f| f.ext() == ext),
+            ) else {
+                continue;
+            };
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+            let template = Template::parse(&text, Kind::ErrorPage, &env)
+                .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+            self.files.push(PageFile {
+                key,
+                format,
+                template,
+            });
+        }
+        Ok(())
+    }
 }
 
 /// The embedded defaults: what `cargo run --release` serves.
@@ -613,6 +783,7 @@ impl Default for Config {
             access_log: true,
             request_id: RequestIdMode::default(),
             request_id_header: DEFAULT_REQUEST_ID_HEADER.into(),
+            error_pages: ErrorPages::default(),
             routes: vec![Route::default_hello()],
         }
     }
@@ -640,6 +811,7 @@ impl Config {
         }
         config.apply_command_line(cli);
         config.check_admin_listen()?;
+        config.error_pages.read_dir()?;
         Ok(config)
     }
 
@@ -662,7 +834,7 @@ impl Config {
     /// probes' paths on the traffic ports for the routes.
     fn apply_file(&mut self, path: &Path, admin_listen: bool) -> Result<(), ConfigError> {
         let source = Source::read(path)?;
-        let file: FileConfig = toml::from_str(&source.text).map_err(|e| {
+        let mut file: FileConfig = toml::from_str(&source.text).map_err(|e| {
             let message = e.message().trim_end();
             let Some(span) = e.span() else {
                 return ConfigError(format!("{}: {message}", source.path.display()));
@@ -675,6 +847,9 @@ impl Config {
                 _ => ConfigError(format!("{}: {message}", source.at(span.start))),
             }
         })?;
+        if let Some(dir) = file.error_pages.as_mut().and_then(|p| p.dir.as_mut()) {
+            *dir = source.relative(dir);
+        }
         self.apply_values(&file);
         let paths = [
             (&mut self.endpoints.health_path, file.health_path),
@@ -736,6 +911,10 @@ impl Config {
             workers: cli.workers,
             log_format: cli.log_format,
             request_id: cli.request_id,
+            error_pages: Some(ErrorPagesSpec {
+                enabled: cli.error_pages,
+                dir: cli.error_pages_dir.clone(),
+            }),
             ..FileConfig::default()
         });
     }
@@ -775,6 +954,12 @@ impl Config {
             self.request_id_header.clone_from(&name.0);
         }
         set(&mut self.endpoints.log, file.log_health_checks);
+        if let Some(pages) = &file.error_pages {
+            set(&mut self.error_pages.enabled, pages.enabled);
+            if let Some(dir) = &pages.dir {
+                self.error_pages.dir = Some(dir.clone());
+            }
+        }
         self.log_format = file.log_format.or(self.log_format);
     }
 }
@@ -892,6 +1077,7 @@ fn build_route(
             ));
         }
     }
+    let mut modified = SystemTime::now();
     let body = match (spec.body, spec.body_file) {
         (Some(_), Some(_)) => {
             return Err(format!(
@@ -901,11 +1087,40 @@ fn build_route(
         (Some(body), None) => body.into_bytes(),
         (None, Some(name)) => {
             let file = source.relative(&name);
-            std::fs::read(&file)
-                .map_err(|e| format!("body_file `{}` of route `{path}`: {e}", file.display()))?
+            let fail = |e: std::io::Error| {
+                format!("body_file `{}` of route `{path}`: {e}", file.display())
+            };
+            let body = std::fs::read(&file).map_err(fail)?;
+            // Never later than now: a clock ahead on the file's side must not make it "newer".
+            let mtime = std::fs::metadata(&file).and_then(|m| m.modified());
+            modified = mtime.map_or(modified, |m| m.min(modified));
+            body
         }
         (None, None) => Vec::new(),
     };
+    let template = if spec.template {
+        let text = std::str::from_utf8(&body)
+            .map_err(|_| format!("route `{path}`: a template must be UTF-8 text"))?;
+        let env = |name: &str| std::env::var(name).ok();
+        let template = Template::parse(text, Kind::Route, &env)
+            .map_err(|e| format!("route `{path}`: body: {e}"))?;
+        Some(template)
+    } else {
+        None
+    };
+    let statuses = match (spec.status, spec.statuses) {
+        (Some(_), Some(_)) => {
+            return Err(format!(
+                "route `{path}` sets both `status` and `statuses`; keep one"
+            ))
+        }
+        (_, Some(weights)) => weighted_statuses(&path, weights)?,
+        (_, None) => Vec::new(),
+    };
+    let status = statuses
+        .first()
+        .map_or(spec.status.map_or(200, |s| s.0), |&(status, _)| status);
+    let delay = spec.delay.as_ref().map(DelaySpec::delay).transpose()?;
     if spec.methods.is_empty() {
         return Err(format!("route `{path}` allows no method"));
     }
@@ -921,11 +1136,44 @@ fn build_route(
         path,
         match_kind: spec.match_kind,
         methods: spec.methods.into_iter().map(|m| m.0).collect(),
-        status: spec.status.0,
+        status,
         reason: spec.reason.map(|r| r.0),
         headers,
         body,
+        template,
+        statuses,
+        delay,
+        modified,
     })
+}
+
+/// `statuses = { "200" = 90, "503" = 10 }`: statuses from 200 to 599 with weights summing to more
+/// than 0.
+fn weighted_statuses(
+    path: &str,
+    weights: BTreeMap<String, u32>,
+) -> Result<Vec<(u16, u32)>, String> {
+    let mut statuses = Vec::with_capacity(weights.len());
+    for (key, weight) in weights {
+        let status = key
+            .trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|s| (200..=599).contains(s))
+            .ok_or_else(|| {
+                format!("route `{path}`: statuses: `{key}` is not a status between 200 and 599")
+            })?;
+        statuses.push((status, weight));
+    }
+    let total: u64 = statuses.iter().map(|&(_, w)| u64::from(w)).sum();
+    if total == 0 || total > u64::from(u32::MAX) {
+        return Err(format!(
+            "route `{path}`: statuses: the weights must sum to between 1 and {}",
+            u32::MAX
+        ));
+    }
+    statuses.retain(|&(_, weight)| weight > 0);
+    Ok(statuses)
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@
 use std::time::Instant;
 
 use crate::config::{is_token, RequestIdMode};
-use crate::response::{AnswerId, Port, Rejection, Responses};
+use crate::response::{AnswerId, Asks, Port, Rejection, Responses};
 use crate::site::{Limits, Phase, Site};
 
 /// Headers beyond this count get 431: real clients send a dozen or two.
@@ -144,6 +144,8 @@ pub struct Exchange<'a> {
     /// When the request's first byte was read.
     pub started: Instant,
     pub client: Client<'a>,
+    /// The head's header lines, as received, for templates.
+    pub headers: &'a [u8],
 }
 
 /// An exchange waiting for its request's body: the decision, with copies of the request's text
@@ -156,11 +158,13 @@ struct Pending {
     version: u8,
     started: Instant,
     text: Vec<u8>,
-    /// Where each part ends in `text`: method, target, then the client fields.
-    ends: [usize; 2 + Client::FIELDS],
+    /// Where each part ends in `text`: method, target, header lines, then the client fields.
+    ends: [usize; Pending::PARTS],
 }
 
 impl Pending {
+    const PARTS: usize = 3 + Client::FIELDS;
+
     fn new(exchange: &Exchange<'_>) -> Pending {
         let mut pending = Pending {
             answer: exchange.answer,
@@ -169,7 +173,7 @@ impl Pending {
             version: exchange.version,
             started: exchange.started,
             text: Vec::new(),
-            ends: [0; 2 + Client::FIELDS],
+            ends: [0; Pending::PARTS],
         };
         pending.keep(exchange);
         pending
@@ -183,9 +187,13 @@ impl Pending {
         self.version = exchange.version;
         self.started = exchange.started;
         self.text.clear();
-        let parts = [exchange.method.as_bytes(), exchange.target.as_bytes()]
-            .into_iter()
-            .chain(exchange.client.parts());
+        let parts = [
+            exchange.method.as_bytes(),
+            exchange.target.as_bytes(),
+            exchange.headers,
+        ]
+        .into_iter()
+        .chain(exchange.client.parts());
         for (end, part) in self.ends.iter_mut().zip(parts) {
             self.text.extend_from_slice(part);
             *end = self.text.len();
@@ -194,12 +202,12 @@ impl Pending {
 
     fn exchange(&self) -> Exchange<'_> {
         let mut start = 0;
-        let parts: [&[u8]; 2 + Client::FIELDS] = std::array::from_fn(|i| {
+        let parts: [&[u8]; Pending::PARTS] = std::array::from_fn(|i| {
             let part = &self.text[start..self.ends[i]];
             start = self.ends[i];
             part
         });
-        let [method, target, client @ ..] = parts;
+        let [method, target, headers, client @ ..] = parts;
         Exchange {
             answer: self.answer,
             keep_alive: self.keep_alive,
@@ -210,6 +218,7 @@ impl Pending {
             version: self.version,
             started: self.started,
             client: Client::from_parts(client),
+            headers,
         }
     }
 }
@@ -494,6 +503,7 @@ impl RequestStream {
             version: head.version,
             started,
             client: head.client,
+            headers: head.headers,
         };
         if early {
             exchanges.answer(&exchange, out);
@@ -658,6 +668,9 @@ struct Head<'a> {
     host_valid: bool,
     expects_continue: bool,
     client: Client<'a>,
+    asks: Asks<'a>,
+    /// The header lines, as received.
+    headers: &'a [u8],
 }
 
 /// What `Transfer-Encoding` field lines said, without keeping them.
@@ -723,9 +736,11 @@ impl Head<'_> {
             return Err(Rejection::NotImplemented);
         }
         let answer = match path {
-            Some(path) => cx
-                .responses
-                .choose(self.method, path, cx.phase.ready(), cx.port),
+            Some(path) => {
+                let ready = cx.phase.ready();
+                cx.responses
+                    .choose(self.method, path, ready, cx.port, &self.asks)
+            }
             None if self.target == "*" && self.method == "OPTIONS" => {
                 cx.responses.options_any(cx.port)
             }
@@ -801,10 +816,15 @@ fn parse_head<'a>(
         Err(httparse::Error::Version) => return parse_later_minor_version(buf, request_id_header),
         Err(_) => return Err(Refusal::new(Rejection::BadRequest, minor)),
     };
-    Ok(Some(
-        Head::new(method, target, version, fields, request_id_header)
-            .map_err(|r| Refusal::new(r, version))?,
-    ))
+    let mut head = Head::new(method, target, version, fields, request_id_header)
+        .map_err(|r| Refusal::new(r, version))?;
+    // After the request line.
+    let line_end = buf
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(buf.len(), |i| i + 1);
+    head.headers = &buf[line_end..];
+    Ok(Some(head))
 }
 
 /// httparse refuses every version but 1.0 and 1.1. A well-formed `HTTP/1.x` line with a later
@@ -827,7 +847,8 @@ fn parse_later_minor_version<'a>(
     let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
     match httparse::parse_headers(&buf[line.len..], &mut fields) {
         Ok(httparse::Status::Complete((_, fields))) => {
-            let head = Head::new(line.method, line.target, 1, fields, request_id_header)?;
+            let mut head = Head::new(line.method, line.target, 1, fields, request_id_header)?;
+            head.headers = &buf[line.len..];
             Ok(Some(head))
         }
         Ok(httparse::Status::Partial) => Ok(None),
@@ -857,6 +878,8 @@ impl<'a> Head<'a> {
             host_valid: true,
             expects_continue: false,
             client: Client::default(),
+            asks: Asks::default(),
+            headers: b"",
         };
         for field in fields {
             let name = field.name.as_bytes();
@@ -905,6 +928,16 @@ impl<'a> Head<'a> {
             self.transfer_codings.add(value);
         } else if name.eq_ignore_ascii_case(b"expect") {
             self.expects_continue = value.trim_ascii().eq_ignore_ascii_case(b"100-continue");
+        } else if name.eq_ignore_ascii_case(b"if-none-match") {
+            first(&mut self.asks.if_none_match);
+        } else if name.eq_ignore_ascii_case(b"if-modified-since") {
+            first(&mut self.asks.if_modified_since);
+        } else if name.eq_ignore_ascii_case(b"x-code") {
+            first(&mut self.asks.x_code);
+        } else if name.eq_ignore_ascii_case(b"x-format") {
+            first(&mut self.asks.x_format);
+        } else if name.eq_ignore_ascii_case(b"accept") {
+            first(&mut self.asks.accept);
         }
         Ok(())
     }

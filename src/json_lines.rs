@@ -12,6 +12,8 @@ use std::fmt::{self, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tracing::field::{Field, Visit};
+
+use crate::clock;
 use tracing::{Event, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 
@@ -197,7 +199,7 @@ fn write_timestamp(line: &mut Vec<u8>, now: SystemTime) {
     let secs = since_epoch.as_secs();
     let (cached, mut text) = DATE.get();
     if cached != secs {
-        text = date_time(secs);
+        text = clock::date_time(secs);
         DATE.set((secs, text));
     }
     line.extend_from_slice(&text);
@@ -208,39 +210,6 @@ fn write_timestamp(line: &mut Vec<u8>, now: SystemTime) {
         micros /= 10;
     }
     line.extend_from_slice(&digits);
-}
-
-/// `YYYY-MM-DDTHH:MM:SS` for seconds since the epoch, UTC (Howard Hinnant's civil_from_days).
-fn date_time(secs: u64) -> [u8; 19] {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let mut out = [0u8; 19];
-    let mut put = |at: usize, value: u64, digits: usize| {
-        let mut v = value;
-        for i in (0..digits).rev() {
-            out[at + i] = b'0' + (v % 10) as u8;
-            v /= 10;
-        }
-    };
-    put(0, year.clamp(0, 9999) as u64, 4);
-    put(5, month as u64, 2);
-    put(8, day as u64, 2);
-    put(11, rem / 3_600, 2);
-    put(14, rem % 3_600 / 60, 2);
-    put(17, rem % 60, 2);
-    for (at, sep) in [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')] {
-        out[at] = sep;
-    }
-    out
 }
 
 #[cfg(test)]
@@ -254,8 +223,6 @@ mod tests {
         let t = UNIX_EPOCH + Duration::new(784_111_777, 3_456_000);
         write_timestamp(&mut s, t);
         assert_eq!(s, b"1994-11-06T08:49:37.003456Z");
-        assert_eq!(&date_time(951_782_400), b"2000-02-29T00:00:00");
-        assert_eq!(&date_time(0), b"1970-01-01T00:00:00");
     }
 
     #[test]

@@ -29,6 +29,7 @@
 //! `site`, `control`, `metrics` and `response`. The property tests and the fuzz target drive
 //! `http::RequestStream` through `respond::Pass`. Everything else is `pub(crate)`.
 
+pub(crate) mod clock;
 pub mod config;
 pub(crate) mod conn;
 pub mod control;
@@ -43,5 +44,6 @@ pub mod response;
 pub mod server;
 pub mod site;
 pub mod telemetry;
+pub mod template;
 pub(crate) mod timer;
 pub mod worker;

@@ -20,6 +20,7 @@ use crate::metrics::{Metrics, WorkerStats};
 use crate::response::{AnswerId, Port, Rejection, Responses, Sent};
 use crate::site::{Phase, Site};
 use crate::telemetry::Shown;
+use crate::template::Values;
 
 /// Emits an access-log event (target `responder::access`): its own fields, then the ones that
 /// say who asked, from an `Asked`, then the message.
@@ -112,7 +113,8 @@ impl Exchanges for Responder<'_> {
             _ => exchange.client.request_id,
         };
         let responses = &site.responses;
-        let Sent { status, bytes } = if exchange.answer == AnswerId::Metrics {
+        let answer = responses.pick(exchange.answer, || ids.random());
+        let Sent { status, bytes } = if answer == AnswerId::Metrics {
             let mut body = String::new();
             metrics.render(phase, &mut body);
             responses.write_metrics(
@@ -122,9 +124,34 @@ impl Exchanges for Responder<'_> {
                 exchange.head_only,
                 out,
             )
+        } else if responses.is_rendered(answer) {
+            let (path, query) = match exchange.target.split_once('?') {
+                Some((path, query)) => (path, query),
+                None => (exchange.target, ""),
+            };
+            let values = Values {
+                method: exchange.method,
+                path: path.as_bytes(),
+                query: query.as_bytes(),
+                host: exchange.client.host,
+                remote_addr: self.peer,
+                request_id,
+                headers: exchange.headers,
+                code: 0,
+                reason: "",
+            };
+            responses.write_rendered(
+                answer,
+                &values,
+                exchange.version,
+                exchange.keep_alive,
+                exchange.head_only,
+                request_id,
+                out,
+            )
         } else {
             responses.write(
-                exchange.answer,
+                answer,
                 exchange.version,
                 exchange.keep_alive,
                 exchange.head_only,
@@ -348,7 +375,8 @@ const LOWER_HEX: [bool; 256] = {
 };
 
 /// One worker's maker of request ids: 128 bits from a fast generator (wyrand) seeded from the
-/// operating system, as 32 lowercase hex digits. Unique for practical purposes, not secret.
+/// operating system, as 32 lowercase hex digits. Unique for practical purposes, not secret. The
+/// same generator picks weighted statuses and delays.
 pub struct RequestIds {
     state: Cell<u64>,
 }
@@ -374,7 +402,8 @@ impl RequestIds {
         }
     }
 
-    fn next(&self) -> u64 {
+    /// 64 random bits, for request ids, weighted statuses and delays.
+    pub fn random(&self) -> u64 {
         let state = self.state.get().wrapping_add(0xa076_1d64_78bd_642f);
         self.state.set(state);
         let product = u128::from(state) * u128::from(state ^ 0xe703_7ed1_a0b4_28db);
@@ -384,7 +413,7 @@ impl RequestIds {
     /// Writes a new id into `id`.
     fn make(&self, id: &mut [u8; RequestIds::LEN]) {
         const HEX: &[u8; 16] = b"0123456789abcdef";
-        let bits = (u128::from(self.next()) << 64) | u128::from(self.next());
+        let bits = (u128::from(self.random()) << 64) | u128::from(self.random());
         for (i, digit) in id.iter_mut().enumerate() {
             *digit = HEX[((bits >> (124 - 4 * i)) & 0xf) as usize];
         }

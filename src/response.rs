@@ -3,12 +3,18 @@
 //! A request never formats anything: it picks an [`Answer`] and copies its bytes. The only parts
 //! that change are the `Date` header, patched in place once a second by [`Responses::stamp`], and
 //! the status line's minor version, patched as the bytes are copied: HTTP/1.0 requests are
-//! answered `HTTP/1.0`, all others `HTTP/1.1`.
-//! This module decides nothing about which answer a request deserves (see `http`) and does no I/O.
+//! answered `HTTP/1.0`, all others `HTTP/1.1`. Templated routes and error pages keep their head's
+//! fixed parts and a parsed template, and are rendered into the caller's buffer
+//! ([`Responses::write_rendered`]), as the metrics are.
+//! This module maps a request's method, path and validators to an answer ([`Responses::choose`]);
+//! the checks of the request itself are `http`'s. It does no I/O.
 
-use std::time::SystemTime;
+use std::cell::RefCell;
+use std::hash::{Hash, Hasher};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::config::{Config, Endpoints, Route};
+use crate::config::{Config, Endpoints, PageKey, Route, RouteDelay};
+use crate::template::{Escape, Format, Kind, Template, Values};
 
 /// Length of an IMF-fixdate such as `Sun, 06 Nov 1994 08:49:37 GMT`.
 const DATE_LEN: usize = 29;
@@ -70,6 +76,19 @@ pub enum Port {
 pub enum AnswerId {
     /// The route at this index, which allows the request's method.
     Route(usize),
+    /// The route at `route`, with the status at `index` of its `statuses`, picked by weight
+    /// ([`Responses::pick`]).
+    Weighted {
+        route: usize,
+        index: usize,
+    },
+    /// 304 for the route at this index: the request's validators match its answer.
+    NotModified(usize),
+    /// Error-page mode: the status an `X-Code` asked for, in a format.
+    ErrorPage {
+        code: u16,
+        format: Format,
+    },
     /// 405 for the route at this index, with its `Allow` header.
     MethodNotAllowed(usize),
     /// 204 to `OPTIONS` on the route at this index, with its `Allow` header.
@@ -163,10 +182,120 @@ impl Answer {
     }
 }
 
+/// The request headers that change which answer a request gets: the error-page mode's, and the
+/// validators of a conditional request. Empty: absent.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Asks<'a> {
+    pub x_code: &'a [u8],
+    pub x_format: &'a [u8],
+    pub accept: &'a [u8],
+    pub if_none_match: &'a [u8],
+    pub if_modified_since: &'a [u8],
+}
+
+/// What a route's 2xx answer is validated by, and its 304.
+#[derive(Debug, Clone)]
+struct Validators {
+    /// A strong entity tag, quotes included.
+    etag: String,
+    /// Seconds since the epoch.
+    modified: u64,
+    not_modified: Answer,
+}
+
+/// A templated answer's fixed parts.
+#[derive(Debug, Clone)]
+struct Rendered {
+    status: u16,
+    reason: String,
+    /// `Name: value\r\n` lines, `Content-Type` first.
+    headers: Vec<u8>,
+    template: Template,
+    escape: Escape,
+}
+
+/// Error-page mode's pages: for each status from 400 to 599 and each format, which template.
+#[derive(Debug, Clone)]
+struct ErrorPages {
+    templates: Vec<Template>,
+    /// Index into `templates` of the page for `(status - 400) * 3 + format`.
+    chosen: Vec<u16>,
+}
+
+/// The built-in pages, used where the directory has neither `NNN.ext` nor `Nxx.ext`.
+const BUILTIN_PAGES: [(Format, &str); 3] = [
+    (
+        Format::Html,
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>{{code}} {{reason}}</title></head>\n<body><h1>{{code}} {{reason}}</h1></body>\n</html>\n",
+    ),
+    (
+        Format::Json,
+        "{\"code\":{{code}},\"message\":\"{{reason}}\"}\n",
+    ),
+    (Format::Text, "{{code}} {{reason}}\n"),
+];
+
+impl ErrorPages {
+    fn new(files: &[crate::config::PageFile]) -> ErrorPages {
+        let no_env = |_: &str| None;
+        let mut templates: Vec<Template> = BUILTIN_PAGES
+            .iter()
+            .map(|(_, text)| {
+                // They parse (tested in `builtin_pages_parse`); as text they would still serve.
+                Template::parse(text, Kind::ErrorPage, &no_env)
+                    .unwrap_or_else(|_| Template::literal(text))
+            })
+            .collect();
+        let mut chosen = Vec::with_capacity(200 * Format::ALL.len());
+        for code in 400..=599u16 {
+            for (f, format) in Format::ALL.into_iter().enumerate() {
+                let file = |key: PageKey| {
+                    files
+                        .iter()
+                        .position(|p| p.key == key && p.format == format)
+                };
+                let index = match file(PageKey::Status(code))
+                    .or_else(|| file(PageKey::Class(code / 100)))
+                {
+                    Some(i) => {
+                        templates.push(files[i].template.clone());
+                        templates.len() - 1
+                    }
+                    None => f,
+                };
+                chosen.push(index as u16);
+            }
+        }
+        ErrorPages { templates, chosen }
+    }
+
+    fn page(&self, code: u16, format: Format) -> Option<&Template> {
+        let f = Format::ALL.iter().position(|&x| x == format)?;
+        let at = usize::from(code.checked_sub(400)?) * Format::ALL.len() + f;
+        self.templates.get(usize::from(*self.chosen.get(at)?))
+    }
+}
+
+thread_local! {
+    /// A rendered body, before its length goes into the head: it keeps its capacity.
+    static BODY: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
 /// Every answer of one configuration, and the routes that choose among them.
 #[derive(Debug, Clone)]
 pub struct Responses {
     routes: Vec<Route>,
+    /// For each route that picks its status by weight: (the cumulative weight up to and
+    /// including this status, its answer).
+    weighted: Vec<Vec<(u32, Answer)>>,
+    /// For each route whose answer has validators (a 2xx that is not templated or weighted).
+    validators: Vec<Option<Validators>>,
+    /// For each templated route.
+    rendered: Vec<Option<Rendered>>,
+    /// When error-page mode is on.
+    error_pages: Option<ErrorPages>,
+    /// The current `Date`, for the answers written rather than copied.
+    date: [u8; DATE_LEN],
     endpoints: Endpoints,
     /// The probes and metrics are served on the admin port, not on the traffic ports.
     admin_port: bool,
@@ -196,14 +325,49 @@ pub struct Sent {
 impl Responses {
     pub fn new(config: &Config) -> Responses {
         let (routes, endpoints) = (&config.routes, &config.endpoints);
+        let reason_of =
+            |r: &Route, status: u16| match r.reason.as_deref().filter(|_| status == r.status) {
+                Some(reason) => reason.to_string(),
+                None => reason_phrase(status).to_string(),
+            };
+        let validators: Vec<Option<Validators>> = routes.iter().map(Validators::of).collect();
         let ok = routes
             .iter()
+            .zip(&validators)
+            .map(|(r, v)| {
+                let mut headers = r.headers.clone();
+                if let Some(v) = v {
+                    headers.extend(v.headers());
+                }
+                Answer::new(r.status, &reason_of(r, r.status), &headers, r.body.clone())
+            })
+            .collect();
+        let weighted = routes
+            .iter()
             .map(|r| {
-                let reason = r
-                    .reason
-                    .as_deref()
-                    .unwrap_or_else(|| reason_phrase(r.status));
-                Answer::new(r.status, reason, &r.headers, r.body.clone())
+                let mut total = 0;
+                r.statuses
+                    .iter()
+                    .map(|&(status, weight)| {
+                        total += weight;
+                        let answer =
+                            Answer::new(status, &reason_of(r, status), &r.headers, r.body.clone());
+                        (total, answer)
+                    })
+                    .collect()
+            })
+            .collect();
+        let rendered = routes
+            .iter()
+            .map(|r| {
+                let template = r.template.clone()?;
+                Some(Rendered {
+                    status: r.status,
+                    reason: reason_of(r, r.status),
+                    headers: header_lines(&r.headers),
+                    template,
+                    escape: Escape::for_content_type(r.content_type()),
+                })
             })
             .collect();
         let route_allows: Vec<Vec<(String, String)>> = routes
@@ -231,6 +395,14 @@ impl Responses {
             |headers: &[(String, String)]| Answer::new(204, "No Content", headers, Vec::new());
         let mut responses = Responses {
             routes: routes.to_vec(),
+            weighted,
+            validators,
+            rendered,
+            error_pages: config
+                .error_pages
+                .enabled
+                .then(|| ErrorPages::new(&config.error_pages.files)),
+            date: [b' '; DATE_LEN],
             endpoints: endpoints.clone(),
             admin_port: config.admin_listen.is_some(),
             health: text(200, "ok\n"),
@@ -257,7 +429,14 @@ impl Responses {
     /// Picks the answer for a method and a path (the query already removed) that came in on
     /// `port`. `ready` is false once a shutdown has begun. `OPTIONS` is answered for every path
     /// that has an answer, unless its route lists `OPTIONS` itself.
-    pub fn choose(&self, method: &str, path: &[u8], ready: bool, port: Port) -> AnswerId {
+    pub fn choose(
+        &self,
+        method: &str,
+        path: &[u8],
+        ready: bool,
+        port: Port,
+        asks: &Asks<'_>,
+    ) -> AnswerId {
         let probe = if port == Port::Traffic && self.admin_port {
             None
         } else if path == self.endpoints.health_path.as_bytes() {
@@ -279,11 +458,73 @@ impl Responses {
         if port == Port::Admin {
             return AnswerId::NotFound;
         }
+        if let Some(page) = self.error_page(asks) {
+            return page;
+        }
         match self.routes.iter().position(|r| r.matches(path)) {
-            Some(i) if self.routes[i].methods.iter().any(|m| m == method) => AnswerId::Route(i),
+            Some(i) if self.routes[i].methods.iter().any(|m| m == method) => {
+                match &self.validators[i] {
+                    Some(v) if matches!(method, "GET" | "HEAD") && v.fresh(asks) => {
+                        AnswerId::NotModified(i)
+                    }
+                    _ => AnswerId::Route(i),
+                }
+            }
             Some(i) if method == "OPTIONS" => AnswerId::Options(i),
             Some(i) => AnswerId::MethodNotAllowed(i),
             None => AnswerId::NotFound,
+        }
+    }
+
+    /// In error-page mode, the page an `X-Code` from 400 to 599 asks for: in the format of
+    /// `X-Format`, else the first `Accept` takes of HTML, JSON and text, else HTML.
+    fn error_page(&self, asks: &Asks<'_>) -> Option<AnswerId> {
+        self.error_pages.as_ref()?;
+        let code = std::str::from_utf8(asks.x_code.trim_ascii())
+            .ok()?
+            .parse::<u16>()
+            .ok()
+            .filter(|c| (400..=599).contains(c))?;
+        let format = Format::from_media_type(asks.x_format)
+            .or_else(|| Format::from_accept(asks.accept))
+            .unwrap_or(Format::Html);
+        Some(AnswerId::ErrorPage { code, format })
+    }
+
+    /// For a route that picks its status by weight, the status `random` picks; any other answer
+    /// as it is.
+    pub fn pick(&self, id: AnswerId, random: impl FnOnce() -> u64) -> AnswerId {
+        let AnswerId::Route(route) = id else {
+            return id;
+        };
+        let Some(&(total, _)) = self.weighted[route].last() else {
+            return id;
+        };
+        let point = (random() % u64::from(total)) as u32;
+        let index = self.weighted[route]
+            .iter()
+            .position(|&(end, _)| point < end)
+            .unwrap_or(0);
+        AnswerId::Weighted { route, index }
+    }
+
+    /// How long the answer is held, when its route has a `delay`.
+    pub fn delay(&self, id: AnswerId) -> Option<RouteDelay> {
+        match id {
+            AnswerId::Route(i) | AnswerId::NotModified(i) | AnswerId::Weighted { route: i, .. } => {
+                self.routes[i].delay
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether the answer is rendered per request ([`Responses::write_rendered`]) rather than
+    /// copied.
+    pub fn is_rendered(&self, id: AnswerId) -> bool {
+        match id {
+            AnswerId::Route(i) => self.rendered[i].is_some(),
+            AnswerId::ErrorPage { .. } => true,
+            _ => false,
         }
     }
 
@@ -298,6 +539,11 @@ impl Responses {
     fn answer(&self, id: AnswerId) -> &Answer {
         match id {
             AnswerId::Route(i) => &self.ok[i],
+            AnswerId::Weighted { route, index } => &self.weighted[route][index].1,
+            AnswerId::NotModified(i) => match &self.validators[i] {
+                Some(v) => &v.not_modified,
+                None => &self.ok[i],
+            },
             AnswerId::MethodNotAllowed(i) => &self.not_allowed[i],
             AnswerId::Options(i) => &self.options[i],
             AnswerId::OptionsAny => &self.options_any,
@@ -308,8 +554,8 @@ impl Responses {
             AnswerId::Ready { ready: false } => &self.not_ready,
             AnswerId::ProbeMethodNotAllowed => &self.probe_not_allowed,
             AnswerId::ProbeOptions => &self.probe_options,
-            // Metrics are written by `write_metrics`, which `respond` calls instead of `write`.
-            AnswerId::Metrics => &self.not_found,
+            // Written by `write_metrics` and `write_rendered`, which `respond` calls instead.
+            AnswerId::Metrics | AnswerId::ErrorPage { .. } => &self.not_found,
         }
     }
 
@@ -368,25 +614,119 @@ impl Responses {
         head_only: bool,
         out: &mut Vec<u8>,
     ) -> Sent {
-        let date_at = self.health.date_at;
-        let date = &self.health.close_head[date_at..date_at + DATE_LEN];
+        let head = Head {
+            status: 200,
+            reason: "OK",
+            headers: b"Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n",
+            minor,
+            keep_alive,
+            request_id: b"",
+        };
+        self.write_written(&head, body.as_bytes(), head_only, out)
+    }
+
+    /// Appends a templated route's answer or an error page, rendered for `values` (its `code`
+    /// and `reason` are set here), with the same head as a prebuilt answer would have.
+    #[allow(clippy::too_many_arguments)]
+    pub fn write_rendered(
+        &self,
+        id: AnswerId,
+        values: &Values<'_>,
+        minor: u8,
+        keep_alive: bool,
+        head_only: bool,
+        request_id: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Sent {
+        let (status, reason, headers, template, escape) = match id {
+            AnswerId::Route(i) => match &self.rendered[i] {
+                Some(r) => (
+                    r.status,
+                    r.reason.as_str(),
+                    &r.headers[..],
+                    &r.template,
+                    r.escape,
+                ),
+                None => return self.write(id, minor, keep_alive, head_only, request_id, out),
+            },
+            AnswerId::ErrorPage { code, format } => {
+                let page = self.error_pages.as_ref().and_then(|p| p.page(code, format));
+                let Some(page) = page else {
+                    return self.write(id, minor, keep_alive, head_only, request_id, out);
+                };
+                let headers: &[u8] = match format {
+                    Format::Html => b"Content-Type: text/html; charset=utf-8\r\n",
+                    Format::Json => b"Content-Type: application/json\r\n",
+                    Format::Text => b"Content-Type: text/plain; charset=utf-8\r\n",
+                };
+                (code, reason_phrase(code), headers, page, format.escape())
+            }
+            _ => return self.write(id, minor, keep_alive, head_only, request_id, out),
+        };
+        let values = Values {
+            code: status,
+            reason,
+            ..*values
+        };
+        BODY.with(|body| {
+            let mut body = body.borrow_mut();
+            body.clear();
+            template.render(&values, escape, &mut body);
+            let head = Head {
+                status,
+                reason,
+                headers,
+                minor,
+                keep_alive,
+                request_id,
+            };
+            self.write_written(&head, &body, head_only, out)
+        })
+    }
+
+    /// Appends an answer that is not prebuilt: its head, laid out as a prebuilt one is, and
+    /// `body` unless `head_only`.
+    fn write_written(
+        &self,
+        head: &Head<'_>,
+        body: &[u8],
+        head_only: bool,
+        out: &mut Vec<u8>,
+    ) -> Sent {
         let start = out.len();
-        out.extend_from_slice(format!("HTTP/1.1 200 OK\r\nServer: {SERVER}\r\nDate: ").as_bytes());
-        set_minor_version(out, start, minor);
-        out.extend_from_slice(date);
-        let connection = if keep_alive { "keep-alive" } else { "close" };
-        out.extend_from_slice(
-            format!(
-                "\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: {}\r\nConnection: {connection}\r\n\r\n",
-                body.len()
-            )
-            .as_bytes(),
-        );
-        if !head_only {
-            out.extend_from_slice(body.as_bytes());
+        let mut digits = itoa::Buffer::new();
+        out.extend_from_slice(b"HTTP/1.1 ");
+        out.extend_from_slice(digits.format(head.status).as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(head.reason.as_bytes());
+        out.extend_from_slice(b"\r\nServer: ");
+        out.extend_from_slice(SERVER.as_bytes());
+        out.extend_from_slice(b"\r\nDate: ");
+        out.extend_from_slice(&self.date);
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(head.headers);
+        if !matches!(head.status, 204 | 304) {
+            out.extend_from_slice(b"Content-Length: ");
+            out.extend_from_slice(digits.format(body.len()).as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(if head.keep_alive {
+            b"Connection: keep-alive\r\n"
+        } else {
+            b"Connection: close\r\n"
+        });
+        if !head.request_id.is_empty() {
+            out.extend_from_slice(&self.request_id_prefix);
+            out.extend_from_slice(head.request_id);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        set_minor_version(out, start, head.minor);
+        if !head_only && !matches!(head.status, 204 | 304) {
+            out.extend_from_slice(body);
         }
         Sent {
-            status: 200,
+            status: head.status,
             bytes: out.len() - start,
         }
     }
@@ -405,9 +745,17 @@ impl Responses {
         let mut date = [b' '; DATE_LEN];
         let len = text.len().min(DATE_LEN);
         date[..len].copy_from_slice(&text.as_bytes()[..len]);
+        self.date = date;
         let answers = self
             .ok
             .iter_mut()
+            .chain(self.weighted.iter_mut().flatten().map(|(_, a)| a))
+            .chain(
+                self.validators
+                    .iter_mut()
+                    .flatten()
+                    .map(|v| &mut v.not_modified),
+            )
             .chain(self.not_allowed.iter_mut())
             .chain(self.options.iter_mut())
             .chain(self.rejected.iter_mut())
@@ -423,6 +771,93 @@ impl Responses {
         for answer in answers {
             answer.stamp(&date);
         }
+    }
+}
+
+/// The parts of a head that is written rather than copied.
+struct Head<'a> {
+    status: u16,
+    reason: &'a str,
+    /// `Name: value\r\n` lines.
+    headers: &'a [u8],
+    minor: u8,
+    keep_alive: bool,
+    request_id: &'a [u8],
+}
+
+/// `Name: value\r\n` for each header.
+fn header_lines(headers: &[(String, String)]) -> Vec<u8> {
+    let mut lines = Vec::new();
+    for (name, value) in headers {
+        lines.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+    }
+    lines
+}
+
+impl Validators {
+    /// A route's validators, if its answer has them: a 2xx that is neither templated nor
+    /// weighted. The entity tag hashes the status, headers and body, so that it changes with
+    /// any of them.
+    fn of(route: &Route) -> Option<Validators> {
+        if route.template.is_some() || !route.statuses.is_empty() || route.status / 100 != 2 {
+            return None;
+        }
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (route.status, &route.reason, &route.headers, &route.body).hash(&mut hasher);
+        let etag = format!("\"{:016x}\"", hasher.finish());
+        let modified = route
+            .modified
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut validators = Validators {
+            etag,
+            modified,
+            not_modified: Answer::new(304, "Not Modified", &[], Vec::new()),
+        };
+        // RFC 9110 15.4.5: a 304 carries the validators and the caching headers a 200 would.
+        let mut headers: Vec<(String, String)> = route
+            .headers
+            .iter()
+            .filter(|(n, _)| {
+                ["cache-control", "content-location", "expires", "vary"]
+                    .iter()
+                    .any(|c| n.eq_ignore_ascii_case(c))
+            })
+            .cloned()
+            .collect();
+        headers.extend(validators.headers());
+        validators.not_modified = Answer::new(304, "Not Modified", &headers, Vec::new());
+        Some(validators)
+    }
+
+    fn headers(&self) -> [(String, String); 2] {
+        let modified = UNIX_EPOCH + std::time::Duration::from_secs(self.modified);
+        [
+            ("ETag".to_string(), self.etag.clone()),
+            (
+                "Last-Modified".to_string(),
+                httpdate::fmt_http_date(modified),
+            ),
+        ]
+    }
+
+    /// RFC 9110 13.1.2 and 13.1.3: `If-None-Match` listing this tag (weakly compared) or `*`;
+    /// without it, `If-Modified-Since` not older than the last modification.
+    fn fresh(&self, asks: &Asks<'_>) -> bool {
+        let if_none_match = asks.if_none_match.trim_ascii();
+        if !if_none_match.is_empty() {
+            return if_none_match == b"*"
+                || if_none_match.split(|&b| b == b',').any(|tag| {
+                    let tag = tag.trim_ascii();
+                    let tag = tag.strip_prefix(b"W/").unwrap_or(tag);
+                    tag == self.etag.as_bytes()
+                });
+        }
+        std::str::from_utf8(asks.if_modified_since)
+            .ok()
+            .and_then(|text| httpdate::parse_http_date(text.trim()).ok())
+            .and_then(|since| since.duration_since(UNIX_EPOCH).ok())
+            .is_some_and(|since| self.modified <= since.as_secs())
     }
 }
 
@@ -489,18 +924,35 @@ mod tests {
     }
 
     #[test]
+    fn builtin_pages_parse() {
+        for (_, text) in BUILTIN_PAGES {
+            let no_env = |_: &str| None;
+            assert!(
+                Template::parse(text, Kind::ErrorPage, &no_env).is_ok(),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
     fn default_route_is_hello_world_with_a_fresh_date() {
-        let mut r = Responses::new(&Config::default());
+        let mut config = Config::default();
+        config.routes[0].modified = SystemTime::UNIX_EPOCH + Duration::from_secs(784111000);
+        let mut r = Responses::new(&config);
         let at = SystemTime::UNIX_EPOCH + Duration::from_secs(784111777);
         r.stamp(at);
         let got = text(AnswerId::Route(0), false, false, &r);
+        let etag = r.validators[0].as_ref().map(|v| v.etag.clone()).unwrap();
         assert_eq!(
             got,
             format!(
                 "HTTP/1.0 200 OK\r\nServer: {SERVER}\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n\
-                 Content-Type: text/plain\r\nContent-Length: 13\r\nConnection: close\r\n\r\nHello, world!"
+                 Content-Type: text/plain\r\nETag: {etag}\r\n\
+                 Last-Modified: Sun, 06 Nov 1994 08:36:40 GMT\r\n\
+                 Content-Length: 13\r\nConnection: close\r\n\r\nHello, world!"
             )
         );
+        assert!(etag.len() == 18 && etag.starts_with('"') && etag.ends_with('"'));
         let head = text(AnswerId::Route(0), true, true, &r);
         assert!(head.ends_with("Content-Length: 13\r\nConnection: keep-alive\r\n\r\n"));
     }

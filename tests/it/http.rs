@@ -19,14 +19,14 @@ fn default_answer_is_hello_world_over_http10() {
         httpdate::parse_http_date(date).is_ok(),
         "IMF-fixdate: {date}"
     );
-    assert_eq!(
-        &lines[3..],
-        [
-            "Content-Type: text/plain",
-            "Content-Length: 13",
-            "Connection: close"
-        ]
-    );
+    assert_eq!(lines[3], "Content-Type: text/plain");
+    let etag = lines[4].strip_prefix("ETag: \"").expect("a strong ETag");
+    assert!(etag.len() == 17 && etag.ends_with('"'), "{head}");
+    let modified = lines[5]
+        .strip_prefix("Last-Modified: ")
+        .expect("Last-Modified");
+    assert!(httpdate::parse_http_date(modified).is_ok(), "{modified}");
+    assert_eq!(&lines[6..], ["Content-Length: 13", "Connection: close"]);
     assert_eq!(body, "Hello, world!");
 }
 

@@ -5,6 +5,7 @@
 
 mod abuse;
 mod architecture;
+mod backend;
 mod cli;
 mod common;
 mod conformance;

@@ -1,0 +1,467 @@
+//! Body templates: `{{name}}` placeholders in a route's body or an error page, parsed once at load
+//! into text and variables, and rendered per request into a buffer the caller keeps.
+//!
+//! `{{hostname}}` and `{{env.NAME}}` are resolved at load (they become text); the others are the
+//! request's: `{{method}}`, `{{path}}`, `{{query}}`, `{{host}}`, `{{remote_addr}}`,
+//! `{{request_id}}`, `{{time}}` (RFC 3339, UTC), `{{header.NAME}}` (any request header, its name
+//! in any case), and in error pages `{{code}}` and `{{reason}}`. A value the request controls is
+//! escaped for the body's media type ([`Escape`]), so that a reflected header can inject neither
+//! markup nor a second document. Where a template comes from and which answer uses it is the
+//! business of `config` and `response`.
+
+use std::net::SocketAddr;
+use std::time::SystemTime;
+
+use crate::clock;
+
+/// How request-controlled values are written into a body, chosen by its `Content-Type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Escape {
+    /// `text/html`: `& < > " '` as character references.
+    Html,
+    /// `application/json` (and `+json`): the inside of a JSON string.
+    Json,
+    /// Anything else: control characters dropped.
+    Plain,
+}
+
+impl Escape {
+    pub fn for_content_type(content_type: &str) -> Escape {
+        let media = content_type
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        if media == "text/html" || media == "application/xhtml+xml" {
+            Escape::Html
+        } else if media == "application/json" || media.ends_with("+json") {
+            Escape::Json
+        } else {
+            Escape::Plain
+        }
+    }
+}
+
+/// The formats an error page comes in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    Html,
+    Json,
+    Text,
+}
+
+impl Format {
+    pub const ALL: [Format; 3] = [Format::Html, Format::Json, Format::Text];
+
+    /// The file name extension of a page in this format.
+    pub fn ext(self) -> &'static str {
+        match self {
+            Format::Html => "html",
+            Format::Json => "json",
+            Format::Text => "txt",
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Html => "text/html; charset=utf-8",
+            Format::Json => "application/json",
+            Format::Text => "text/plain; charset=utf-8",
+        }
+    }
+
+    pub fn escape(self) -> Escape {
+        match self {
+            Format::Html => Escape::Html,
+            Format::Json => Escape::Json,
+            Format::Text => Escape::Plain,
+        }
+    }
+
+    /// The format a media type names (`text/html`, `application/json`, `text/plain`, with any
+    /// parameters), if it is one of these.
+    pub fn from_media_type(media: &[u8]) -> Option<Format> {
+        let essence = media
+            .split(|&b| b == b';')
+            .next()
+            .unwrap_or_default()
+            .trim_ascii();
+        Format::ALL.into_iter().find(|f| {
+            let own = f.content_type().split(';').next().unwrap_or_default();
+            essence.eq_ignore_ascii_case(own.as_bytes())
+        })
+    }
+
+    /// The first of `text/html`, `application/json`, `text/plain` (in that order) that an
+    /// `Accept` value accepts: named, or through `type/*` or `*/*`, with a quality above 0.
+    pub fn from_accept(accept: &[u8]) -> Option<Format> {
+        let accepts = |f: Format| {
+            let own = f
+                .content_type()
+                .split(';')
+                .next()
+                .unwrap_or_default()
+                .as_bytes();
+            let slash = own.iter().position(|&b| b == b'/').unwrap_or(own.len());
+            accept.split(|&b| b == b',').any(|range| {
+                let mut params = range.split(|&b| b == b';');
+                let media = params.next().unwrap_or_default().trim_ascii();
+                let refused = params.any(|p| {
+                    let p = p.trim_ascii();
+                    p.len() >= 2
+                        && p[..2].eq_ignore_ascii_case(b"q=")
+                        && p[2..].iter().all(|&b| b == b'0' || b == b'.')
+                });
+                let matches = media.eq_ignore_ascii_case(own)
+                    || media == b"*/*"
+                    || (media.len() == slash + 2
+                        && media[..slash].eq_ignore_ascii_case(&own[..slash])
+                        && media.ends_with(b"/*"));
+                matches && !refused
+            })
+        };
+        Format::ALL.into_iter().find(|&f| accepts(f))
+    }
+}
+
+/// A parsed template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    parts: Vec<Part>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Part {
+    Text(Vec<u8>),
+    Var(Var),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Var {
+    Method,
+    Path,
+    Query,
+    Host,
+    RemoteAddr,
+    RequestId,
+    Time,
+    /// A request header, its name lowercased.
+    Header(Vec<u8>),
+    Code,
+    Reason,
+}
+
+/// What a template may use besides the request: `{{code}}` and `{{reason}}` exist only in error
+/// pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Route,
+    ErrorPage,
+}
+
+/// The request a template is rendered for.
+#[derive(Debug, Clone, Copy)]
+pub struct Values<'a> {
+    pub method: &'a str,
+    pub path: &'a [u8],
+    pub query: &'a [u8],
+    pub host: &'a [u8],
+    pub remote_addr: SocketAddr,
+    pub request_id: &'a [u8],
+    /// The head's header lines, as received (`Name: value` lines ending in CRLF or LF).
+    pub headers: &'a [u8],
+    pub code: u16,
+    pub reason: &'a str,
+}
+
+impl Template {
+    /// `text` as it is, with no variables.
+    pub fn literal(text: &str) -> Template {
+        Template {
+            parts: vec![Part::Text(text.as_bytes().to_vec())],
+        }
+    }
+
+    /// Parses `text`. `env` resolves `{{env.NAME}}` (an unset variable is empty text). An
+    /// unknown variable, or `{{` without its `}}`, is an error naming it and its line in `text`.
+    pub fn parse(
+        text: &str,
+        kind: Kind,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Template, String> {
+        let mut parts = Vec::new();
+        let mut rest = text;
+        let mut text_so_far = Vec::new();
+        while let Some(open) = rest.find("{{") {
+            text_so_far.extend_from_slice(&rest.as_bytes()[..open]);
+            let after = &rest[open + 2..];
+            let line = || 1 + text[..text.len() - rest.len() + open].matches('\n').count();
+            let Some(close) = after.find("}}") else {
+                return Err(format!(
+                    "`{{{{` without `}}}}` at line {} of the template",
+                    line()
+                ));
+            };
+            let name = after[..close].trim();
+            let var = match name {
+                "hostname" => {
+                    text_so_far.extend_from_slice(hostname().as_bytes());
+                    None
+                }
+                "method" => Some(Var::Method),
+                "path" => Some(Var::Path),
+                "query" => Some(Var::Query),
+                "host" => Some(Var::Host),
+                "remote_addr" => Some(Var::RemoteAddr),
+                "request_id" => Some(Var::RequestId),
+                "time" => Some(Var::Time),
+                "code" | "reason" if kind == Kind::ErrorPage => Some(if name == "code" {
+                    Var::Code
+                } else {
+                    Var::Reason
+                }),
+                _ => {
+                    if let Some(variable) = name.strip_prefix("env.").filter(|n| !n.is_empty()) {
+                        text_so_far.extend_from_slice(env(variable).unwrap_or_default().as_bytes());
+                        None
+                    } else if let Some(header) = name
+                        .strip_prefix("header.")
+                        .filter(|n| !n.is_empty() && n.bytes().all(is_token_byte))
+                    {
+                        Some(Var::Header(header.to_ascii_lowercase().into_bytes()))
+                    } else {
+                        return Err(format!(
+                            "unknown template variable `{{{{{name}}}}}` at line {} of the template",
+                            line()
+                        ));
+                    }
+                }
+            };
+            if let Some(var) = var {
+                if !text_so_far.is_empty() {
+                    parts.push(Part::Text(std::mem::take(&mut text_so_far)));
+                }
+                parts.push(Part::Var(var));
+            }
+            rest = &after[close + 2..];
+        }
+        text_so_far.extend_from_slice(rest.as_bytes());
+        if !text_so_far.is_empty() {
+            parts.push(Part::Text(text_so_far));
+        }
+        Ok(Template { parts })
+    }
+
+    /// Appends the body for `values` to `out`, request-controlled values escaped by `escape`.
+    pub fn render(&self, values: &Values<'_>, escape: Escape, out: &mut Vec<u8>) {
+        for part in &self.parts {
+            match part {
+                Part::Text(text) => out.extend_from_slice(text),
+                Part::Var(var) => render_var(var, values, escape, out),
+            }
+        }
+    }
+}
+
+fn render_var(var: &Var, values: &Values<'_>, escape: Escape, out: &mut Vec<u8>) {
+    match var {
+        Var::Method => escaped(values.method.as_bytes(), escape, out),
+        Var::Path => escaped(values.path, escape, out),
+        Var::Query => escaped(values.query, escape, out),
+        Var::Host => escaped(values.host, escape, out),
+        Var::RemoteAddr => {
+            // An address is digits, dots, colons and brackets: nothing to escape.
+            let mut text = [0u8; 64];
+            let mut cursor = std::io::Cursor::new(&mut text[..]);
+            let _ = std::io::Write::write_fmt(&mut cursor, format_args!("{}", values.remote_addr));
+            let len = cursor.position() as usize;
+            out.extend_from_slice(&text[..len]);
+        }
+        Var::RequestId => escaped(values.request_id, escape, out),
+        Var::Time => out.extend_from_slice(&clock::rfc3339_seconds(SystemTime::now())),
+        Var::Header(name) => escaped(header(values.headers, name), escape, out),
+        Var::Code => out.extend_from_slice(itoa::Buffer::new().format(values.code).as_bytes()),
+        Var::Reason => escaped(values.reason.as_bytes(), escape, out),
+    }
+}
+
+/// The value of the first header line named `name` (lowercase), trimmed; empty when absent.
+fn header<'a>(headers: &'a [u8], name: &[u8]) -> &'a [u8] {
+    headers
+        .split(|&b| b == b'\n')
+        .find_map(|line| {
+            let colon = line.iter().position(|&b| b == b':')?;
+            line[..colon]
+                .eq_ignore_ascii_case(name)
+                .then(|| line[colon + 1..].trim_ascii())
+        })
+        .unwrap_or_default()
+}
+
+/// Appends `value` escaped for `escape`. Bytes that are not UTF-8 become U+FFFD in HTML and JSON
+/// (both must stay valid text) and are kept otherwise.
+fn escaped(value: &[u8], escape: Escape, out: &mut Vec<u8>) {
+    for chunk in value.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            escape_char(c, escape, out);
+        }
+        if !chunk.invalid().is_empty() {
+            match escape {
+                Escape::Html | Escape::Json => out.extend_from_slice("\u{fffd}".as_bytes()),
+                Escape::Plain => out.extend_from_slice(chunk.invalid()),
+            }
+        }
+    }
+}
+
+fn escape_char(c: char, escape: Escape, out: &mut Vec<u8>) {
+    let replacement: Option<&[u8]> = match (escape, c) {
+        (Escape::Html, '&') => Some(b"&amp;"),
+        (Escape::Html, '<') => Some(b"&lt;"),
+        (Escape::Html, '>') => Some(b"&gt;"),
+        (Escape::Html, '"') => Some(b"&quot;"),
+        (Escape::Html, '\'') => Some(b"&#39;"),
+        (Escape::Json, '"') => Some(b"\\\""),
+        (Escape::Json, '\\') => Some(b"\\\\"),
+        (Escape::Json, '\n') => Some(b"\\n"),
+        (Escape::Json, '\r') => Some(b"\\r"),
+        (Escape::Json, '\t') => Some(b"\\t"),
+        (_, c) if c.is_control() => match escape {
+            Escape::Json => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                let code = u32::from(c);
+                out.extend_from_slice(b"\\u");
+                for shift in [12, 8, 4, 0] {
+                    out.push(HEX[((code >> shift) & 0xf) as usize]);
+                }
+                return;
+            }
+            // Dropped: a control character has no place in a page, and CR/LF none in a line.
+            Escape::Html | Escape::Plain => Some(b""),
+        },
+        _ => None,
+    };
+    match replacement {
+        Some(bytes) => out.extend_from_slice(bytes),
+        None => {
+            let mut utf8 = [0u8; 4];
+            out.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
+        }
+    }
+}
+
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// This machine's name (the pod's, in Kubernetes), read at load.
+fn hostname() -> String {
+    let mut name = [0u8; 256];
+    // SAFETY: gethostname writes at most `name.len()` bytes into the buffer we own.
+    let rc = unsafe { libc::gethostname(name.as_mut_ptr().cast(), name.len()) };
+    if rc != 0 {
+        return String::new();
+    }
+    let len = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+    String::from_utf8_lossy(&name[..len]).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values<'a>(headers: &'a [u8], path: &'a [u8]) -> Values<'a> {
+        Values {
+            method: "GET",
+            path,
+            query: b"a=1",
+            host: b"example.test",
+            remote_addr: "127.0.0.1:4000".parse().unwrap(),
+            request_id: b"abc",
+            headers,
+            code: 503,
+            reason: "Service Unavailable",
+        }
+    }
+
+    fn render(text: &str, kind: Kind, escape: Escape, values: &Values<'_>) -> String {
+        let env = |name: &str| (name == "ZONE").then(|| "eu-1".to_string());
+        let template = Template::parse(text, kind, &env).unwrap();
+        let mut out = Vec::new();
+        template.render(values, escape, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn variables_are_replaced() {
+        let v = values(b"X-Thing: one\r\nx-other:  two \r\n", b"/p");
+        let text = "{{method}} {{path}}?{{query}} {{host}} {{remote_addr}} {{request_id}} \
+                    {{header.x-thing}} {{ header.X-Other }} [{{header.absent}}] {{env.ZONE}} \
+                    [{{env.UNSET}}] {{code}} {{reason}}";
+        assert_eq!(
+            render(text, Kind::ErrorPage, Escape::Plain, &v),
+            "GET /p?a=1 example.test 127.0.0.1:4000 abc one two [] eu-1 [] 503 Service Unavailable"
+        );
+        assert_eq!(
+            render("{{hostname}}", Kind::Route, Escape::Plain, &v),
+            hostname()
+        );
+        let time = render("{{time}}", Kind::Route, Escape::Plain, &v);
+        assert_eq!(time.len(), 20, "{time}");
+        assert!(time.ends_with('Z') && time.as_bytes()[10] == b'T', "{time}");
+    }
+
+    #[test]
+    fn unknown_variables_are_errors_with_their_line() {
+        let env = |_: &str| None;
+        let e = Template::parse("a\n{{nope}}", Kind::Route, &env).unwrap_err();
+        assert!(e.contains("`{{nope}}`") && e.contains("line 2"), "{e}");
+        let e = Template::parse("{{code}}", Kind::Route, &env).unwrap_err();
+        assert!(e.contains("`{{code}}`"), "{e}");
+        let e = Template::parse("x {{path", Kind::Route, &env).unwrap_err();
+        assert!(e.contains("without"), "{e}");
+        assert!(Template::parse("{{header.}}", Kind::Route, &env).is_err());
+    }
+
+    #[test]
+    fn hostile_values_are_escaped_for_the_media_type() {
+        let hostile = b"X-Evil: <script>alert(\"x\")</script>'&\\\x01\xff\r\n";
+        let v = values(hostile, b"/");
+        let html = render("{{header.x-evil}}", Kind::Route, Escape::Html, &v);
+        assert_eq!(
+            html,
+            "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&#39;&amp;\\\u{fffd}"
+        );
+        let json = render(
+            "{\"v\":\"{{header.x-evil}}\"}",
+            Kind::Route,
+            Escape::Json,
+            &v,
+        );
+        let parsed: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(
+            parsed["v"],
+            "<script>alert(\"x\")</script>'&\\\u{1}\u{fffd}"
+        );
+        let v = values(b"", b"/a\r\nSet-Cookie: x");
+        assert_eq!(
+            render("{{path}}", Kind::Route, Escape::Plain, &v),
+            "/aSet-Cookie: x"
+        );
+    }
+
+    #[test]
+    fn escape_follows_the_content_type() {
+        assert_eq!(
+            Escape::for_content_type("text/html; charset=utf-8"),
+            Escape::Html
+        );
+        assert_eq!(Escape::for_content_type("Application/JSON"), Escape::Json);
+        assert_eq!(
+            Escape::for_content_type("application/problem+json"),
+            Escape::Json
+        );
+        assert_eq!(Escape::for_content_type("text/plain"), Escape::Plain);
+    }
+}
