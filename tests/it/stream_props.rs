@@ -18,13 +18,16 @@ const MAX_HEADER_BYTES: usize = 512;
 /// Feeds `chunks` one after another, keeping the unconsumed rest between calls as `conn` does.
 /// Returns the output and the last verdict; stops at a close.
 fn feed(chunks: &[Vec<u8>]) -> (Vec<u8>, Verdict) {
-    let mut site = Site::new(&Config {
+    let mut config = Config {
         max_header_bytes: MAX_HEADER_BYTES,
         max_body_bytes: 4096,
         access_log: false,
         ..Config::default()
-    });
-    // One fixed date, so that two feeds compare equal whatever the clock does between them.
+    };
+    // One fixed modification time and date, so that two feeds compare equal whatever the clock
+    // does between them.
+    config.routes[0].modified = std::time::SystemTime::UNIX_EPOCH;
+    let mut site = Site::new(&config);
     site.responses.stamp(std::time::SystemTime::UNIX_EPOCH);
     let stats = WorkerStats::default();
     let metrics = Metrics::new(vec![], Default::default());
