@@ -112,6 +112,8 @@ enum Waiting {
     Write,
     /// Graceful close: write side shut, discarding input until the peer closes.
     Linger,
+    /// An answer is held until a route's delay ends.
+    Held,
 }
 
 /// Where the connection is in its life.
@@ -123,6 +125,12 @@ enum State {
         linger: bool,
     },
     Lingering,
+}
+
+/// An answer waiting for its route's delay to end.
+struct Held {
+    answer: Vec<u8>,
+    until: Instant,
 }
 
 pub struct Connection {
@@ -137,6 +145,9 @@ pub struct Connection {
     partial: Vec<u8>,
     /// Answer bytes the socket did not take yet.
     unsent: Vec<u8>,
+    /// An answer held for a route's delay; nothing else moves meanwhile. Boxed: it is rare, and
+    /// an idle connection stays small.
+    held: Option<Box<Held>>,
     state: State,
     /// The socket may hold unread input: reading stopped before the kernel said it was drained.
     may_read: bool,
@@ -168,6 +179,7 @@ impl Connection {
             stream: RequestStream::default(),
             partial: Vec::new(),
             unsent: Vec::new(),
+            held: None,
             state: State::Open,
             may_read: true,
             paused: false,
@@ -189,7 +201,8 @@ impl Connection {
 
     /// Heap bytes held by this connection's buffers (none between requests).
     pub fn buffered_bytes(&self) -> usize {
-        self.partial.capacity() + self.unsent.capacity()
+        let held = self.held.as_ref().map_or(0, |h| h.answer.capacity());
+        self.partial.capacity() + self.unsent.capacity() + held
     }
 
     /// In a drain: whether closing now loses no request. Between keep-alive requests it does not
@@ -203,7 +216,7 @@ impl Connection {
                 self.deadline = self.deadline.min(grace_ends);
                 grace_ends <= now
             }
-            Waiting::Request | Waiting::Write | Waiting::Linger => false,
+            Waiting::Request | Waiting::Write | Waiting::Linger | Waiting::Held => false,
         }
     }
 
@@ -227,6 +240,13 @@ impl Connection {
             Waiting::Idle => Some(CloseReason::IdleTimeout),
             Waiting::Write => Some(CloseReason::WriteTimeout),
             Waiting::Linger => Some(CloseReason::ClientClosed),
+            Waiting::Held => {
+                // The delay is over: the held answer goes out, then the connection goes on.
+                if let Some(held) = self.held.take() {
+                    self.unsent.extend_from_slice(&held.answer);
+                }
+                self.drive(pass, scratch)
+            }
             Waiting::Request => {
                 // Part of a request is here and the rest is late: say so, then close gracefully.
                 self.partial = Vec::new();
@@ -259,6 +279,11 @@ impl Connection {
     }
 
     fn refresh_deadline(&mut self, pass: &Pass<'_>, before: Waiting, active: bool) {
+        if let Some(held) = &self.held {
+            self.waiting = Waiting::Held;
+            self.deadline = held.until;
+            return;
+        }
         self.waiting = match self.state {
             State::Lingering => Waiting::Linger,
             _ if !self.unsent.is_empty() => Waiting::Write,
@@ -278,6 +303,7 @@ impl Connection {
                 Waiting::Idle => s.idle_timeout,
                 Waiting::Write => s.write_timeout,
                 Waiting::Linger => LINGER,
+                Waiting::Held => Duration::ZERO,
             };
             self.deadline = pass.now + timeout;
         }
@@ -290,6 +316,9 @@ impl Connection {
         active: &mut bool,
     ) -> Option<CloseReason> {
         loop {
+            if self.held.is_some() {
+                return None;
+            }
             if !self.unsent.is_empty() {
                 match self.flush() {
                     Ok(0) => return None,
@@ -382,7 +411,16 @@ impl Connection {
             // Between requests a connection holds no buffer.
             self.partial = Vec::new();
         }
-        let result = self.send(&pass.site.settings, &scratch.output);
+        let mut now = &scratch.output[..];
+        if let Some(hold) = progress.hold {
+            let (before, held) = scratch.output.split_at(hold.from);
+            self.held = Some(Box::new(Held {
+                answer: held.to_vec(),
+                until: pass.now + hold.delay,
+            }));
+            now = before;
+        }
+        let result = self.send(&pass.site.settings, now);
         scratch.output.clear();
         result
     }

@@ -9,7 +9,7 @@
 //! semantics and every per-request limit; it owns no socket, no timer, no counter and no buffer
 //! beyond its caller's, which is why tests and fuzzers can drive it byte by byte.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::config::{is_token, RequestIdMode};
 use crate::response::{AnswerId, Asks, Port, Rejection, Responses};
@@ -40,6 +40,16 @@ pub struct Progress {
     /// Bytes of the input that are done with; the caller keeps the rest for the next call.
     pub consumed: usize,
     pub verdict: Verdict,
+    /// The last answer is held before it is sent (a route's `delay`). The stream then stops
+    /// after it: `Flush` (call again once it is sent) or `Close`.
+    pub hold: Option<Hold>,
+}
+
+/// The output from `from` on is sent `delay` from now; what comes before it, at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hold {
+    pub from: usize,
+    pub delay: Duration,
 }
 
 /// What the request stream decides from: the answers, the limits, the server's phase, the clock.
@@ -76,8 +86,8 @@ impl<'a> Context<'a> {
 pub trait Exchanges {
     /// A request head was parsed; its answer comes once its body is read.
     fn request(&mut self, request: &Request<'_>);
-    /// Appends the answer to `exchange` to `out`.
-    fn answer(&mut self, exchange: &Exchange<'_>, out: &mut Vec<u8>);
+    /// Appends the answer to `exchange` to `out`; returns how long to hold it, if at all.
+    fn answer(&mut self, exchange: &Exchange<'_>, out: &mut Vec<u8>) -> Option<Duration>;
     /// Appends the refusal to `out`; the connection closes after it. `client` holds what the
     /// request said of itself, as far as its head was parsed.
     fn reject(&mut self, refusal: Refusal, client: &Client<'_>, out: &mut Vec<u8>);
@@ -506,7 +516,8 @@ impl RequestStream {
             headers: head.headers,
         };
         if early {
-            exchanges.answer(&exchange, out);
+            // The body the client may send must not wait behind a delay: answered at once.
+            let _ = exchanges.answer(&exchange, out);
             return Step::Stop(progress(pos, Verdict::Close { linger: true }));
         }
         if body == Body::None {
@@ -564,16 +575,25 @@ fn answer(
     exchanges: &mut impl Exchanges,
     out: &mut Vec<u8>,
 ) -> Step {
-    exchanges.answer(exchange, out);
-    if exchange.keep_alive {
-        return Step::Next(pos);
-    }
-    Step::Stop(progress(
-        pos,
+    let from = out.len();
+    let hold = exchanges
+        .answer(exchange, out)
+        .map(|delay| Hold { from, delay });
+    let verdict = if exchange.keep_alive {
+        if hold.is_none() {
+            return Step::Next(pos);
+        }
+        Verdict::Flush
+    } else {
         Verdict::Close {
             linger: pos < input.len(),
-        },
-    ))
+        }
+    };
+    Step::Stop(Progress {
+        consumed: pos,
+        verdict,
+        hold,
+    })
 }
 
 /// Has the refusal written; the connection closes after it, gracefully, since the peer may still
@@ -590,7 +610,11 @@ fn reject(
 }
 
 fn progress(consumed: usize, verdict: Verdict) -> Progress {
-    Progress { consumed, verdict }
+    Progress {
+        consumed,
+        verdict,
+        hold: None,
+    }
 }
 
 /// A refusal, with the version to say it in: the request's, or HTTP/1.1 when the request line was
@@ -1131,9 +1155,10 @@ mod tests {
     impl Exchanges for Prebuilt<'_> {
         fn request(&mut self, _: &Request<'_>) {}
 
-        fn answer(&mut self, e: &Exchange<'_>, out: &mut Vec<u8>) {
+        fn answer(&mut self, e: &Exchange<'_>, out: &mut Vec<u8>) -> Option<Duration> {
             self.0
                 .write(e.answer, e.version, e.keep_alive, e.head_only, b"", out);
+            None
         }
 
         fn reject(&mut self, refusal: Refusal, _: &Client<'_>, out: &mut Vec<u8>) {

@@ -12,7 +12,7 @@
 use std::cell::{Cell, RefCell};
 use std::fmt::Write;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::config::RequestIdMode;
 use crate::http::{version_name, Client, Context, Exchange, Exchanges, Refusal, Request};
@@ -93,7 +93,7 @@ impl Exchanges for Responder<'_> {
         );
     }
 
-    fn answer(&mut self, exchange: &Exchange<'_>, out: &mut Vec<u8>) {
+    fn answer(&mut self, exchange: &Exchange<'_>, out: &mut Vec<u8>) -> Option<Duration> {
         let Pass {
             site,
             phase,
@@ -181,6 +181,14 @@ impl Exchanges for Responder<'_> {
                 )
             });
         }
+        let delay = responses.delay(answer)?;
+        let spread = delay.max.saturating_sub(delay.min).as_nanos() as u64;
+        let extra = if spread == 0 {
+            0
+        } else {
+            ids.random() % (spread + 1)
+        };
+        Some(delay.min + Duration::from_nanos(extra))
     }
 
     fn reject(&mut self, refusal: Refusal, client: &Client<'_>, out: &mut Vec<u8>) {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use responder::site::Phase;
 
 mod in_process;
-use in_process::{in_process_worker, InProcess};
+use in_process::{in_process_worker, test_config, InProcess};
 
 const CLIENTS: usize = 20;
 
@@ -59,7 +59,7 @@ fn out_of_descriptors_the_loop_backs_off_and_serves_every_queued_client() {
         addr,
         metrics,
         ..
-    } = in_process_worker(1000);
+    } = in_process_worker(&test_config(), 1000);
 
     // The clients connect (the kernel completes and queues them) before the limit is lowered;
     // the limit then leaves the worker room for two sockets at a time. They send their requests

@@ -31,7 +31,9 @@ unsafe impl GlobalAlloc for Counting {
 }
 
 mod in_process;
-use in_process::{in_process_worker, InProcess};
+use in_process::{in_process_worker, test_config, InProcess};
+use responder::config::{MatchKind, Route};
+use responder::template::{Kind, Template};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
@@ -44,6 +46,15 @@ const REQUEST: &[u8] = b"GET /path?q=1 HTTP/1.1\r\nHost: test\r\nUser-Agent: hot
 /// answers POST with 405, after the body).
 const CHUNKED: &[u8] = b"POST /up HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n\
     5;x=y\r\nhello\r\n6\r\n world\r\n0\r\nT: 1\r\n\r\n";
+
+/// A templated route, with every kind of request value.
+const TEMPLATED: &[u8] = b"GET /t?q=1 HTTP/1.1\r\nHost: test\r\nUser-Agent: hot-path\r\n\
+    X-Request-Id: hot-2\r\n\r\n";
+const TEMPLATE: &str = "{{method}} {{path}} {{query}} {{host}} {{remote_addr}} {{request_id}} \
+    {{header.user-agent}} {{time}} {{hostname}} end.";
+/// An error page, as an ingress asks for it.
+const ERROR_PAGE: &[u8] = b"GET / HTTP/1.1\r\nHost: test\r\nX-Code: 503\r\n\
+    Accept: application/json\r\nX-Original-URI: /x\r\n\r\n";
 
 /// Sends `request` `n` times on a kept-alive connection, one at a time, and reads each answer
 /// into a fixed buffer; each must end with `ending`.
@@ -77,7 +88,7 @@ fn keep_alive_requests_allocate_nothing() {
         control,
         addr,
         metrics,
-    } = in_process_worker(16);
+    } = in_process_worker(&config(), 16);
     let server = std::thread::spawn(move || worker.run());
 
     let mut s = TcpStream::connect(addr).unwrap();
@@ -100,6 +111,15 @@ fn keep_alive_requests_allocate_nothing() {
     ask(&mut s, CHUNKED, 10_000, chunked_len, refused);
     let chunked_allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
 
+    // A templated route and an error page render into the worker's buffers.
+    let rendered = [(TEMPLATED, &b" end."[..]), (ERROR_PAGE, b"}\n")].map(|(request, ending)| {
+        let len = first_answer(&mut s, request, ending).len();
+        ask(&mut s, request, 99, len, ending);
+        let before = ALLOCATIONS.load(Ordering::Relaxed);
+        ask(&mut s, request, 10_000, len, ending);
+        ALLOCATIONS.load(Ordering::Relaxed) - before
+    });
+
     drop(s);
     control.advance(Phase::Draining);
     server.join().unwrap().unwrap();
@@ -113,12 +133,38 @@ fn keep_alive_requests_allocate_nothing() {
         chunked_allocations < 10,
         "{chunked_allocations} allocations for 10,000 chunked requests"
     );
+    let [templated, error_page] = rendered;
+    assert!(
+        templated < 10,
+        "{templated} allocations for 10,000 templated answers"
+    );
+    assert!(
+        error_page < 10,
+        "{error_page} allocations for 10,000 error pages"
+    );
     // And every one of them went through the counted path.
     let mut text = String::new();
     metrics.render(Phase::Draining, &mut text);
     assert!(
-        text.contains("responder_requests_total{status=\"200\"} 10100\n")
-            && text.contains("responder_requests_total{status=\"405\"} 10100\n"),
+        text.contains("responder_requests_total{status=\"200\"} 20200\n")
+            && text.contains("responder_requests_total{status=\"405\"} 10100\n")
+            && text.contains("responder_requests_total{status=\"503\"} 10100\n"),
         "{text}"
     );
+}
+
+/// The default answer, a templated route before it, and error pages.
+fn config() -> responder::config::Config {
+    let mut config = test_config();
+    let no_env = |_: &str| None;
+    let templated = Route {
+        path: "/t".into(),
+        match_kind: MatchKind::Exact,
+        body: TEMPLATE.into(),
+        template: Template::parse(TEMPLATE, Kind::Route, &no_env).ok(),
+        ..Route::default_hello()
+    };
+    config.routes.insert(0, templated);
+    config.error_pages.enabled = true;
+    config
 }

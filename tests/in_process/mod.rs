@@ -1,6 +1,6 @@
 //! The real worker loop in the test's own process, for tests that must control the process
-//! (its descriptor limit, its allocator): a listener on 127.0.0.1:0 and one `Worker` serving the
-//! default answer, stopped through its `Control`.
+//! (its descriptor limit, its allocator): a listener on 127.0.0.1:0 and one `Worker` serving a
+//! configuration ([`test_config`]: the default answer), stopped through its `Control`.
 
 use std::sync::Arc;
 
@@ -19,12 +19,16 @@ pub struct InProcess {
     pub metrics: Arc<Metrics>,
 }
 
-pub fn in_process_worker(max_connections: usize) -> InProcess {
-    let config = Config {
+/// The default answer, without the access log.
+pub fn test_config() -> Config {
+    Config {
         max_body_bytes: 1024,
         access_log: false,
         ..Config::default()
-    };
+    }
+}
+
+pub fn in_process_worker(config: &Config, max_connections: usize) -> InProcess {
     let options = ListenOptions {
         addr: "127.0.0.1:0".parse().unwrap(),
         backlog: 1024,
@@ -33,7 +37,7 @@ pub fn in_process_worker(max_connections: usize) -> InProcess {
     };
     let listeners = bind_listeners(&options, 1).unwrap();
     let addr = listeners[0].local_addr().unwrap();
-    let site = Site::new(&config);
+    let site = Site::new(config);
     let control = Arc::new(Control::default());
     let published = Arc::new(Published::new(site));
     let stats = Arc::new(WorkerStats::default());

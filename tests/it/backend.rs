@@ -404,3 +404,100 @@ fn statuses_and_status_together_are_refused() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn a_delay_holds_the_answer_on_the_timer_while_others_are_served() {
+    let mut server = Server::with_config(
+        "[[route]]\npath = \"/slow\"\ndelay = \"400ms\"\nbody = \"slow\"\n\
+         [[route]]\npath = \"/range\"\ndelay = { min = \"100ms\", max = \"300ms\" }\nbody = \"range\"\n\
+         [[route]]\npath = \"/fast\"\nbody = \"fast\"\n",
+        &["--workers", "1"],
+    );
+    // Two pipelined requests behind the slow one: answered in order, after it.
+    let mut slow = server.connect();
+    let started = std::time::Instant::now();
+    slow.write_all(
+        b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\nGET /fast HTTP/1.1\r\nHost: t\r\n\r\nGET /range HTTP/1.1\r\nHost: t\r\n\r\n",
+    )
+    .unwrap();
+    // Meanwhile, on the same (single) worker, another client is answered at once.
+    let other_started = std::time::Instant::now();
+    let other = get_path(&server, "/fast", "");
+    let other_took = other_started.elapsed();
+    assert_eq!(body_of(&other), "fast");
+    assert!(other_took < Duration::from_millis(200), "{other_took:?}");
+
+    let first = read_response(&mut slow);
+    let first_took = started.elapsed();
+    let second = read_response(&mut slow);
+    let third = read_response(&mut slow);
+    let third_took = started.elapsed();
+    assert_eq!(
+        [body_of(&first), body_of(&second), body_of(&third)],
+        ["slow", "fast", "range"]
+    );
+    assert!(
+        first_took >= Duration::from_millis(400) && first_took < Duration::from_millis(1500),
+        "{first_took:?}"
+    );
+    assert!(
+        third_took >= first_took + Duration::from_millis(100),
+        "{first_took:?} then {third_took:?}"
+    );
+
+    // A drain waits for a held answer, and still ends by --shutdown-timeout.
+    let mut held = server.connect();
+    held.write_all(b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    server.signal(libc::SIGTERM);
+    let answer = read_response(&mut held);
+    assert_eq!(body_of(&answer), "slow");
+    assert_eq!(
+        server.wait(Duration::from_secs(10)).and_then(|s| s.code()),
+        Some(0)
+    );
+}
+
+#[test]
+fn a_delay_longer_than_the_shutdown_timeout_is_cut_by_it() {
+    let mut server = Server::with_config(
+        "[[route]]\npath = \"/\"\ndelay = \"30s\"\nbody = \"late\"\n",
+        &["--workers", "1", "--shutdown-timeout", "0.5"],
+    );
+    let mut held = server.connect();
+    held.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let signalled = std::time::Instant::now();
+    server.signal(libc::SIGTERM);
+    let status = server.wait(Duration::from_secs(10)).expect("exits");
+    assert_eq!(status.code(), Some(3), "forced");
+    assert!(
+        signalled.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        signalled.elapsed()
+    );
+}
+
+#[test]
+fn delays_are_checked_at_load() {
+    for (delay, fault) in [
+        ("\"250\"", "unit"),
+        ("\"-1s\"", "duration"),
+        ("\"2h\"", "unit"),
+        ("{ min = \"2s\", max = \"1s\" }", "above max"),
+    ] {
+        let config = crate::common::temp_file(
+            "toml",
+            format!("[[route]]\npath = \"/\"\ndelay = {delay}\n").as_bytes(),
+        );
+        let out = binary()
+            .args(["--check", "--config", config.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{delay}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(fault), "{delay}: {err}");
+    }
+}
