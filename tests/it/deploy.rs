@@ -18,11 +18,18 @@ fn default_port() -> u16 {
     DEFAULT_LISTEN.parse::<SocketAddr>().unwrap().port()
 }
 
-/// The value of the first `key:` line after the first line containing `anchor`.
+/// The value of the first `key:` line (or `- key:` list item) after the first line containing
+/// `anchor`.
 fn value_after<'a>(yaml: &'a str, anchor: &str, key: &str) -> &'a str {
     let mut lines = yaml.lines().skip_while(|l| !l.contains(anchor));
     lines
-        .find_map(|l| l.trim().strip_prefix(&format!("{key}:")))
+        .find_map(|l| {
+            let l = l.trim();
+            // A list item's first key, too.
+            l.strip_prefix("- ")
+                .unwrap_or(l)
+                .strip_prefix(&format!("{key}:"))
+        })
         .map(|v| v.trim().trim_matches('"'))
         .unwrap_or_else(|| panic!("no `{key}:` after `{anchor}`"))
 }
@@ -144,4 +151,85 @@ fn the_dockerfile_matches_the_server() {
     );
     assert!(dockerfile.contains("deploy/build-static \"$TARGETARCH\" /responder"));
     assert!(read(".dockerignore").contains("!deploy/build-static"));
+}
+
+/// The `data:` entries of a ConfigMap whose values are literal blocks (`name: |`).
+fn config_map_files(yaml: &str) -> Vec<(String, String)> {
+    let mut files: Vec<(String, String)> = Vec::new();
+    let mut in_data = false;
+    for line in yaml.lines() {
+        if line == "data:" {
+            in_data = true;
+        } else if !in_data {
+            continue;
+        } else if let Some(name) = line.strip_prefix("  ").and_then(|l| l.strip_suffix(": |")) {
+            files.push((name.to_string(), String::new()));
+        } else if let (Some(text), Some((_, body))) = (line.strip_prefix("    "), files.last_mut())
+        {
+            body.push_str(text);
+            body.push('\n');
+        }
+    }
+    files
+}
+
+#[test]
+fn the_ingress_nginx_example_matches_the_server() {
+    let values = read("deploy/ingress-nginx/values.yaml");
+    assert_eq!(
+        value_after(&values, "defaultBackend:", "port"),
+        default_port().to_string()
+    );
+    assert!(value_after(&values, "controller:", "custom-http-errors")
+        .split(',')
+        .all(|code| (400..=599).contains(&code.trim().parse::<u16>().unwrap())));
+    let env = |name: &str| value_after(&values, &format!("name: {name}"), "value").to_string();
+    let dir = env("RESPONDER_ERROR_PAGES_DIR");
+    assert_eq!(value_after(&values, "extraVolumeMounts:", "mountPath"), dir);
+    assert_eq!(
+        value_after(&values, "extraVolumes:", "name"),
+        value_after(&values, "extraVolumeMounts:", "name")
+    );
+
+    // The ConfigMap's pages, in a directory as the volume mounts them: the binary takes them.
+    let pages = read("deploy/ingress-nginx/error-pages.yaml");
+    assert_eq!(
+        value_after(&values, "configMap:", "name"),
+        value_after(&pages, "metadata:", "name")
+    );
+    let files = config_map_files(&pages);
+    assert!(files.len() >= 3, "{files:?}");
+    let mounted = tempfile::tempdir().unwrap();
+    for (name, body) in &files {
+        std::fs::write(mounted.path().join(name), body).unwrap();
+    }
+    let out = crate::common::binary()
+        .arg("--check")
+        .env("RESPONDER_ERROR_PAGES", env("RESPONDER_ERROR_PAGES"))
+        .env("RESPONDER_ERROR_PAGES_DIR", mounted.path())
+        .env("RESPONDER_LOG_FORMAT", env("RESPONDER_LOG_FORMAT"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+
+    // And they serve: a 503 asked for in JSON comes from 5xx.json, the ingress's headers in it.
+    let server = crate::common::Server::start_with_env(
+        &[],
+        &[
+            ("RESPONDER_ERROR_PAGES", "true"),
+            (
+                "RESPONDER_ERROR_PAGES_DIR",
+                mounted.path().to_str().unwrap(),
+            ),
+        ],
+    );
+    let got = server.exchange(
+        b"GET / HTTP/1.1\r\nHost: t\r\nX-Code: 503\r\nX-Format: application/json\r\n\
+          X-Service-Name: cart\r\nX-Request-ID: r-1\r\nConnection: close\r\n\r\n",
+    );
+    let body = got.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    let page: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(page["code"], 503);
+    assert_eq!(page["service"], "cart");
+    assert_eq!(page["request_id"], "r-1");
 }
