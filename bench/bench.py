@@ -13,6 +13,8 @@
                                                  # this tree's build against an older build
     python3 bench/bench.py --compare proxied     # behind nginx (proxy_pass, keepalive 32):
                                                  # responder against nginx as the backend
+    python3 bench/bench.py --compare backend     # responder: a static route against a templated
+                                                 # route and an error page (X-Code), one config
 
 Every server runs pinned to one core and every load generator to the other (taskset), the same
 in every run. Servers are measured in alternation (A B C, then C B A, ...) within one invocation,
@@ -172,12 +174,35 @@ class Server:
             os.unlink(self.log_file)
 
 
-def start_responder(name, port, cpu, workers, access_log, log_reader_cpu=None, binary=None, log_file=None):
+# --compare backend: one configuration, measured on three requests.
+BACKEND_CONFIG = """
+[error_pages]
+enabled = true
+
+[[route]]
+path = "/t"
+template = true
+body = "{{hostname}} answered {{method}} {{path}} for {{header.user-agent}}\\n"
+
+[[route]]
+path = "/"
+match = "prefix"
+body = "Hello, world!"
+"""
+BACKEND_REQUESTS = {
+    "static": ("/", []),
+    "templated": ("/t", []),
+    "error-page": ("/", ["X-Code: 503", "Accept: application/json"]),
+}
+
+
+def start_responder(name, port, cpu, workers, access_log, log_reader_cpu=None, binary=None, log_file=None,
+                    extra_config=""):
     config = tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False)
     # No connection limit of its own below what the descriptor limit allows: the idle figure
     # holds as many connections as it can.
     config.write(f"access_log = {'true' if access_log else 'false'}\nread_timeout = 60\n"
-                 "max_connections = 1000000\n")
+                 "max_connections = 1000000\n" + extra_config)
     config.close()
     binary = binary or RESPONDER_BINARY[0]
     argv = [binary, "--config", config.name, "--listen", f"127.0.0.1:{port}", "--workers", str(workers),
@@ -299,9 +324,9 @@ def start_python(port, cpu, example=3):
     return Server(f"python-ex{example}", argv, port, cpu)
 
 
-def run_load(load, port, cpu, requests, duration, concurrency=100):
-    url = f"http://127.0.0.1:{port}/"
-    headers = [arg for h in LOAD_HEADERS for arg in ("-H", h)]
+def run_load(load, port, cpu, requests, duration, concurrency=100, path="/", extra_headers=()):
+    url = f"http://127.0.0.1:{port}{path}"
+    headers = [arg for h in LOAD_HEADERS + list(extra_headers) for arg in ("-H", h)]
     if load.startswith("ab"):
         argv = ["ab", "-q", "-c", str(concurrency), "-n", str(requests)] + (["-k"] if load == "ab-k" else []) + headers + [url]
     else:
@@ -392,7 +417,9 @@ def measure(server, loads, client_cpu, requests, duration, idle_conns):
     for load in loads:
         pids = server.pids()
         ticks = cpu_ticks(pids)
-        r = run_load(load, server.port, client_cpu, requests, duration)
+        path, extra_headers = getattr(server, "request", ("/", []))
+        r = run_load(load, server.port, client_cpu, requests, duration, path=path,
+                     extra_headers=extra_headers)
         used = cpu_ticks(server.pids()) - ticks
         r["cpu_us_per_req"] = used / CLK_TCK * 1e6 / r["requests"] if r["requests"] else 0.0
         results[load] = r
@@ -405,7 +432,8 @@ def measure(server, loads, client_cpu, requests, duration, idle_conns):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--compare", choices=["peers", "logging", "workers", "builds", "proxied"], default="peers")
+    ap.add_argument("--compare", choices=["peers", "logging", "workers", "builds", "proxied", "backend"],
+                    default="peers")
     ap.add_argument("--binary", help="the responder binary to measure (default: this tree's release build)")
     ap.add_argument("--baseline", help="--compare builds (or proxied): an older responder binary to compare")
     ap.add_argument("--rounds", type=int, default=3)
@@ -458,6 +486,15 @@ def main():
             ("nginx", lambda p: start_nginx(p, args.server_cpus, args.workers)),
             ("python-ex3", lambda p: start_python(p, args.server_cpus)),
         ]
+    elif args.compare == "backend":
+        def backend(name):
+            def start(p):
+                server = start_responder(name, p, args.server_cpus, args.workers, False,
+                                         extra_config=BACKEND_CONFIG)
+                server.request = BACKEND_REQUESTS[name]
+                return server
+            return start
+        starters = [(name, backend(name)) for name in BACKEND_REQUESTS]
     elif args.compare == "workers":
         starters = [
             (f"{n}-worker", lambda p, n=n: start_responder(f"{n}-worker", p, args.server_cpus, n, False))

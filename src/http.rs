@@ -154,7 +154,8 @@ pub struct Exchange<'a> {
     /// When the request's first byte was read.
     pub started: Instant,
     pub client: Client<'a>,
-    /// The head's header lines, as received, for templates.
+    /// The head as received, for templates' `{{header.NAME}}`: the request line, then the
+    /// header lines.
     pub headers: &'a [u8],
 }
 
@@ -693,7 +694,8 @@ struct Head<'a> {
     expects_continue: bool,
     client: Client<'a>,
     asks: Asks<'a>,
-    /// The header lines, as received.
+    /// The head as received: the header lines, after the request line (which no header name
+    /// matches: it has a space before any colon).
     headers: &'a [u8],
 }
 
@@ -842,12 +844,7 @@ fn parse_head<'a>(
     };
     let mut head = Head::new(method, target, version, fields, request_id_header)
         .map_err(|r| Refusal::new(r, version))?;
-    // After the request line.
-    let line_end = buf
-        .iter()
-        .position(|&b| b == b'\n')
-        .map_or(buf.len(), |i| i + 1);
-    head.headers = &buf[line_end..];
+    head.headers = buf;
     Ok(Some(head))
 }
 
@@ -872,7 +869,7 @@ fn parse_later_minor_version<'a>(
     match httparse::parse_headers(&buf[line.len..], &mut fields) {
         Ok(httparse::Status::Complete((_, fields))) => {
             let mut head = Head::new(line.method, line.target, 1, fields, request_id_header)?;
-            head.headers = &buf[line.len..];
+            head.headers = buf;
             Ok(Some(head))
         }
         Ok(httparse::Status::Partial) => Ok(None),
@@ -924,44 +921,42 @@ impl<'a> Head<'a> {
                 *kept = value;
             }
         };
-        if name.eq_ignore_ascii_case(b"host") {
-            self.host_fields += 1;
-            self.host_valid &= valid_authority(value.trim_ascii());
-            self.client.host = value;
-        } else if name.eq_ignore_ascii_case(b"user-agent") {
-            first(&mut self.client.user_agent);
-        } else if name.eq_ignore_ascii_case(b"referer") {
-            first(&mut self.client.referer);
-        } else if name.eq_ignore_ascii_case(b"x-forwarded-for") {
-            first(&mut self.client.x_forwarded_for);
-        } else if name.eq_ignore_ascii_case(b"traceparent") {
-            first(&mut self.client.traceparent);
-        } else if name.eq_ignore_ascii_case(b"connection") {
-            for token in value.split(|&b| b == b',') {
-                let token = token.trim_ascii();
-                if token.eq_ignore_ascii_case(b"close") {
-                    self.persistent = false;
-                } else if token.eq_ignore_ascii_case(b"keep-alive") && self.version == 0 {
-                    self.persistent = true;
+        let is = |known: &[u8]| name.eq_ignore_ascii_case(known);
+        // By length first: a field is compared with the one or two names of its length only.
+        match name.len() {
+            4 if is(b"host") => {
+                self.host_fields += 1;
+                self.host_valid &= valid_authority(value.trim_ascii());
+                self.client.host = value;
+            }
+            10 if is(b"user-agent") => first(&mut self.client.user_agent),
+            7 if is(b"referer") => first(&mut self.client.referer),
+            15 if is(b"x-forwarded-for") => first(&mut self.client.x_forwarded_for),
+            11 if is(b"traceparent") => first(&mut self.client.traceparent),
+            10 if is(b"connection") => {
+                for token in value.split(|&b| b == b',') {
+                    let token = token.trim_ascii();
+                    if token.eq_ignore_ascii_case(b"close") {
+                        self.persistent = false;
+                    } else if token.eq_ignore_ascii_case(b"keep-alive") && self.version == 0 {
+                        self.persistent = true;
+                    }
                 }
             }
-        } else if name.eq_ignore_ascii_case(b"content-length") {
-            self.length_fields += 1;
-            self.content_length = Some(parse_length(value).ok_or(Rejection::BadRequest)?);
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            self.transfer_codings.add(value);
-        } else if name.eq_ignore_ascii_case(b"expect") {
-            self.expects_continue = value.trim_ascii().eq_ignore_ascii_case(b"100-continue");
-        } else if name.eq_ignore_ascii_case(b"if-none-match") {
-            first(&mut self.asks.if_none_match);
-        } else if name.eq_ignore_ascii_case(b"if-modified-since") {
-            first(&mut self.asks.if_modified_since);
-        } else if name.eq_ignore_ascii_case(b"x-code") {
-            first(&mut self.asks.x_code);
-        } else if name.eq_ignore_ascii_case(b"x-format") {
-            first(&mut self.asks.x_format);
-        } else if name.eq_ignore_ascii_case(b"accept") {
-            first(&mut self.asks.accept);
+            14 if is(b"content-length") => {
+                self.length_fields += 1;
+                self.content_length = Some(parse_length(value).ok_or(Rejection::BadRequest)?);
+            }
+            17 if is(b"transfer-encoding") => self.transfer_codings.add(value),
+            6 if is(b"expect") => {
+                self.expects_continue = value.trim_ascii().eq_ignore_ascii_case(b"100-continue");
+            }
+            13 if is(b"if-none-match") => first(&mut self.asks.if_none_match),
+            17 if is(b"if-modified-since") => first(&mut self.asks.if_modified_since),
+            6 if is(b"x-code") => first(&mut self.asks.x_code),
+            8 if is(b"x-format") => first(&mut self.asks.x_format),
+            6 if is(b"accept") => first(&mut self.asks.accept),
+            _ => {}
         }
         Ok(())
     }

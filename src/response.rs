@@ -844,6 +844,9 @@ impl Validators {
     /// RFC 9110 13.1.2 and 13.1.3: `If-None-Match` listing this tag (weakly compared) or `*`;
     /// without it, `If-Modified-Since` not older than the last modification.
     fn fresh(&self, asks: &Asks<'_>) -> bool {
+        if asks.if_none_match.is_empty() && asks.if_modified_since.is_empty() {
+            return false;
+        }
         let if_none_match = asks.if_none_match.trim_ascii();
         if !if_none_match.is_empty() {
             return if_none_match == b"*"

@@ -169,7 +169,8 @@ pub struct Values<'a> {
     pub host: &'a [u8],
     pub remote_addr: SocketAddr,
     pub request_id: &'a [u8],
-    /// The head's header lines, as received (`Name: value` lines ending in CRLF or LF).
+    /// The request's head as received: its request line, then `Name: value` lines ending in
+    /// CRLF or LF. (A request line never passes for a header: its name would hold a space.)
     pub headers: &'a [u8],
     pub code: u16,
     pub reason: &'a str,
