@@ -1143,6 +1143,7 @@ fn trailer_section(rest: &[u8], limits: Limits) -> Result<Option<usize>, Rejecti
 mod tests {
     use super::*;
     use crate::config::Config;
+    use crate::response::Framing;
 
     /// Writes the prebuilt answers, as the layer above does for everything but the metrics.
     struct Prebuilt<'a>(&'a Responses);
@@ -1151,14 +1152,19 @@ mod tests {
         fn request(&mut self, _: &Request<'_>) {}
 
         fn answer(&mut self, e: &Exchange<'_>, out: &mut Vec<u8>) -> Option<Duration> {
-            self.0
-                .write(e.answer, e.version, e.keep_alive, e.head_only, b"", out);
+            let framing = Framing {
+                minor: e.version,
+                keep_alive: e.keep_alive,
+                head_only: e.head_only,
+                request_id: b"",
+            };
+            self.0.write(e.answer, &framing, out);
             None
         }
 
         fn reject(&mut self, refusal: Refusal, _: &Client<'_>, out: &mut Vec<u8>) {
             let id = AnswerId::Rejected(refusal.rejection);
-            self.0.write(id, refusal.minor, false, false, b"", out);
+            self.0.write(id, &Framing::refusal(refusal.minor, b""), out);
         }
     }
 

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use crate::config::RequestIdMode;
 use crate::http::{version_name, Client, Context, Exchange, Exchanges, Refusal, Request};
 use crate::metrics::{Metrics, WorkerStats};
-use crate::response::{AnswerId, Port, Rejection, Responses, Sent};
+use crate::response::{AnswerId, Framing, Port, Rejection, Responses, Sent};
 use crate::site::{Phase, Site};
 use crate::telemetry::Shown;
 use crate::template::Values;
@@ -114,16 +114,16 @@ impl Exchanges for Responder<'_> {
         };
         let responses = &site.responses;
         let answer = responses.pick(exchange.answer, || ids.random());
+        let framing = Framing {
+            minor: exchange.version,
+            keep_alive: exchange.keep_alive,
+            head_only: exchange.head_only,
+            request_id,
+        };
         let Sent { status, bytes } = if answer == AnswerId::Metrics {
             let mut body = String::new();
             metrics.render(phase, &mut body);
-            responses.write_metrics(
-                &body,
-                exchange.version,
-                exchange.keep_alive,
-                exchange.head_only,
-                out,
-            )
+            responses.write_metrics(&body, &framing, out)
         } else if responses.is_rendered(answer) {
             let (path, query) = match exchange.target.split_once('?') {
                 Some((path, query)) => (path, query),
@@ -140,24 +140,9 @@ impl Exchanges for Responder<'_> {
                 code: 0,
                 reason: "",
             };
-            responses.write_rendered(
-                answer,
-                &values,
-                exchange.version,
-                exchange.keep_alive,
-                exchange.head_only,
-                request_id,
-                out,
-            )
+            responses.write_rendered(answer, &values, &framing, out)
         } else {
-            responses.write(
-                answer,
-                exchange.version,
-                exchange.keep_alive,
-                exchange.head_only,
-                request_id,
-                out,
-            )
+            responses.write(answer, &framing, out)
         };
         let duration_us = now.saturating_duration_since(exchange.started).as_micros() as u64;
         stats.response(status, bytes, duration_us);
@@ -244,7 +229,8 @@ fn reject(
 ) -> Sent {
     let Refusal { rejection, minor } = refusal;
     let id = AnswerId::Rejected(rejection);
-    let sent = responses.write(id, minor, false, false, asker.client.request_id, out);
+    let framing = Framing::refusal(minor, asker.client.request_id);
+    let sent = responses.write(id, &framing, out);
     stats.response(sent.status, sent.bytes, 0);
     Asked::with(asker.peer, asker.client, |asked| {
         access_event!(

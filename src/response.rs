@@ -315,6 +315,31 @@ pub struct Responses {
     stamped_second: u64,
 }
 
+/// How an answer is put on the wire for one request.
+#[derive(Debug, Clone, Copy)]
+pub struct Framing<'a> {
+    /// The status line says HTTP/1.`minor`.
+    pub minor: u8,
+    /// Otherwise the head says `Connection: close` (as every rejection's does).
+    pub keep_alive: bool,
+    /// A HEAD request: the body is left out, the headers stay the same.
+    pub head_only: bool,
+    /// Echoed as the last header when not empty.
+    pub request_id: &'a [u8],
+}
+
+impl Framing<'_> {
+    /// A refusal's: whole, then the connection closes.
+    pub fn refusal(minor: u8, request_id: &[u8]) -> Framing<'_> {
+        Framing {
+            minor,
+            keep_alive: false,
+            head_only: false,
+            request_id,
+        }
+    }
+}
+
 /// What a request's answer costs on the wire, for the access log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sent {
@@ -565,18 +590,14 @@ impl Responses {
         &prefix[..prefix.len().saturating_sub(2)]
     }
 
-    /// Appends the answer to `out`, its status line in HTTP/1.`minor`. Without `keep_alive` the
-    /// head says `Connection: close`; with `head_only` (a HEAD request) the body is left out and
-    /// the headers stay the same. A `request_id` that is not empty is echoed as the last header.
-    pub fn write(
-        &self,
-        id: AnswerId,
-        minor: u8,
-        keep_alive: bool,
-        head_only: bool,
-        request_id: &[u8],
-        out: &mut Vec<u8>,
-    ) -> Sent {
+    /// Appends the answer to `out`, framed as `framing` says.
+    pub fn write(&self, id: AnswerId, framing: &Framing<'_>, out: &mut Vec<u8>) -> Sent {
+        let Framing {
+            minor,
+            keep_alive,
+            head_only,
+            request_id,
+        } = *framing;
         let answer = self.answer(id);
         let keep_alive = keep_alive && !matches!(id, AnswerId::Rejected(_));
         let head = if keep_alive {
@@ -606,36 +627,22 @@ impl Responses {
 
     /// Appends a metrics answer with `body` (the one answer not prebuilt: its body changes with
     /// every scrape).
-    pub fn write_metrics(
-        &self,
-        body: &str,
-        minor: u8,
-        keep_alive: bool,
-        head_only: bool,
-        out: &mut Vec<u8>,
-    ) -> Sent {
+    pub fn write_metrics(&self, body: &str, framing: &Framing<'_>, out: &mut Vec<u8>) -> Sent {
         let head = Head {
             status: 200,
             reason: "OK",
             headers: b"Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n",
-            minor,
-            keep_alive,
-            request_id: b"",
         };
-        self.write_written(&head, body.as_bytes(), head_only, out)
+        self.write_written(&head, body.as_bytes(), framing, out)
     }
 
     /// Appends a templated route's answer or an error page, rendered for `values` (its `code`
     /// and `reason` are set here), with the same head as a prebuilt answer would have.
-    #[allow(clippy::too_many_arguments)]
     pub fn write_rendered(
         &self,
         id: AnswerId,
         values: &Values<'_>,
-        minor: u8,
-        keep_alive: bool,
-        head_only: bool,
-        request_id: &[u8],
+        framing: &Framing<'_>,
         out: &mut Vec<u8>,
     ) -> Sent {
         let (status, reason, headers, template, escape) = match id {
@@ -647,12 +654,12 @@ impl Responses {
                     &r.template,
                     r.escape,
                 ),
-                None => return self.write(id, minor, keep_alive, head_only, request_id, out),
+                None => return self.write(id, framing, out),
             },
             AnswerId::ErrorPage { code, format } => {
                 let page = self.error_pages.as_ref().and_then(|p| p.page(code, format));
                 let Some(page) = page else {
-                    return self.write(id, minor, keep_alive, head_only, request_id, out);
+                    return self.write(id, framing, out);
                 };
                 let headers: &[u8] = match format {
                     Format::Html => b"Content-Type: text/html; charset=utf-8\r\n",
@@ -661,7 +668,7 @@ impl Responses {
                 };
                 (code, reason_phrase(code), headers, page, format.escape())
             }
-            _ => return self.write(id, minor, keep_alive, head_only, request_id, out),
+            _ => return self.write(id, framing, out),
         };
         let values = Values {
             code: status,
@@ -676,21 +683,18 @@ impl Responses {
                 status,
                 reason,
                 headers,
-                minor,
-                keep_alive,
-                request_id,
             };
-            self.write_written(&head, &body, head_only, out)
+            self.write_written(&head, &body, framing, out)
         })
     }
 
     /// Appends an answer that is not prebuilt: its head, laid out as a prebuilt one is, and
-    /// `body` unless `head_only`.
+    /// `body` (unless the framing says the head only).
     fn write_written(
         &self,
         head: &Head<'_>,
         body: &[u8],
-        head_only: bool,
+        framing: &Framing<'_>,
         out: &mut Vec<u8>,
     ) -> Sent {
         let start = out.len();
@@ -710,19 +714,19 @@ impl Responses {
             out.extend_from_slice(digits.format(body.len()).as_bytes());
             out.extend_from_slice(b"\r\n");
         }
-        out.extend_from_slice(if head.keep_alive {
+        out.extend_from_slice(if framing.keep_alive {
             b"Connection: keep-alive\r\n"
         } else {
             b"Connection: close\r\n"
         });
-        if !head.request_id.is_empty() {
+        if !framing.request_id.is_empty() {
             out.extend_from_slice(&self.request_id_prefix);
-            out.extend_from_slice(head.request_id);
+            out.extend_from_slice(framing.request_id);
             out.extend_from_slice(b"\r\n");
         }
         out.extend_from_slice(b"\r\n");
-        set_minor_version(out, start, head.minor);
-        if !head_only && !matches!(head.status, 204 | 304) {
+        set_minor_version(out, start, framing.minor);
+        if !framing.head_only && !matches!(head.status, 204 | 304) {
             out.extend_from_slice(body);
         }
         Sent {
@@ -780,9 +784,6 @@ struct Head<'a> {
     reason: &'a str,
     /// `Name: value\r\n` lines.
     headers: &'a [u8],
-    minor: u8,
-    keep_alive: bool,
-    request_id: &'a [u8],
 }
 
 /// `Name: value\r\n` for each header.
@@ -922,7 +923,13 @@ mod tests {
 
     fn text(id: AnswerId, keep_alive: bool, head_only: bool, r: &Responses) -> String {
         let mut out = Vec::new();
-        r.write(id, 0, keep_alive, head_only, b"", &mut out);
+        let framing = Framing {
+            minor: 0,
+            keep_alive,
+            head_only,
+            request_id: b"",
+        };
+        r.write(id, &framing, &mut out);
         String::from_utf8(out).unwrap_or_default()
     }
 
@@ -986,8 +993,14 @@ mod tests {
     fn the_status_line_says_the_requests_version_and_204_has_no_length() {
         let r = Responses::new(&Config::default());
         let mut out = Vec::new();
-        r.write(AnswerId::Route(0), 1, true, false, b"abc-1", &mut out);
-        r.write(AnswerId::Route(0), 0, true, false, b"", &mut out);
+        let framing = |minor, request_id| Framing {
+            minor,
+            keep_alive: true,
+            head_only: false,
+            request_id,
+        };
+        r.write(AnswerId::Route(0), &framing(1, b"abc-1"), &mut out);
+        r.write(AnswerId::Route(0), &framing(0, b""), &mut out);
         let both = String::from_utf8_lossy(&out);
         assert!(both.starts_with("HTTP/1.1 200 OK\r\n"), "{both}");
         assert!(

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use crate::common::{binary, count_responses, read_response, status_of, Server};
+use crate::common::{check, count_responses, read_response, status_of, Server};
 
 /// The body of a complete response.
 fn body_of(response: &str) -> &str {
@@ -247,18 +247,11 @@ fn reflected_values_cannot_inject_markup_a_header_or_a_second_response() {
 
 #[test]
 fn a_template_with_an_unknown_variable_is_a_configuration_error() {
-    let config = crate::common::temp_file(
-        "toml",
-        b"[[route]]\npath = \"/\"\ntemplate = true\nbody = \"{{method}} {{nope}}\"\n",
-    );
-    let out = binary()
-        .args(["--check", "--config", config.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (ok, err) =
+        check("[[route]]\npath = \"/\"\ntemplate = true\nbody = \"{{method}} {{nope}}\"\n");
+    assert!(!ok);
     assert!(
-        err.contains("line 1") && err.contains("body") && err.contains("{{nope}}"),
+        err.contains("FILE at line 1") && err.contains("body") && err.contains("{{nope}}"),
         "{err}"
     );
 }
@@ -384,25 +377,10 @@ fn weighted_statuses_follow_their_weights() {
 
 #[test]
 fn statuses_and_status_together_are_refused() {
-    let config = crate::common::temp_file(
-        "toml",
-        b"[[route]]\npath = \"/\"\nstatus = 200\nstatuses = { \"503\" = 1 }\n",
-    );
-    let out = binary()
-        .args(["--check", "--config", config.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("`status` and `statuses`"));
-    let zero = crate::common::temp_file(
-        "toml",
-        b"[[route]]\npath = \"/\"\nstatuses = { \"503\" = 0 }\n",
-    );
-    let out = binary()
-        .args(["--check", "--config", zero.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    let (ok, err) = check("[[route]]\npath = \"/\"\nstatus = 200\nstatuses = { \"503\" = 1 }\n");
+    assert!(!ok && err.contains("`status` and `statuses`"), "{err}");
+    let (ok, err) = check("[[route]]\npath = \"/\"\nstatuses = { \"503\" = 0 }\n");
+    assert!(!ok && err.contains("weights"), "{err}");
 }
 
 #[test]
@@ -488,16 +466,7 @@ fn delays_are_checked_at_load() {
         ("\"2h\"", "unit"),
         ("{ min = \"2s\", max = \"1s\" }", "above max"),
     ] {
-        let config = crate::common::temp_file(
-            "toml",
-            format!("[[route]]\npath = \"/\"\ndelay = {delay}\n").as_bytes(),
-        );
-        let out = binary()
-            .args(["--check", "--config", config.to_str().unwrap()])
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(2), "{delay}");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains(fault), "{delay}: {err}");
+        let (ok, err) = check(&format!("[[route]]\npath = \"/\"\ndelay = {delay}\n"));
+        assert!(!ok && err.contains(fault), "{delay}: {err}");
     }
 }

@@ -3,23 +3,7 @@
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use crate::common::{binary, read_response, status_of, temp_file, Server};
-
-fn check(toml: &str) -> (bool, String) {
-    let path = temp_file("toml", toml.as_bytes());
-    let out = binary()
-        .arg("--check")
-        .arg("--config")
-        .arg(&path)
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    (
-        out.status.success(),
-        text.replace(path.to_str().unwrap(), "FILE"),
-    )
-}
+use crate::common::{binary, check, read_response, status_of, temp_file, Server};
 
 #[test]
 fn the_example_config_is_valid_and_serves_the_default() {

@@ -326,3 +326,21 @@ impl Drop for Killed {
         let _ = self.0.wait();
     }
 }
+
+/// `responder --check` on a file holding `toml`: whether it passed, and what it printed, the
+/// file's path said as `FILE`.
+pub fn check(toml: &str) -> (bool, String) {
+    let path = temp_file("toml", toml.as_bytes());
+    let out = binary()
+        .arg("--check")
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (
+        out.status.success(),
+        text.replace(path.to_str().unwrap(), "FILE"),
+    )
+}

@@ -52,43 +52,33 @@ fn seconds_arg(args: &[String], flag: &str) -> Option<f64> {
 #[test]
 fn the_deployment_matches_the_server() {
     let yaml = read("deploy/kubernetes/deployment.yaml");
-    assert_eq!(
-        value_after(&yaml, "ports:", "containerPort"),
-        default_port().to_string()
-    );
-    assert_eq!(
-        value_after(&yaml, "readinessProbe:", "path"),
-        DEFAULT_READY_PATH
-    );
-    assert_eq!(
-        value_after(&yaml, "livenessProbe:", "path"),
-        DEFAULT_HEALTH_PATH
-    );
-
     // The probes and the scrape go to the admin listener the environment sets.
     let admin: SocketAddr = value_after(&yaml, "name: RESPONDER_ADMIN_LISTEN", "value")
         .parse()
         .unwrap();
     let admin_port = admin.port().to_string();
-    assert_eq!(
-        value_after(&yaml, "name: admin", "containerPort"),
-        admin_port
-    );
-    for probe in ["readinessProbe:", "livenessProbe:"] {
-        assert_eq!(value_after(&yaml, probe, "port"), "admin", "{probe}");
+    let expected = [
+        ("ports:", "containerPort", default_port().to_string()),
+        ("name: admin", "containerPort", admin_port.clone()),
+        ("readinessProbe:", "path", DEFAULT_READY_PATH.into()),
+        ("readinessProbe:", "port", "admin".into()),
+        ("livenessProbe:", "path", DEFAULT_HEALTH_PATH.into()),
+        ("livenessProbe:", "port", "admin".into()),
+        ("annotations:", "prometheus.io/scrape", "true".into()),
+        ("annotations:", "prometheus.io/port", admin_port),
+        (
+            "annotations:",
+            "prometheus.io/path",
+            DEFAULT_METRICS_PATH.into(),
+        ),
+    ];
+    for (anchor, key, value) in expected {
+        assert_eq!(
+            value_after(&yaml, anchor, key),
+            value,
+            "{key} after {anchor}"
+        );
     }
-    assert_eq!(
-        value_after(&yaml, "annotations:", "prometheus.io/scrape"),
-        "true"
-    );
-    assert_eq!(
-        value_after(&yaml, "annotations:", "prometheus.io/port"),
-        admin_port
-    );
-    assert_eq!(
-        value_after(&yaml, "annotations:", "prometheus.io/path"),
-        DEFAULT_METRICS_PATH
-    );
 
     let args = args(&yaml);
     let delay = seconds_arg(&args, "--shutdown-delay").unwrap_or(0.0);
