@@ -5,18 +5,20 @@
 //! and when the queue is full they are dropped rather than stalling a request. An event loop
 //! collects its lines in a buffer of its own and hands them over when the buffer is full or its
 //! oldest line is [`BATCH_MAX_AGE`] old ([`flush_batch_if_due`]), so a busy loop pays one queue
-//! operation, and wakes the writer thread once, per batch rather than per line. This module
+//! operation, and wakes the writer thread once, per batch rather than per line. The buffer itself
+//! travels, and comes back emptied: no copy and no allocation per hand-over. This module
 //! decides formats and the writer; the events themselves are emitted where they happen.
 
 use std::cell::RefCell;
 use std::fs::File;
-use std::io::{self, BufWriter, IsTerminal, Write};
+use std::io::{self, IsTerminal, Write};
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use tracing_appender::non_blocking::{ErrorCounter, NonBlocking, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -28,11 +30,14 @@ use crate::json_lines::JsonLines;
 /// Batches held for the writer thread before new ones are dropped: a bounded amount of memory
 /// when stdout stalls (at most this many times [`BATCH_BYTES`], 15 MiB).
 const BUFFERED_BATCHES: usize = 128;
+/// Emptied batches kept for reuse: enough for every event loop to swap its full batch for an
+/// empty one without allocating.
+const SPARE_BATCHES: usize = 16;
 /// A thread's batch is handed over when it reaches this size... Each hand-over wakes the writer
 /// thread, which on a busy core takes turns with the event loop (with 470-byte access lines at
 /// 120,000 a second, 64 KiB batches woke it 850 times a second and it took 5% of the core's
-/// samples; 120 KiB halves both). It stays below glibc's 128 KiB mmap threshold, so the copy the
-/// queue makes of it comes from the heap, not a fresh mapping.
+/// samples; 120 KiB halves both). It stays below glibc's 128 KiB mmap threshold, so a batch comes
+/// from the heap, not a fresh mapping.
 const BATCH_BYTES: usize = 120 * 1024;
 /// ...or when its oldest line is this old: short for a reader of the logs, long enough that a
 /// loop serving 100,000 requests a second wakes the writer thread 50 times a second, not 100,000.
@@ -48,12 +53,45 @@ impl DroppedLines {
     }
 }
 
-/// The queue to the writer thread, and what it dropped.
+/// The queue to the writer thread: batches of whole lines go one way, and come back emptied to
+/// be filled again, so that a batch is neither copied nor allocated per hand-over.
 struct Output {
-    queue: NonBlocking,
-    /// The queue's own count of the batches it refused.
-    refused: ErrorCounter,
+    queue: SyncSender<Vec<u8>>,
+    spare: Mutex<Vec<Vec<u8>>>,
     dropped: DroppedLines,
+}
+
+impl Output {
+    /// An empty batch: a spare one, or a new one.
+    fn empty_batch(&self) -> Vec<u8> {
+        let spare = self
+            .spare
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        spare.unwrap_or_else(|| Vec::with_capacity(BATCH_BYTES))
+    }
+
+    fn recycle(&self, mut batch: Vec<u8>) {
+        batch.clear();
+        let mut spare = self.spare.lock().unwrap_or_else(PoisonError::into_inner);
+        if spare.len() < SPARE_BATCHES && batch.capacity() == BATCH_BYTES {
+            spare.push(batch);
+        }
+    }
+
+    /// Queues `batch` for the writer thread; when the queue is full (stdout is not keeping up),
+    /// its lines are dropped and counted instead of blocking the caller.
+    fn send(&self, batch: Vec<u8>) {
+        match self.queue.try_send(batch) {
+            Ok(()) => {}
+            Err(TrySendError::Full(batch) | TrySendError::Disconnected(batch)) => {
+                let lines = batch.iter().filter(|&&b| b == b'\n').count() as u64;
+                self.dropped.0.fetch_add(lines, Ordering::Relaxed);
+                self.recycle(batch);
+            }
+        }
+    }
 }
 
 static OUTPUT: OnceLock<Output> = OnceLock::new();
@@ -67,11 +105,16 @@ struct Batch {
 
 impl Batch {
     fn hand_over(&mut self) {
-        if !self.lines.is_empty() {
-            enqueue(&self.lines);
-            self.lines.clear();
-        }
         self.since = None;
+        if self.lines.is_empty() {
+            return;
+        }
+        let Some(output) = OUTPUT.get() else {
+            self.lines.clear();
+            return;
+        };
+        let full = std::mem::replace(&mut self.lines, output.empty_batch());
+        output.send(full);
     }
 }
 
@@ -114,20 +157,8 @@ pub fn flush_batch() {
     });
 }
 
-fn enqueue(lines: &[u8]) {
-    let Some(output) = OUTPUT.get() else {
-        return;
-    };
-    let refused_before = output.refused.dropped_lines();
-    // Lossy: a full queue refuses the batch at once instead of blocking.
-    let _ = output.queue.clone().write(lines);
-    if output.refused.dropped_lines() != refused_before {
-        let lines = lines.iter().filter(|&&b| b == b'\n').count() as u64;
-        output.dropped.0.fetch_add(lines, Ordering::Relaxed);
-    }
-}
-
-/// The subscriber's writer: into this thread's batch when it batches, else straight to the queue.
+/// The subscriber's writer: into this thread's batch when it batches, else straight to the queue
+/// as a batch of its own.
 #[derive(Debug, Clone, Copy)]
 struct Batching;
 
@@ -160,7 +191,11 @@ impl Write for Batching {
             None => false,
         });
         if !batched {
-            enqueue(buf);
+            if let Some(output) = OUTPUT.get() {
+                let mut batch = output.empty_batch();
+                batch.extend_from_slice(buf);
+                output.send(batch);
+            }
         }
         Ok(buf.len())
     }
@@ -170,40 +205,69 @@ impl Write for Batching {
     }
 }
 
-/// Stdout for the writer thread, buffered rather than line-buffered: the thread writes every line
-/// waiting in the queue and then flushes, so a burst of lines costs one `write`, not one each.
-fn batched_stdout() -> Box<dyn Write + Send> {
+/// Keeps the writer thread: dropping it writes out what is queued, then ends the thread.
+pub struct LogGuard {
+    writer: Option<JoinHandle<()>>,
+}
+
+impl Drop for LogGuard {
+    fn drop(&mut self) {
+        flush_batch();
+        if let Some(output) = OUTPUT.get() {
+            // An empty batch is the end: everything queued before it is written first.
+            let _ = output.queue.send(Vec::new());
+        }
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+/// The writer thread: each batch in one `write` to stdout, then back to the spares.
+fn write_batches(batches: Receiver<Vec<u8>>) {
     let stdout = std::io::stdout();
-    match stdout.as_fd().try_clone_to_owned() {
-        Ok(fd) => Box::new(BufWriter::with_capacity(64 * 1024, File::from(fd))),
+    let mut out: Box<dyn Write> = match stdout.as_fd().try_clone_to_owned() {
+        Ok(fd) => Box::new(File::from(fd)),
         // Without a descriptor to share (it cannot happen for a live stdout), stay correct.
         Err(_) => Box::new(stdout),
+    };
+    while let Ok(batch) = batches.recv() {
+        if batch.is_empty() {
+            break;
+        }
+        // A stdout that is gone loses the lines; the server goes on.
+        let _ = out.write_all(&batch);
+        if let Some(output) = OUTPUT.get() {
+            output.recycle(batch);
+        }
     }
+    let _ = out.flush();
 }
 
 /// Installs the global subscriber. Keep the guard alive until exit: dropping it flushes the queue.
 /// `level`, when given, overrides `RUST_LOG`.
-pub fn init(format: Option<LogFormat>, level: Option<&str>) -> (WorkerGuard, DroppedLines) {
+pub fn init(format: Option<LogFormat>, level: Option<&str>) -> (LogGuard, DroppedLines) {
     let terminal = std::io::stdout().is_terminal();
     let format = format.unwrap_or(if terminal {
         LogFormat::Text
     } else {
         LogFormat::Json
     });
-    let (queue, guard) = NonBlockingBuilder::default()
-        .lossy(true)
-        .buffered_lines_limit(BUFFERED_BATCHES)
-        .thread_name("log-writer")
-        .finish(batched_stdout());
+    let (queue, batches) = mpsc::sync_channel(BUFFERED_BATCHES);
     let dropped = DroppedLines::default();
     let output = Output {
-        refused: queue.error_counter(),
         queue,
+        spare: Mutex::new(Vec::new()),
         dropped: dropped.clone(),
     };
     if OUTPUT.set(output).is_err() {
         eprintln!("responder: the log output was already set up");
     }
+    let writer = std::thread::Builder::new()
+        .name("log-writer".into())
+        .spawn(move || write_batches(batches))
+        .map_err(|e| eprintln!("responder: cannot start the log writer: {e}"))
+        .ok();
     let filter = match level {
         Some(level) => EnvFilter::new(level),
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
@@ -222,7 +286,7 @@ pub fn init(format: Option<LogFormat>, level: Option<&str>) -> (WorkerGuard, Dro
     if let Err(e) = installed {
         eprintln!("responder: cannot install the log subscriber: {e}");
     }
-    (guard, dropped)
+    (LogGuard { writer }, dropped)
 }
 
 /// A value a peer sent, shown in a log line: at most [`Shown::MAX_BYTES`] of it (a cut is marked
