@@ -30,9 +30,10 @@ use crate::json_lines::JsonLines;
 /// Batches held for the writer thread before new ones are dropped: a bounded amount of memory
 /// when stdout stalls (at most this many times [`BATCH_BYTES`], 15 MiB).
 const BUFFERED_BATCHES: usize = 128;
-/// Emptied batches kept for reuse: enough for every event loop to swap its full batch for an
-/// empty one without allocating.
-const SPARE_BATCHES: usize = 16;
+/// Emptied batches kept for reuse: enough for a few event loops to swap a full batch for an
+/// empty one without allocating, few enough that a burst that filled the queue leaves at most
+/// 480 KiB behind (the rest are freed, and `malloc_trim` returns them).
+const SPARE_BATCHES: usize = 4;
 /// A thread's batch is handed over when it reaches this size... Each hand-over wakes the writer
 /// thread, which on a busy core takes turns with the event loop (with 470-byte access lines at
 /// 120,000 a second, 64 KiB batches woke it 850 times a second and it took 5% of the core's
