@@ -9,17 +9,17 @@ use std::net::SocketAddr;
 use mio::net::TcpListener;
 use socket2::{Domain, Protocol, Socket, Type};
 
-/// Descriptors each worker holds besides its connections: listener, epoll, waker.
-const FDS_PER_WORKER: u64 = 3;
+/// Descriptors each worker holds besides its connections and listeners: epoll, waker.
+const FDS_PER_WORKER: u64 = 2;
 /// Room kept for the supervisor (epoll, waker, signal pipe), a refused connection's moment, and
 /// reading the configuration on reload.
 const FDS_MARGIN: u64 = 16;
 
-/// Descriptors to keep out of the connection budget: those open now, each worker's own, and a
-/// margin.
-pub fn reserved_fds(workers: usize) -> u64 {
+/// Descriptors to keep out of the connection budget: those open now, each worker's own (and
+/// `beside` more per worker: its listeners, and the admin connections it may hold), and a margin.
+pub fn reserved_fds(workers: usize, beside: u64) -> u64 {
     let open_now = std::fs::read_dir("/proc/self/fd").map_or(16, |dir| dir.count() as u64);
-    open_now + FDS_PER_WORKER * workers as u64 + FDS_MARGIN
+    open_now + (FDS_PER_WORKER + beside) * workers as u64 + FDS_MARGIN
 }
 
 /// A listener that could not be set up, naming the address.

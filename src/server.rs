@@ -25,7 +25,7 @@ use crate::net::{self, BindError, ListenOptions};
 use crate::response::Port;
 use crate::site::{Phase, Published, Site};
 use crate::telemetry::{self, DroppedLines};
-use crate::worker::{Listener, Worker, WorkerEnd, WorkerOptions};
+use crate::worker::{Listener, Worker, WorkerEnd, WorkerOptions, ADMIN_CONNECTIONS};
 
 const SIGNALS: Token = Token(0);
 const WORKER_EXIT: Token = Token(1);
@@ -76,7 +76,7 @@ pub fn run(
     reload: Reload<'_>,
     dropped_log_lines: DroppedLines,
 ) -> Result<Outcome, ServerError> {
-    let max_connections = connection_budget(config.max_connections, config.workers);
+    let max_connections = connection_budget(config);
     let Bound {
         listeners,
         addrs,
@@ -266,11 +266,17 @@ fn spawn(
 }
 
 /// Raises the descriptor limit and returns how many connections it can hold, warning when that
-/// is fewer than configured.
-fn connection_budget(configured: usize, workers: usize) -> usize {
+/// is fewer than configured. Each worker's listeners and the admin connections it may hold (which
+/// the limit does not count) are kept out of it.
+fn connection_budget(config: &Config) -> usize {
+    let configured = config.max_connections;
+    let admin = config
+        .admin_listen
+        .map_or(0, |_| 1 + ADMIN_CONNECTIONS as u64);
+    let beside = config.listen.len() as u64 + admin;
     match net::raise_fd_limit() {
         Ok(limit) => {
-            let reserved = net::reserved_fds(workers);
+            let reserved = net::reserved_fds(config.workers, beside);
             let usable = usize::try_from(limit.saturating_sub(reserved))
                 .unwrap_or(usize::MAX)
                 .max(1);

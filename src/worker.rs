@@ -65,6 +65,10 @@ pub struct WorkerEnd {
     pub forced: usize,
 }
 
+/// Admin connections a worker holds at most. They are not counted against `max_connections`,
+/// so that probes still get in while the traffic fills the limit.
+pub const ADMIN_CONNECTIONS: usize = 64;
+
 /// A listening socket and the kind of connections it takes.
 pub struct Listener {
     pub socket: TcpListener,
@@ -375,7 +379,11 @@ impl Worker {
         let conn_id = self.next_id;
         self.next_id += self.id_stride;
         self.stats.accepted.add(1);
-        if self.conns.len() >= self.max_connections {
+        let at_limit = match port {
+            Port::Traffic => self.conns.len() - self.admin_conns >= self.max_connections,
+            Port::Admin => self.admin_conns >= ADMIN_CONNECTIONS,
+        };
+        if at_limit {
             self.refuse(&mut socket, conn_id, peer, now);
             return;
         }

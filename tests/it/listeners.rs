@@ -276,3 +276,26 @@ fn an_admin_port_that_overlaps_a_traffic_port_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn probes_get_in_while_the_traffic_fills_the_connection_limit() {
+    let server = Server::start(&[
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--workers",
+        "1",
+        "--max-connections",
+        "1",
+    ]);
+    let admin = admin_addr(&server);
+    // The one connection the limit allows, held open mid-request.
+    let mut held = server.connect();
+    held.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n").unwrap();
+    // Accepted first: the kernel queues connections in order, and the worker takes them so.
+    let refused = get(server.addr);
+    assert_eq!(status_of(&refused), 503, "{refused}");
+    assert_eq!(status_of(&get_path(admin, "/healthz")), 200);
+    assert_eq!(status_of(&get_path(admin, "/readyz")), 200);
+    held.write_all(b"\r\n").unwrap();
+    assert_eq!(status_of(&crate::common::read_response(&mut held)), 200);
+}
