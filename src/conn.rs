@@ -235,7 +235,16 @@ impl Connection {
     /// Called when the deadline has passed.
     pub fn expire(&mut self, pass: &Pass<'_>, scratch: &mut Scratch) -> Option<CloseReason> {
         match self.waiting {
-            Waiting::FirstRequest if pass.phase.draining() => Some(CloseReason::Shutdown),
+            Waiting::FirstRequest if pass.phase.draining() => {
+                // One last read before the close: a request whose bytes came in after this
+                // wake-up's events were taken (its grace ending in the same pass) is answered
+                // rather than reset by closing over it.
+                self.may_read = true;
+                match self.drive(pass, scratch) {
+                    None if self.waiting == Waiting::FirstRequest => Some(CloseReason::Shutdown),
+                    outcome => outcome,
+                }
+            }
             Waiting::FirstRequest => Some(CloseReason::ReadTimeout),
             Waiting::Idle => Some(CloseReason::IdleTimeout),
             Waiting::Write => Some(CloseReason::WriteTimeout),
