@@ -232,10 +232,10 @@ fn a_flood_of_connections_gives_its_memory_back_once_cut() {
         flooded >= baseline + 300,
         "the flood should have cost memory: {baseline} -> {flooded} KiB"
     );
-    // Measured: 16-80 KiB stay (pages partly used by live allocations); without the release,
-    // all of the flood's 700 KiB does.
+    // Measured: 16-80 KiB stay (pages partly used by live allocations), once 212 KiB on a
+    // loaded machine; without the release, all of the flood's 700 KiB does.
     assert!(
-        after <= baseline + 192,
+        after <= baseline + 320,
         "memory kept after the flood: {baseline} KiB before, {after} KiB after"
     );
     // A moved connection is still served under its new slot...
