@@ -124,7 +124,7 @@ impl Exchanges for Responder<'_> {
             let mut body = String::new();
             metrics.render(phase, &mut body);
             responses.write_metrics(&body, &framing, out)
-        } else if responses.is_rendered(answer) {
+        } else if let Some(page) = responses.page(answer) {
             let (path, query) = match exchange.target.split_once('?') {
                 Some((path, query)) => (path, query),
                 None => (exchange.target, ""),
@@ -140,7 +140,7 @@ impl Exchanges for Responder<'_> {
                 code: 0,
                 reason: "",
             };
-            responses.write_rendered(answer, &values, &framing, out)
+            responses.write_rendered(&page, &values, &framing, out)
         } else {
             responses.write(answer, &framing, out)
         };

@@ -238,13 +238,15 @@ const BUILTIN_PAGES: [(Format, &str); 3] = [
 impl ErrorPages {
     fn new(files: &[crate::config::PageFile]) -> ErrorPages {
         let no_env = |_: &str| None;
-        let mut templates: Vec<Template> = BUILTIN_PAGES
+        // The built-in pages, then each file's page once: `chosen` points into them.
+        let templates: Vec<Template> = BUILTIN_PAGES
             .iter()
             .map(|(_, text)| {
                 // They parse (tested in `builtin_pages_parse`); as text they would still serve.
                 Template::parse(text, Kind::ErrorPage, &no_env)
                     .unwrap_or_else(|_| Template::literal(text))
             })
+            .chain(files.iter().map(|p| p.template.clone()))
             .collect();
         let mut chosen = Vec::with_capacity(200 * Format::ALL.len());
         for code in 400..=599u16 {
@@ -257,10 +259,7 @@ impl ErrorPages {
                 let index = match file(PageKey::Status(code))
                     .or_else(|| file(PageKey::Class(code / 100)))
                 {
-                    Some(i) => {
-                        templates.push(files[i].template.clone());
-                        templates.len() - 1
-                    }
+                    Some(i) => BUILTIN_PAGES.len() + i,
                     None => f,
                 };
                 chosen.push(index as u16);
@@ -543,13 +542,36 @@ impl Responses {
         }
     }
 
-    /// Whether the answer is rendered per request ([`Responses::write_rendered`]) rather than
-    /// copied.
-    pub fn is_rendered(&self, id: AnswerId) -> bool {
+    /// The page of an answer rendered per request (a templated route, an error page), for
+    /// [`Responses::write_rendered`]; none for an answer that is copied.
+    pub fn page(&self, id: AnswerId) -> Option<Page<'_>> {
         match id {
-            AnswerId::Route(i) => self.rendered[i].is_some(),
-            AnswerId::ErrorPage { .. } => true,
-            _ => false,
+            AnswerId::Route(i) => {
+                let r = self.rendered[i].as_ref()?;
+                Some(Page {
+                    status: r.status,
+                    reason: &r.reason,
+                    headers: &r.headers,
+                    template: &r.template,
+                    escape: r.escape,
+                })
+            }
+            AnswerId::ErrorPage { code, format } => {
+                let template = self.error_pages.as_ref()?.page(code, format)?;
+                let headers: &[u8] = match format {
+                    Format::Html => b"Content-Type: text/html; charset=utf-8\r\n",
+                    Format::Json => b"Content-Type: application/json\r\n",
+                    Format::Text => b"Content-Type: text/plain; charset=utf-8\r\n",
+                };
+                Some(Page {
+                    status: code,
+                    reason: reason_phrase(code),
+                    headers,
+                    template,
+                    escape: format.escape(),
+                })
+            }
+            _ => None,
         }
     }
 
@@ -636,53 +658,28 @@ impl Responses {
         self.write_written(&head, body.as_bytes(), framing, out)
     }
 
-    /// Appends a templated route's answer or an error page, rendered for `values` (its `code`
-    /// and `reason` are set here), with the same head as a prebuilt answer would have.
+    /// Appends a page (a templated route's answer or an error page) rendered for `values` (its
+    /// `code` and `reason` are the page's), with the same head as a prebuilt answer would have.
     pub fn write_rendered(
         &self,
-        id: AnswerId,
+        page: &Page<'_>,
         values: &Values<'_>,
         framing: &Framing<'_>,
         out: &mut Vec<u8>,
     ) -> Sent {
-        let (status, reason, headers, template, escape) = match id {
-            AnswerId::Route(i) => match &self.rendered[i] {
-                Some(r) => (
-                    r.status,
-                    r.reason.as_str(),
-                    &r.headers[..],
-                    &r.template,
-                    r.escape,
-                ),
-                None => return self.write(id, framing, out),
-            },
-            AnswerId::ErrorPage { code, format } => {
-                let page = self.error_pages.as_ref().and_then(|p| p.page(code, format));
-                let Some(page) = page else {
-                    return self.write(id, framing, out);
-                };
-                let headers: &[u8] = match format {
-                    Format::Html => b"Content-Type: text/html; charset=utf-8\r\n",
-                    Format::Json => b"Content-Type: application/json\r\n",
-                    Format::Text => b"Content-Type: text/plain; charset=utf-8\r\n",
-                };
-                (code, reason_phrase(code), headers, page, format.escape())
-            }
-            _ => return self.write(id, framing, out),
-        };
         let values = Values {
-            code: status,
-            reason,
+            code: page.status,
+            reason: page.reason,
             ..*values
         };
         BODY.with(|body| {
             let mut body = body.borrow_mut();
             body.clear();
-            template.render(&values, escape, &mut body);
+            page.template.render(&values, page.escape, &mut body);
             let head = Head {
-                status,
-                reason,
-                headers,
+                status: page.status,
+                reason: page.reason,
+                headers: page.headers,
             };
             self.write_written(&head, &body, framing, out)
         })
@@ -776,6 +773,16 @@ impl Responses {
             answer.stamp(&date);
         }
     }
+}
+
+/// An answer rendered per request: its status line, headers and body template.
+pub struct Page<'a> {
+    status: u16,
+    reason: &'a str,
+    /// `Name: value\r\n` lines, `Content-Type` first.
+    headers: &'a [u8],
+    template: &'a Template,
+    escape: Escape,
 }
 
 /// The parts of a head that is written rather than copied.
