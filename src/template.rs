@@ -27,20 +27,24 @@ pub enum Escape {
 
 impl Escape {
     pub fn for_content_type(content_type: &str) -> Escape {
-        let media = content_type
-            .split(';')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase();
-        if media == "text/html" || media == "application/xhtml+xml" {
+        let media = essence(content_type.as_bytes()).to_ascii_lowercase();
+        if media == b"text/html" || media == b"application/xhtml+xml" {
             Escape::Html
-        } else if media == "application/json" || media.ends_with("+json") {
+        } else if media == b"application/json" || media.ends_with(b"+json") {
             Escape::Json
         } else {
             Escape::Plain
         }
     }
+}
+
+/// A media type without its parameters: `text/html` of `text/html; charset=utf-8`.
+fn essence(media: &[u8]) -> &[u8] {
+    media
+        .split(|&b| b == b';')
+        .next()
+        .unwrap_or_default()
+        .trim_ascii()
 }
 
 /// The formats an error page comes in.
@@ -63,6 +67,11 @@ impl Format {
         }
     }
 
+    /// The media type, without parameters.
+    fn media_type(self) -> &'static [u8] {
+        essence(self.content_type().as_bytes())
+    }
+
     pub fn content_type(self) -> &'static str {
         match self {
             Format::Html => "text/html; charset=utf-8",
@@ -82,31 +91,21 @@ impl Format {
     /// The format a media type names (`text/html`, `application/json`, `text/plain`, with any
     /// parameters), if it is one of these.
     pub fn from_media_type(media: &[u8]) -> Option<Format> {
-        let essence = media
-            .split(|&b| b == b';')
-            .next()
-            .unwrap_or_default()
-            .trim_ascii();
-        Format::ALL.into_iter().find(|f| {
-            let own = f.content_type().split(';').next().unwrap_or_default();
-            essence.eq_ignore_ascii_case(own.as_bytes())
-        })
+        let asked = essence(media);
+        Format::ALL
+            .into_iter()
+            .find(|f| asked.eq_ignore_ascii_case(f.media_type()))
     }
 
     /// The first of `text/html`, `application/json`, `text/plain` (in that order) that an
     /// `Accept` value accepts: named, or through `type/*` or `*/*`, with a quality above 0.
     pub fn from_accept(accept: &[u8]) -> Option<Format> {
         let accepts = |f: Format| {
-            let own = f
-                .content_type()
-                .split(';')
-                .next()
-                .unwrap_or_default()
-                .as_bytes();
+            let own = f.media_type();
             let slash = own.iter().position(|&b| b == b'/').unwrap_or(own.len());
             accept.split(|&b| b == b',').any(|range| {
-                let mut params = range.split(|&b| b == b';');
-                let media = params.next().unwrap_or_default().trim_ascii();
+                let media = essence(range);
+                let mut params = range.split(|&b| b == b';').skip(1);
                 let refused = params.any(|p| {
                     let p = p.trim_ascii();
                     p.len() >= 2
