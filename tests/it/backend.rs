@@ -4,23 +4,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use crate::common::{check, count_responses, read_response, status_of, Server};
-
-/// The body of a complete response.
-fn body_of(response: &str) -> &str {
-    response.split_once("\r\n\r\n").map_or("", |(_, body)| body)
-}
-
-/// The value of header `name` in a response's head.
-fn header<'a>(response: &'a str, name: &str) -> Option<&'a str> {
-    let head = response
-        .split_once("\r\n\r\n")
-        .map_or(response, |(head, _)| head);
-    head.split("\r\n").find_map(|line| {
-        let (n, v) = line.split_once(':')?;
-        n.eq_ignore_ascii_case(name).then(|| v.trim())
-    })
-}
+use crate::common::{body_of, check, count_responses, header, read_response, status_of, Server};
 
 fn get(server: &Server, headers: &str) -> String {
     get_path(server, "/", headers)

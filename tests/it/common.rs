@@ -344,3 +344,19 @@ pub fn check(toml: &str) -> (bool, String) {
         text.replace(path.to_str().unwrap(), "FILE"),
     )
 }
+
+/// The body of a complete response.
+pub fn body_of(response: &str) -> &str {
+    response.split_once("\r\n\r\n").map_or("", |(_, body)| body)
+}
+
+/// The value of header `name` in a response's head.
+pub fn header<'a>(response: &'a str, name: &str) -> Option<&'a str> {
+    let head = response
+        .split_once("\r\n\r\n")
+        .map_or(response, |(head, _)| head);
+    head.split("\r\n").find_map(|line| {
+        let (n, v) = line.split_once(':')?;
+        n.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}

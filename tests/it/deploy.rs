@@ -217,7 +217,7 @@ fn the_ingress_nginx_example_matches_the_server() {
         b"GET / HTTP/1.1\r\nHost: t\r\nX-Code: 503\r\nX-Format: application/json\r\n\
           X-Service-Name: cart\r\nX-Request-ID: r-1\r\nConnection: close\r\n\r\n",
     );
-    let body = got.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    let body = crate::common::body_of(&got);
     let page: serde_json::Value = serde_json::from_str(body).unwrap();
     assert_eq!(page["code"], 503);
     assert_eq!(page["service"], "cart");

@@ -7,7 +7,7 @@ use std::process::Stdio;
 
 use serde_json::Value;
 
-use crate::common::{read_response, read_to_close, Killed, Server};
+use crate::common::{header, read_response, read_to_close, Killed, Server};
 
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
@@ -28,12 +28,6 @@ fn access_lines(server: &Server, message: &str, count: usize) -> Vec<Value> {
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
-}
-
-fn header<'a>(response: &'a str, name: &str) -> Option<&'a str> {
-    response
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}: ")))
 }
 
 #[test]

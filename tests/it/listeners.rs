@@ -24,9 +24,14 @@ fn get(addr: SocketAddr) -> String {
 }
 
 fn get_path(addr: SocketAddr, path: &str) -> String {
+    get_path_with(addr, &format!("GET {path} HTTP/1.0"))
+}
+
+/// Sends `head` (a request line and any header lines) and reads until the server closes.
+fn get_path_with(addr: SocketAddr, head: &str) -> String {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(LIMIT)).unwrap();
-    write!(s, "GET {path} HTTP/1.0\r\n\r\n").unwrap();
+    write!(s, "{head}\r\n\r\n").unwrap();
     read_to_close(&mut s)
 }
 
@@ -179,13 +184,6 @@ fn the_admin_port_serves_the_probes_and_the_traffic_port_routes_their_paths() {
     assert_eq!(status_of(&get_path(admin, "/")), 404);
     let options = get_path_with(admin, "OPTIONS * HTTP/1.1\r\nHost: a\r\nConnection: close");
     assert!(options.contains("Allow: GET, HEAD, OPTIONS"), "{options}");
-}
-
-fn get_path_with(addr: SocketAddr, head: &str) -> String {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(LIMIT)).unwrap();
-    write!(s, "{head}\r\n\r\n").unwrap();
-    read_to_close(&mut s)
 }
 
 #[test]
