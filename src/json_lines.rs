@@ -6,6 +6,10 @@
 //! `fmt` machinery for names, integers (`itoa`) and plain strings), and the finished line goes to the sink
 //! it was made with. The date part of the timestamp is formatted once a second per thread. Where
 //! the lines go is `telemetry`'s business.
+//!
+//! A bytes field named [`FIELDS`] is a run of members formatted ahead by the code that had the
+//! values (the access log's, through `telemetry::access`): it is copied into the line as it is,
+//! so a line of twenty fields costs one copy instead of twenty visits.
 
 use std::cell::{Cell, RefCell};
 use std::fmt::{self, Write};
@@ -16,6 +20,10 @@ use tracing::field::{Field, Visit};
 use crate::clock;
 use tracing::{Event, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
+
+/// The name of the bytes field whose value is a run of JSON members (`,"name":value...`), written
+/// into the line as it is.
+pub const FIELDS: &str = "fields";
 
 /// The layer for `--log-format json`: formats every event it is given and hands the line, with
 /// its newline, to `sink`.
@@ -51,8 +59,10 @@ fn format_line(line: &mut Vec<u8>, event: &Event<'_>) {
     line.extend_from_slice(meta.level().as_str().as_bytes());
     line.push(b'"');
     event.record(&mut Fields(line));
-    line.extend_from_slice(b",\"target\":");
-    write_string(line, meta.target());
+    // A target is a module path or a name of ours: nothing in it needs escaping.
+    line.extend_from_slice(b",\"target\":\"");
+    line.extend_from_slice(meta.target().as_bytes());
+    line.push(b'"');
     line.extend_from_slice(b"}\n");
 }
 
@@ -103,6 +113,14 @@ impl Visit for Fields<'_> {
         write_string(self.0, value);
     }
 
+    fn record_bytes(&mut self, field: &Field, value: &[u8]) {
+        if field.name() == FIELDS {
+            self.0.extend_from_slice(value);
+        } else {
+            self.record_debug(field, &value);
+        }
+    }
+
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         self.name(field);
         self.0.push(b'"');
@@ -112,14 +130,14 @@ impl Visit for Fields<'_> {
     }
 }
 
-fn write_string(line: &mut Vec<u8>, s: &str) {
+pub fn write_string(line: &mut Vec<u8>, s: &str) {
     line.push(b'"');
     escape_into(line, s);
     line.push(b'"');
 }
 
 /// Appends the decimal digits of `value`.
-fn write_u64(line: &mut Vec<u8>, value: u64) {
+pub fn write_u64(line: &mut Vec<u8>, value: u64) {
     line.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
 }
 
@@ -179,7 +197,7 @@ fn clean_prefix(bytes: &[u8]) -> usize {
 }
 
 /// Escapes what passes through it as the inside of a JSON string.
-struct Escaped<'a>(&'a mut Vec<u8>);
+pub struct Escaped<'a>(pub &'a mut Vec<u8>);
 
 impl Write for Escaped<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {

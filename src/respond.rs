@@ -9,8 +9,7 @@
 //! request's `Host`, `User-Agent`, `Referer`, `X-Forwarded-For`, request id and W3C trace context.
 //! Which answer a request gets is `http`'s decision; sockets are `conn`'s and `worker`'s.
 
-use std::cell::{Cell, RefCell};
-use std::fmt::Write;
+use std::cell::Cell;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -19,29 +18,8 @@ use crate::http::{version_name, Client, Context, Exchange, Exchanges, Refusal, R
 use crate::metrics::{Metrics, WorkerStats};
 use crate::response::{AnswerId, Framing, Port, Rejection, Responses, Sent};
 use crate::site::{Phase, Site};
-use crate::telemetry::Shown;
+use crate::telemetry::{self, key, FieldWriter, Record};
 use crate::template::Values;
-
-/// Emits an access-log event (target `responder::access`): its own fields, then the ones that
-/// say who asked, from an `Asked`, then the message.
-macro_rules! access_event {
-    ($message:literal, $asked:expr; $($field:tt)*) => {{
-        let asked: &Asked<'_> = $asked;
-        tracing::info!(
-            target: "responder::access",
-            $($field)*
-            remote_addr = asked.remote_addr,
-            host = asked.host,
-            user_agent = asked.user_agent,
-            referer = asked.referer,
-            x_forwarded_for = asked.x_forwarded_for,
-            request_id = asked.request_id,
-            trace_id = asked.trace_id,
-            span_id = asked.span_id,
-            $message
-        )
-    }};
-}
 
 /// What answering needs from the event loop for one pass over its ready connections.
 #[derive(Clone, Copy)]
@@ -151,20 +129,18 @@ impl Exchanges for Responder<'_> {
                 request_id,
                 ..exchange.client
             };
-            Asked::with(self.peer, &client, |asked| {
-                access_event!(
-                    "response",
-                    asked;
-                    conn = self.conn_id,
-                    method = exchange.method,
-                    path = exchange.target,
-                    version = version_name(exchange.version),
-                    status,
-                    bytes,
-                    duration_us,
-                    keep_alive = exchange.keep_alive,
-                )
-            });
+            let line = Answered {
+                conn_id: self.conn_id,
+                exchange,
+                status,
+                bytes,
+                duration_us,
+                asked: Asked {
+                    peer: self.peer,
+                    client: &client,
+                },
+            };
+            telemetry::access("response", &line);
         }
         let delay = responses.delay(answer)?;
         let spread = delay.max.saturating_sub(delay.min).as_nanos() as u64;
@@ -232,109 +208,92 @@ fn reject(
     let framing = Framing::refusal(minor, asker.client.request_id);
     let sent = responses.write(id, &framing, out);
     stats.response(sent.status, sent.bytes, 0);
-    Asked::with(asker.peer, asker.client, |asked| {
-        access_event!(
-            "request rejected",
-            asked;
-            conn = asker.conn_id,
-            status = sent.status,
-            bytes = sent.bytes,
-            rejection = ?rejection,
-        )
-    });
+    let line = Rejected {
+        conn_id: asker.conn_id,
+        sent,
+        rejection,
+        asked: Asked {
+            peer: asker.peer,
+            client: asker.client,
+        },
+    };
+    telemetry::access("request rejected", &line);
     sent
 }
 
+/// The access-log line of an answer.
+struct Answered<'a> {
+    conn_id: u64,
+    exchange: &'a Exchange<'a>,
+    status: u16,
+    bytes: usize,
+    duration_us: u64,
+    asked: Asked<'a>,
+}
+
+impl Record for Answered<'_> {
+    fn write(&self, fields: &mut impl FieldWriter) {
+        let exchange = self.exchange;
+        fields.u64(key!("conn"), self.conn_id);
+        // A method is a token (httparse takes no other byte): no quote, backslash or control.
+        fields.plain(key!("method"), exchange.method.as_bytes());
+        fields.str(key!("path"), exchange.target);
+        fields.plain(key!("version"), version_name(exchange.version).as_bytes());
+        fields.u64(key!("status"), u64::from(self.status));
+        fields.u64(key!("bytes"), self.bytes as u64);
+        fields.u64(key!("duration_us"), self.duration_us);
+        fields.bool(key!("keep_alive"), exchange.keep_alive);
+        self.asked.write(fields);
+    }
+}
+
+/// The access-log line of a refusal.
+struct Rejected<'a> {
+    conn_id: u64,
+    sent: Sent,
+    rejection: Rejection,
+    asked: Asked<'a>,
+}
+
+impl Record for Rejected<'_> {
+    fn write(&self, fields: &mut impl FieldWriter) {
+        fields.u64(key!("conn"), self.conn_id);
+        fields.u64(key!("status"), u64::from(self.sent.status));
+        fields.u64(key!("bytes"), self.sent.bytes as u64);
+        fields.debug(key!("rejection"), &self.rejection);
+        self.asked.write(fields);
+    }
+}
+
 /// The fields of an access-log line that say who asked: the peer's address, and each value the
-/// request sent (absent when it did not), bounded and escaped (see `telemetry::Shown`). All are
-/// plain `str`s, which the JSON layer writes without the `fmt` machinery.
-struct Asked<'s> {
-    remote_addr: &'s str,
-    host: Option<&'s str>,
-    user_agent: Option<&'s str>,
-    referer: Option<&'s str>,
-    x_forwarded_for: Option<&'s str>,
-    request_id: Option<&'s str>,
-    trace_id: Option<&'s str>,
-    span_id: Option<&'s str>,
+/// request sent (absent when it did not), bounded and escaped (see `telemetry::Shown`).
+struct Asked<'a> {
+    peer: SocketAddr,
+    client: &'a Client<'a>,
 }
 
-thread_local! {
-    /// Where the peer's address, and any value that must be cut or escaped, are written: it keeps
-    /// its capacity, so logging allocates nothing once warm.
-    static SCRATCH: RefCell<String> = const { RefCell::new(String::new()) };
-}
-
-impl Asked<'_> {
-    /// Calls `emit` with the fields. A value that is printable ASCII within the bound (what
-    /// nearly every client sends) is the request's own bytes; any other is written shown.
-    fn with<R>(peer: SocketAddr, client: &Client<'_>, emit: impl FnOnce(&Asked<'_>) -> R) -> R {
-        SCRATCH.with(|scratch| {
-            let mut scratch = scratch.borrow_mut();
-            scratch.clear();
-            write_addr(&mut scratch, peer);
-            let addr_end = scratch.len();
-            let values = [
-                client.host,
-                client.user_agent,
-                client.referer,
-                client.x_forwarded_for,
-                client.request_id,
-            ];
-            // Each value is either the request's own text or, shown, a span of the scratch.
-            let mut as_is: [Option<&str>; 5] = [None; 5];
-            let mut spans: [Option<(usize, usize)>; 5] = [None; 5];
-            for (i, value) in values.iter().enumerate().filter(|(_, v)| !v.is_empty()) {
-                as_is[i] = Shown::as_is(value);
-                if as_is[i].is_none() {
-                    let start = scratch.len();
-                    let _ = write!(scratch, "{}", Shown(value));
-                    spans[i] = Some((start, scratch.len()));
-                }
-            }
-            let scratch = &*scratch;
-            let [host, user_agent, referer, x_forwarded_for, request_id] =
-                std::array::from_fn(|i| {
-                    as_is[i].or_else(|| spans[i].map(|(start, end)| &scratch[start..end]))
-                });
-            let trace = TraceParent::parse(client.traceparent);
-            emit(&Asked {
-                remote_addr: &scratch[..addr_end],
-                host,
-                user_agent,
-                referer,
-                x_forwarded_for,
-                request_id,
-                trace_id: trace.map(|t| t.trace_id),
-                span_id: trace.map(|t| t.span_id),
-            })
-        })
-    }
-}
-
-/// `a.b.c.d:port` without the `fmt` machinery; IPv6 (rarer here) through it.
-fn write_addr(out: &mut String, addr: SocketAddr) {
-    let SocketAddr::V4(v4) = addr else {
-        let _ = write!(out, "{addr}");
-        return;
-    };
-    let mut digits = itoa::Buffer::new();
-    for (i, octet) in v4.ip().octets().into_iter().enumerate() {
-        if i > 0 {
-            out.push('.');
+impl Record for Asked<'_> {
+    fn write(&self, fields: &mut impl FieldWriter) {
+        let client = self.client;
+        fields.addr(key!("remote_addr"), self.peer);
+        fields.shown(key!("host"), client.host);
+        fields.shown(key!("user_agent"), client.user_agent);
+        fields.shown(key!("referer"), client.referer);
+        fields.shown(key!("x_forwarded_for"), client.x_forwarded_for);
+        fields.shown(key!("request_id"), client.request_id);
+        if let Some(trace) = TraceParent::parse(client.traceparent) {
+            fields.plain(key!("trace_id"), trace.trace_id);
+            fields.plain(key!("span_id"), trace.span_id);
         }
-        out.push_str(digits.format(octet));
     }
-    out.push(':');
-    out.push_str(digits.format(v4.port()));
 }
 
 /// A W3C Trace Context `traceparent`: `00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>`,
 /// lowercase, with ids not all zero. Anything else is ignored, never an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct TraceParent<'a> {
-    trace_id: &'a str,
-    span_id: &'a str,
+    trace_id: &'a [u8],
+    span_id: &'a [u8],
 }
 
 impl<'a> TraceParent<'a> {
@@ -345,28 +304,33 @@ impl<'a> TraceParent<'a> {
         {
             return None;
         }
-        // Every byte but the dashes is a lowercase hex digit (so the whole is ASCII).
-        let hex = value
-            .iter()
-            .enumerate()
-            .all(|(i, &b)| LOWER_HEX[usize::from(b)] || matches!(i, 2 | 35 | 52));
-        let value = std::str::from_utf8(value).ok().filter(|_| hex)?;
-        let (trace_id, span_id) = (&value[3..35], &value[36..52]);
-        let zero = |s: &str| s.bytes().all(|b| b == b'0');
-        (!zero(trace_id) && !zero(span_id)).then_some(TraceParent { trace_id, span_id })
+        let (trace_id, span_id, flags) = (&value[3..35], &value[36..52], &value[53..]);
+        let zero = |id: &[u8]| id.chunks_exact(8).all(|word| word == b"00000000");
+        let valid = lower_hex(trace_id) && lower_hex(span_id) && lower_hex(flags);
+        (valid && !zero(trace_id) && !zero(span_id)).then_some(TraceParent { trace_id, span_id })
     }
 }
 
-/// Which bytes are lowercase hex digits.
-const LOWER_HEX: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        table[b] = matches!(b as u8, b'0'..=b'9' | b'a'..=b'f');
-        b += 1;
-    }
-    table
-};
+/// Whether every byte is a lowercase hex digit: eight at a time, as a `traceparent` comes with
+/// every request of a traced service.
+fn lower_hex(bytes: &[u8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([1; 8]);
+    const HIGH: u64 = ONES * 0x80;
+    let mut words = bytes.chunks_exact(8);
+    let hex_words = words.by_ref().all(|chunk| {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_ne_bytes(word);
+        // With every byte below 0x80, adding 0x80 - c sets a byte's high bit exactly when the
+        // byte is c or above, and no carry crosses into the next byte.
+        let at_least = |c: u8| x.wrapping_add(ONES * u64::from(0x80 - c));
+        let digit = at_least(b'0') & !at_least(b'9' + 1);
+        let letter = at_least(b'a') & !at_least(b'f' + 1);
+        x & HIGH == 0 && (digit | letter) & HIGH == HIGH
+    });
+    let hex_byte = |b: &u8| matches!(b, b'0'..=b'9' | b'a'..=b'f');
+    hex_words && words.remainder().iter().all(hex_byte)
+}
 
 /// One worker's maker of request ids: 128 bits from a fast generator (wyrand) seeded from the
 /// operating system, as 32 lowercase hex digits. Unique for practical purposes, not secret. The
@@ -430,8 +394,8 @@ mod tests {
         assert_eq!(
             TraceParent::parse(valid),
             Some(TraceParent {
-                trace_id: "4bf92f3577b34da6a3ce929d0e0e4736",
-                span_id: "00f067aa0ba902b7",
+                trace_id: b"4bf92f3577b34da6a3ce929d0e0e4736",
+                span_id: b"00f067aa0ba902b7",
             })
         );
         for bad in [
@@ -444,6 +408,21 @@ mod tests {
             b"",
         ] {
             assert_eq!(TraceParent::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn lower_hex_finds_any_other_byte_wherever_it_falls() {
+        let hex = b"0123456789abcdef0123";
+        assert!(lower_hex(hex));
+        for at in 0..hex.len() {
+            for bad in [
+                b'/', b':', b'`', b'g', b'A', b'F', b' ', 0x80, 0xb0, 0xe1, 0xff,
+            ] {
+                let mut value = *hex;
+                value[at] = bad;
+                assert!(!lower_hex(&value), "{bad:#x} at {at}");
+            }
         }
     }
 

@@ -8,12 +8,19 @@
 //! operation, and wakes the writer thread once, per batch rather than per line. The buffer itself
 //! travels, and comes back emptied: no copy and no allocation per hand-over. This module
 //! decides formats and the writer; the events themselves are emitted where they happen.
+//!
+//! The access log, one line per answer, is the one event emitted at the request rate, so its
+//! fields are not visited one by one: [`access`] has a [`Record`] write them in the subscriber's
+//! format, as JSON members the JSON layer copies whole (`json_lines::FIELDS`) or as the text
+//! format's `name=value` pairs, and emits that through `tracing` as one value.
 
 use std::cell::RefCell;
+use std::fmt::{self, Write as _};
 use std::fs::File;
 use std::io::{self, IsTerminal, Write};
+use std::net::SocketAddr;
 use std::os::fd::AsFd;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::thread::JoinHandle;
@@ -25,7 +32,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
-use crate::json_lines::JsonLines;
+use crate::json_lines::{self, Escaped, JsonLines};
 
 /// Batches held for the writer thread before new ones are dropped: a bounded amount of memory
 /// when stdout stalls (at most this many times [`BATCH_BYTES`], 15 MiB).
@@ -273,6 +280,7 @@ pub fn init(format: Option<LogFormat>, level: Option<&str>) -> (LogGuard, Droppe
         Some(level) => EnvFilter::new(level),
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
     };
+    TEXT.store(format == LogFormat::Text, Ordering::Relaxed);
     let registry = tracing_subscriber::registry().with(filter);
     let installed = match format {
         LogFormat::Json => registry.with(JsonLines { sink: write_line }).try_init(),
@@ -290,6 +298,252 @@ pub fn init(format: Option<LogFormat>, level: Option<&str>) -> (LogGuard, Droppe
     (LogGuard { writer }, dropped)
 }
 
+/// The target of the access log's events: `response` and `request rejected`.
+pub const ACCESS: &str = "responder::access";
+
+/// Whether [`init`] chose the text format (else lines are JSON, as they are for a subscriber a
+/// test installs with the JSON layer).
+static TEXT: AtomicBool = AtomicBool::new(false);
+
+/// A field's name as a JSON line writes it, `,"name":`, made by [`key!`]: an array of known
+/// length, which the compiler copies in a few moves rather than a call to `memcpy`.
+#[derive(Debug, Clone, Copy)]
+pub struct Key<const N: usize>(pub &'static [u8; N]);
+
+impl<const N: usize> Key<N> {
+    /// The bare name, for the text format.
+    fn name(self) -> Shown<'static> {
+        Shown(&self.0[2..N - 2])
+    }
+}
+
+/// The bytes of `text`, as an array of its length (for [`key!`]).
+pub const fn key_bytes<const N: usize>(text: &str) -> [u8; N] {
+    let mut bytes = [0; N];
+    let mut at = 0;
+    while at < N {
+        bytes[at] = text.as_bytes()[at];
+        at += 1;
+    }
+    bytes
+}
+
+/// The [`Key`] of a field name.
+macro_rules! key {
+    ($name:literal) => {{
+        const TEXT: &str = concat!(",\"", $name, "\":");
+        const BYTES: [u8; TEXT.len()] = $crate::telemetry::key_bytes(TEXT);
+        $crate::telemetry::Key(&BYTES)
+    }};
+}
+pub(crate) use key;
+
+/// Where a [`Record`] writes its fields: a JSON line's members, or the text format's pairs.
+pub trait FieldWriter {
+    /// Text that may need escaping: a request's target (which the parser bounded).
+    fn str<const N: usize>(&mut self, key: Key<N>, value: &str);
+    /// Text of ours, or checked, that needs no escaping: printable ASCII without quotes or
+    /// backslashes.
+    fn plain<const N: usize>(&mut self, key: Key<N>, value: &[u8]);
+    /// A value a peer sent, [`Shown`]; nothing when it is empty (the request did not send it).
+    fn shown<const N: usize>(&mut self, key: Key<N>, value: &[u8]);
+    fn u64<const N: usize>(&mut self, key: Key<N>, value: u64);
+    fn bool<const N: usize>(&mut self, key: Key<N>, value: bool);
+    fn addr<const N: usize>(&mut self, key: Key<N>, value: SocketAddr);
+    fn debug<const N: usize>(&mut self, key: Key<N>, value: &dyn fmt::Debug);
+}
+
+/// An access-log line's fields, written in order.
+pub trait Record {
+    fn write(&self, fields: &mut impl FieldWriter);
+}
+
+thread_local! {
+    /// The JSON members of this thread's access line: it keeps its capacity.
+    static MEMBERS: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Emits an access-log event (target [`ACCESS`], level INFO) with `message` and the record's
+/// fields. They are written only when the event is enabled.
+pub fn access(message: &'static str, record: &impl Record) {
+    if TEXT.load(Ordering::Relaxed) {
+        tracing::info!(target: ACCESS, "{}", Pairs { message, record });
+        return;
+    }
+    MEMBERS.with(|members| {
+        // Borrowed already: an access line emitted while writing one, which cannot happen.
+        let Ok(mut members) = members.try_borrow_mut() else {
+            return;
+        };
+        // `fields` is `json_lines::FIELDS`: the layer copies its bytes into the line.
+        tracing::info!(
+            target: ACCESS,
+            fields = {
+                members.clear();
+                let mut json = JsonFields(&mut members);
+                json.plain(key!("message"), message.as_bytes());
+                record.write(&mut json);
+                members.as_slice()
+            }
+        );
+    });
+}
+
+/// Writes fields as JSON members.
+struct JsonFields<'a>(&'a mut Vec<u8>);
+
+impl FieldWriter for JsonFields<'_> {
+    fn str<const N: usize>(&mut self, key: Key<N>, value: &str) {
+        self.0.extend_from_slice(key.0);
+        json_lines::write_string(self.0, value);
+    }
+
+    #[inline]
+    fn plain<const N: usize>(&mut self, key: Key<N>, value: &[u8]) {
+        debug_assert!(printable(value), "{value:?}");
+        self.0.extend_from_slice(key.0);
+        self.0.push(b'"');
+        self.0.extend_from_slice(value);
+        self.0.push(b'"');
+    }
+
+    #[inline]
+    fn shown<const N: usize>(&mut self, key: Key<N>, value: &[u8]) {
+        if value.is_empty() {
+            return;
+        }
+        self.0.extend_from_slice(key.0);
+        self.0.push(b'"');
+        if Shown::is_as_is(value) {
+            self.0.extend_from_slice(value);
+        } else {
+            let _ = write!(Escaped(self.0), "{}", Shown(value));
+        }
+        self.0.push(b'"');
+    }
+
+    #[inline]
+    fn u64<const N: usize>(&mut self, key: Key<N>, value: u64) {
+        self.0.extend_from_slice(key.0);
+        json_lines::write_u64(self.0, value);
+    }
+
+    fn bool<const N: usize>(&mut self, key: Key<N>, value: bool) {
+        self.0.extend_from_slice(key.0);
+        self.0
+            .extend_from_slice(if value { b"true" } else { b"false" });
+    }
+
+    fn addr<const N: usize>(&mut self, key: Key<N>, value: SocketAddr) {
+        self.0.extend_from_slice(key.0);
+        self.0.push(b'"');
+        let SocketAddr::V4(v4) = value else {
+            // IPv6 (rarer here) through the `fmt` machinery; it needs no escaping.
+            let _ = write!(Escaped(self.0), "{value}");
+            self.0.push(b'"');
+            return;
+        };
+        let mut digits = itoa::Buffer::new();
+        for (i, octet) in v4.ip().octets().into_iter().enumerate() {
+            if i > 0 {
+                self.0.push(b'.');
+            }
+            self.0.extend_from_slice(digits.format(octet).as_bytes());
+        }
+        self.0.push(b':');
+        self.0
+            .extend_from_slice(digits.format(v4.port()).as_bytes());
+        self.0.push(b'"');
+    }
+
+    fn debug<const N: usize>(&mut self, key: Key<N>, value: &dyn fmt::Debug) {
+        self.0.extend_from_slice(key.0);
+        self.0.push(b'"');
+        let _ = write!(Escaped(self.0), "{value:?}");
+        self.0.push(b'"');
+    }
+}
+
+/// An access line in the text format: the message, then ` name=value` for each field, strings
+/// quoted and escaped as `Debug` writes them (as the text format writes any other event's).
+struct Pairs<'r, R> {
+    message: &'static str,
+    record: &'r R,
+}
+
+impl<R: Record> fmt::Display for Pairs<'_, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.message)?;
+        let mut text = TextFields { f, result: Ok(()) };
+        self.record.write(&mut text);
+        text.result
+    }
+}
+
+/// Writes fields as the text format's pairs, keeping the first error.
+struct TextFields<'a, 'b> {
+    f: &'a mut fmt::Formatter<'b>,
+    result: fmt::Result,
+}
+
+impl TextFields<'_, '_> {
+    fn pair<const N: usize>(&mut self, key: Key<N>, value: fmt::Arguments<'_>) {
+        if self.result.is_ok() {
+            self.result = write!(self.f, " {}={value}", key.name());
+        }
+    }
+}
+
+impl FieldWriter for TextFields<'_, '_> {
+    fn str<const N: usize>(&mut self, key: Key<N>, value: &str) {
+        self.pair(key, format_args!("{value:?}"));
+    }
+
+    fn plain<const N: usize>(&mut self, key: Key<N>, value: &[u8]) {
+        self.pair(key, format_args!("\"{}\"", Shown(value)));
+    }
+
+    fn shown<const N: usize>(&mut self, key: Key<N>, value: &[u8]) {
+        if value.is_empty() {
+            return;
+        }
+        self.pair(key, format_args!("\"{}\"", DebugEscaped(&Shown(value))));
+    }
+
+    fn u64<const N: usize>(&mut self, key: Key<N>, value: u64) {
+        self.pair(key, format_args!("{value}"));
+    }
+
+    fn bool<const N: usize>(&mut self, key: Key<N>, value: bool) {
+        self.pair(key, format_args!("{value}"));
+    }
+
+    fn addr<const N: usize>(&mut self, key: Key<N>, value: SocketAddr) {
+        self.pair(key, format_args!("\"{value}\""));
+    }
+
+    fn debug<const N: usize>(&mut self, key: Key<N>, value: &dyn fmt::Debug) {
+        self.pair(key, format_args!("{value:?}"));
+    }
+}
+
+/// A value's `Display`, escaped as `Debug` escapes a string's characters (without allocating the
+/// string).
+struct DebugEscaped<'a, T>(&'a T);
+
+impl<T: fmt::Display> fmt::Display for DebugEscaped<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        struct Escaping<'a, 'b>(&'a mut fmt::Formatter<'b>);
+        impl fmt::Write for Escaping<'_, '_> {
+            fn write_str(&mut self, s: &str) -> fmt::Result {
+                s.chars()
+                    .try_for_each(|c| write!(self.0, "{}", c.escape_debug()))
+            }
+        }
+        write!(Escaping(f), "{}", self.0)
+    }
+}
+
 /// A value a peer sent, shown in a log line: at most [`Shown::MAX_BYTES`] of it (a cut is marked
 /// `…[cut]`), with control characters, backslashes and bytes that are not UTF-8 written as
 /// escapes (`\n`, `\\`, `\x00`), so that a hostile value can neither break a JSON line nor forge a
@@ -299,21 +553,20 @@ pub struct Shown<'a>(pub &'a [u8]);
 impl Shown<'_> {
     pub const MAX_BYTES: usize = 256;
 
-    /// `value` as it would be shown, when that is the value itself: printable ASCII without a
-    /// backslash, within the bound (what nearly every client sends).
-    pub fn as_is(value: &[u8]) -> Option<&str> {
-        (value.len() <= Shown::MAX_BYTES)
-            .then(|| printable(value))
-            .flatten()
+    /// Whether `value` is shown as it is, and needs no escaping in a JSON string either: printable
+    /// ASCII without a backslash or a quote, within the bound (what nearly every client sends).
+    pub fn is_as_is(value: &[u8]) -> bool {
+        value.len() <= Shown::MAX_BYTES && printable(value)
     }
 }
 
-/// Printable ASCII without a backslash: written as it is. Eight bytes at a time, as nearly every
-/// value a client sends is such text.
-fn printable(bytes: &[u8]) -> Option<&str> {
+/// Printable ASCII without a backslash or a quote. Eight bytes at a time, as nearly every value a
+/// client sends is such text.
+fn printable(bytes: &[u8]) -> bool {
     const ONES: u64 = u64::from_ne_bytes([1; 8]);
     const HIGH: u64 = ONES * 0x80;
-    let plain_byte = |b: &u8| (b' '..=b'~').contains(b) && *b != b'\\';
+    let plain_byte = |b: &u8| (b' '..=b'~').contains(b) && *b != b'\\' && *b != b'"';
+    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x;
     let mut words = bytes.chunks_exact(8);
     let plain_words = words.by_ref().all(|chunk| {
         let mut word = [0u8; 8];
@@ -322,23 +575,17 @@ fn printable(bytes: &[u8]) -> Option<&str> {
         let control = x.wrapping_sub(ONES * 0x20) & !x;
         // 0x7f and above: the high bit set, or set by adding one.
         let high = x | x.wrapping_add(ONES);
-        let backslash = x ^ (ONES * u64::from(b'\\'));
-        let has_backslash = backslash.wrapping_sub(ONES) & !backslash;
-        (control | high | has_backslash) & HIGH == 0
+        let backslash = has_zero(x ^ (ONES * u64::from(b'\\')));
+        let quote = has_zero(x ^ (ONES * u64::from(b'"')));
+        (control | high | backslash | quote) & HIGH == 0
     });
-    let plain = plain_words && words.remainder().iter().all(plain_byte);
-    // ASCII is UTF-8.
-    plain.then(|| std::str::from_utf8(bytes).ok()).flatten()
+    plain_words && words.remainder().iter().all(plain_byte)
 }
 
 impl std::fmt::Display for Shown<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let cut = self.0.len() > Shown::MAX_BYTES;
         let value = &self.0[..self.0.len().min(Shown::MAX_BYTES)];
-        if let Some(text) = printable(value) {
-            f.write_str(text)?;
-            return if cut { f.write_str("…[cut]") } else { Ok(()) };
-        }
         for chunk in value.utf8_chunks() {
             let text = chunk.valid();
             let mut clean_from = 0;
@@ -374,13 +621,13 @@ mod tests {
 
     #[test]
     fn printable_finds_any_byte_that_is_not_wherever_it_falls() {
-        let text: Vec<u8> = (b' '..=b'~').filter(|&b| b != b'\\').collect();
-        assert_eq!(printable(&text).map(str::len), Some(text.len()));
+        let text: Vec<u8> = (b' '..=b'~').filter(|&b| b != b'\\' && b != b'"').collect();
+        assert!(printable(&text));
         for at in 0..20 {
-            for bad in [0x00, 0x1f, b'\\', 0x7f, 0x80, 0xc3, 0xff] {
+            for bad in [0x00, 0x1f, b'\\', b'"', 0x7f, 0x80, 0xc3, 0xff] {
                 let mut value = vec![b'~'; 20];
                 value[at] = bad;
-                assert_eq!(printable(&value), None, "{bad:#x} at {at}");
+                assert!(!printable(&value), "{bad:#x} at {at}");
             }
         }
     }

@@ -29,7 +29,8 @@ fn layers() -> BTreeMap<String, u32> {
     layers
 }
 
-/// The modules a source file's code (its tests left out) names through `crate::`.
+/// The modules a source file's code (its tests left out) names through `crate::` (its own name
+/// among them when a macro it exports names its items by path).
 fn imports(source: &str) -> Vec<String> {
     let code = source.split("#[cfg(test)]").next().unwrap_or_default();
     let mut found: Vec<String> = code
@@ -61,7 +62,7 @@ fn every_import_points_down_the_layers_of_architecture_md() {
         let Some(&own) = layers.get(&name) else {
             panic!("module {name} is not in ARCHITECTURE.md's layer table");
         };
-        for import in imports(&source) {
+        for import in imports(&source).into_iter().filter(|i| *i != name) {
             let Some(&theirs) = layers.get(&import) else {
                 panic!("{name} imports {import}, which is not in the layer table");
             };
