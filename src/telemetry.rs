@@ -19,7 +19,8 @@ use std::fmt::{self, Write as _};
 use std::fs::File;
 use std::io::{self, IsTerminal, Write};
 use std::net::SocketAddr;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::fs::FileTypeExt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -231,11 +232,34 @@ impl Drop for LogGuard {
     }
 }
 
+/// A pipe's capacity asked for when stdout is one (a container runtime's log pipe): several
+/// batches, so that a batch goes in one `write` and the reader wakes once per batch, where the
+/// kernel's default 64 KiB took half a batch per wake-up of either side. Above the system's
+/// `fs.pipe-max-size` (1 MiB by default) the pipe stays as it is.
+const PIPE_BYTES: usize = 1024 * 1024;
+
+fn widen_if_pipe(file: &File) {
+    if file.metadata().is_ok_and(|m| m.file_type().is_fifo()) {
+        // SAFETY: fcntl(2) on a descriptor `file` holds open; F_SETPIPE_SZ only resizes the pipe.
+        unsafe {
+            libc::fcntl(
+                file.as_raw_fd(),
+                libc::F_SETPIPE_SZ,
+                PIPE_BYTES as libc::c_int,
+            )
+        };
+    }
+}
+
 /// The writer thread: each batch in one `write` to stdout, then back to the spares.
 fn write_batches(batches: Receiver<Vec<u8>>) {
     let stdout = std::io::stdout();
     let mut out: Box<dyn Write> = match stdout.as_fd().try_clone_to_owned() {
-        Ok(fd) => Box::new(File::from(fd)),
+        Ok(fd) => {
+            let file = File::from(fd);
+            widen_if_pipe(&file);
+            Box::new(file)
+        }
         // Without a descriptor to share (it cannot happen for a live stdout), stay correct.
         Err(_) => Box::new(stdout),
     };

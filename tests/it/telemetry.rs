@@ -194,7 +194,8 @@ fn metrics_parse_and_move_with_the_traffic() {
 #[test]
 fn a_stalled_log_output_never_stalls_the_server() {
     // Trace level: four lines per request (read, request, write, response), so 30,000 requests
-    // (about 24 MiB of lines) overflow the log queue (256 batches of at most 64 KiB).
+    // (about 24 MiB of lines) overflow the log queue (128 batches of at most 120 KiB) and the
+    // pipe (widened to 1 MiB).
     let server = Server::start_stalled(&["--workers", "2"], &[("RUST_LOG", "trace")]);
     let start = Instant::now();
     let clients: Vec<_> = (0..10)
@@ -221,4 +222,23 @@ fn a_stalled_log_output_never_stalls_the_server() {
         dropped > 0.0,
         "the log queue never overflowed, so nothing was shown"
     );
+}
+
+#[test]
+fn a_log_pipe_is_widened_so_that_a_batch_goes_in_one_write() {
+    let server = Server::start(&[]);
+    // The writer thread widens the pipe before it writes the first line, `listening`, which
+    // `start` has read. The pipe is looked at through the server's own descriptor 1.
+    let path = std::ffi::CString::new(format!("/proc/{}/fd/1", server.pid())).unwrap();
+    // SAFETY: open(2) of a path we own the string of; the descriptor is closed below.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_NONBLOCK) };
+    assert!(fd >= 0, "{}", std::io::Error::last_os_error());
+    // SAFETY: fcntl(2) on the descriptor just opened, then close(2) of it.
+    let size = unsafe { libc::fcntl(fd, libc::F_GETPIPE_SZ) };
+    unsafe { libc::close(fd) };
+    let max: i32 = std::fs::read_to_string("/proc/sys/fs/pipe-max-size")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(1 << 20);
+    assert_eq!(size, max.min(1 << 20), "the pipe's capacity");
 }
