@@ -5,20 +5,23 @@
 //! # Layout
 //! Modules are listed from the bottom layer up; each imports only from layers below it (the
 //! order ARCHITECTURE.md draws, which a test checks).
-//! - `config`: command line, environment, TOML file and defaults, merged and checked.
+//! - `clock`: RFC 3339 text for log timestamps and templates.
 //! - `net`: listening sockets and the descriptor limit.
 //! - `timer`: the deadline heap with lazy deletion.
 //! - `memory`: the allocator's thresholds fixed; its free pages returned as connections close.
-//! - `json_lines`: the JSON log line format.
+//! - `template`: body templates, parsed at load, rendered per request; error-page formats.
+//! - `config`: command line, environment, TOML file and defaults, merged and checked.
 //! - `response`: every response serialized once at start; the `Date` patched once a second.
-//! - `telemetry`: the `tracing` subscriber and its non-blocking output, batched per event loop.
+//! - `json_lines`: the JSON log line format.
 //! - `site`: what is served and how (answers, settings, limits), the shutdown phase, and the cell
 //!   a reload publishes through.
+//! - `telemetry`: the `tracing` subscriber and its non-blocking output, batched per event loop;
+//!   the access line, written whole by the code that has its values.
 //! - `http`: the request stream of one connection as a pure state machine (httparse inside).
 //! - `metrics`: per-worker counters, summed and encoded for `/metrics`.
+//! - `control`: the phase shared by the supervisor and the workers, and their wakers.
 //! - `respond`: writes, counts and logs every answer; the one place a rejection is written.
 //! - `conn`: one connection's socket I/O, buffers and deadline.
-//! - `control`: the phase shared by the supervisor and the workers, and their wakers.
 //! - `worker`: one event loop (mio `Poll`, listener, `Slab` of connections).
 //! - `server`: binds, starts the workers, turns signals into a drain or a reload.
 //! - `healthcheck`: the `responder healthcheck` client for container health checks.
@@ -26,7 +29,8 @@
 //! # What is public, and for whom
 //! The binary uses `config`, `server`, `healthcheck`, `memory` and `telemetry`. The in-process
 //! tests (a counting allocator, a lowered descriptor limit) build a `worker::Worker` from `net`,
-//! `site`, `control`, `metrics` and `response`. The property tests and the fuzz target drive
+//! `site`, `control`, `metrics` and `response`; the allocation count adds a `template` route and
+//! logs through `json_lines::JsonLines` with a sink of its own. The property tests and the fuzz target drive
 //! `http::RequestStream` through `respond::Pass`. Everything else is `pub(crate)`.
 
 pub(crate) mod clock;
@@ -35,7 +39,7 @@ pub(crate) mod conn;
 pub mod control;
 pub mod healthcheck;
 pub mod http;
-pub(crate) mod json_lines;
+pub mod json_lines;
 pub mod memory;
 pub mod metrics;
 pub mod net;

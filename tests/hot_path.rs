@@ -1,6 +1,7 @@
 //! The keep-alive hot path allocates nothing: the real worker loop runs in this test's process,
-//! under a global allocator that counts, and serves keep-alive requests over real sockets.
-//! (One test in this file: the count covers the whole process.)
+//! under a global allocator that counts, and serves keep-alive requests over real sockets, its
+//! access log on and formatted by the JSON layer. (One test in this file: the count covers the
+//! whole process, and the log subscriber is the process's.)
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{Read, Write};
@@ -81,8 +82,25 @@ fn first_answer(s: &mut TcpStream, request: &[u8], ending: &[u8]) -> String {
     String::from_utf8_lossy(&buf[..len]).into_owned()
 }
 
+/// Access lines that named the trace of [`REQUEST`], as the JSON layer formatted them.
+static TRACED_LINES: AtomicU64 = AtomicU64::new(0);
+
+fn count_traced_lines(line: &[u8]) {
+    let trace = br#","trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","span_id":"00f067aa0ba902b7""#;
+    if line.windows(trace.len()).any(|w| w == trace) {
+        TRACED_LINES.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 #[test]
 fn keep_alive_requests_allocate_nothing() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_subscriber::filter::LevelFilter::INFO)
+        .with(responder::json_lines::JsonLines {
+            sink: count_traced_lines,
+        });
+    tracing::subscriber::set_global_default(subscriber).unwrap();
     let InProcess {
         worker,
         control,
@@ -100,8 +118,10 @@ fn keep_alive_requests_allocate_nothing() {
     // Warm up: the connection's first request, timers, and whatever the loop sets up once.
     ask(&mut s, REQUEST, 99, answer_len, hello);
     let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let traced_before = TRACED_LINES.load(Ordering::Relaxed);
     ask(&mut s, REQUEST, 10_000, answer_len, hello);
     let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    let traced = TRACED_LINES.load(Ordering::Relaxed) - traced_before;
 
     // Chunked bodies: the first one makes the connection's pending answer; after it, nothing.
     let refused = b"405 Method Not Allowed\n";
@@ -133,6 +153,7 @@ fn keep_alive_requests_allocate_nothing() {
         chunked_allocations < 10,
         "{chunked_allocations} allocations for 10,000 chunked requests"
     );
+    assert_eq!(traced, 10_000, "access lines with the request's trace");
     let [templated, error_page] = rendered;
     assert!(
         templated < 10,
@@ -153,9 +174,10 @@ fn keep_alive_requests_allocate_nothing() {
     );
 }
 
-/// The default answer, a templated route before it, and error pages.
+/// The default answer, a templated route before it, and error pages, with the access log.
 fn config() -> responder::config::Config {
     let mut config = test_config();
+    config.access_log = true;
     let no_env = |_: &str| None;
     let templated = Route {
         path: "/t".into(),
