@@ -209,7 +209,9 @@ def start_responder(name, port, cpu, workers, access_log, log_reader_cpu=None, b
             "--log-format", "json"]
     if not access_log:
         log_reader_cpu = log_file = None
-    return Server(name, argv, port, cpu, log_reader_cpu, log_file)
+    server = Server(name, argv, port, cpu, log_reader_cpu, log_file)
+    server.responder = True
+    return server
 
 
 def start_nginx(port, cpu, workers, server_block=None, name="nginx"):
@@ -288,6 +290,17 @@ def backend_accepts(name, port):
     else:
         m = re.search(r"^\s*(\d+) \d+ \d+\s*$", text, re.M)  # accepts handled requests
     return int(m.group(1)) if m else -1
+
+
+def log_lines_dropped(port):
+    """responder's log lines dropped so far because its output did not keep up (/metrics)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    m = re.search(r"^responder_log_lines_dropped_total (\d+)", data.decode(errors="replace"), re.M)
+    return float(m.group(1)) if m else float("nan")
 
 
 def time_wait(port):
@@ -425,6 +438,8 @@ def measure(server, loads, client_cpu, requests, duration, idle_conns):
         results[load] = r
         time.sleep(0.5)
     results["peak_rss_kb"] = status_kb(server.pids(), "VmHWM")
+    if getattr(server, "responder", False):
+        results["log_dropped"] = log_lines_dropped(server.port)
     if idle_conns:
         results["idle_kib_per_conn"] = idle_memory_per_connection(server, idle_conns)
     return results
@@ -536,7 +551,8 @@ def main():
             ratios = [values[0] / v if v else float("nan") for v in values[1:]]
             lines.append(f"| {load} | {label} | " + " | ".join(f"{v:.3g}" for v in values) + " | "
                          + " | ".join(f"{r:.2f}" for r in ratios) + " |")
-    for key, label in [("peak_rss_kb", "peak RSS KiB"), ("idle_kib_per_conn", f"idle KiB/conn at {args.idle}")]:
+    for key, label in [("peak_rss_kb", "peak RSS KiB"), ("idle_kib_per_conn", f"idle KiB/conn at {args.idle}"),
+                       ("log_dropped", "log lines dropped")]:
         values = [median(n, None, key) for n in names]
         ratios = [values[0] / v if v else float("nan") for v in values[1:]]
         lines.append(f"| all | {label} | " + " | ".join(f"{v:.3g}" for v in values) + " | "
