@@ -242,3 +242,31 @@ fn a_log_pipe_is_widened_so_that_a_batch_goes_in_one_write() {
         .unwrap_or(1 << 20);
     assert_eq!(size, max.min(1 << 20), "the pipe's capacity");
 }
+
+#[test]
+fn the_log_writer_does_not_preempt_the_event_loops() {
+    let server = Server::start(&[]);
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", server.pid())).unwrap();
+    let policies: Vec<(String, String)> = tasks
+        .filter_map(|task| {
+            let path = task.ok()?.path();
+            let name = std::fs::read_to_string(path.join("comm")).ok()?;
+            let stat = std::fs::read_to_string(path.join("stat")).ok()?;
+            // The fields after the command's closing parenthesis: state is the first (field 3),
+            // policy the 39th (field 41).
+            let (_, after) = stat.rsplit_once(')')?;
+            let policy = after.split_whitespace().nth(38)?.to_string();
+            Some((name.trim().to_string(), policy))
+        })
+        .collect();
+    let policy_of = |name: &str| {
+        policies
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, p)| p.as_str())
+            .unwrap_or_else(|| panic!("no thread {name} in {policies:?}"))
+    };
+    // SCHED_BATCH is 3, SCHED_OTHER 0.
+    assert_eq!(policy_of("log-writer"), "3", "{policies:?}");
+    assert_eq!(policy_of("worker-0"), "0", "{policies:?}");
+}
