@@ -2,16 +2,16 @@
 //! "target":…}`, with an RFC 3339 UTC timestamp in microseconds.
 //!
 //! It is a `tracing-subscriber` layer of its own, written for the access log's rate: each event is
-//! formatted as bytes straight into a line buffer kept per thread (no intermediate serializer, no
-//! `fmt` machinery for names, integers (`itoa`) and plain strings), and the finished line goes to the sink
-//! it was made with. The date part of the timestamp is formatted once a second per thread. Where
-//! the lines go is `telemetry`'s business.
+//! formatted as bytes straight onto the end of the buffer its `append` function hands it (no
+//! intermediate serializer, no `fmt` machinery for names, integers (`itoa`) and plain strings).
+//! The date part of the timestamp is formatted once a second per thread. Which buffer that is,
+//! and where the lines go, is `telemetry`'s business.
 //!
 //! A bytes field named [`FIELDS`] is a run of members formatted ahead by the code that had the
 //! values (the access log's, through `telemetry::access`): it is copied into the line as it is,
 //! so a line of twenty fields costs one copy instead of twenty visits.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::fmt::{self, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -25,29 +25,19 @@ use tracing_subscriber::layer::{Context, Layer};
 /// into the line as it is.
 pub const FIELDS: &str = "fields";
 
-/// The layer for `--log-format json`: formats every event it is given and hands the line, with
-/// its newline, to `sink`.
+/// Formats one line onto the end of the buffer it is given.
+pub type WriteLine<'a> = dyn FnMut(&mut Vec<u8>) + 'a;
+
+/// The layer for `--log-format json`: formats every event it is given, with its newline, onto the
+/// end of the buffer `append` calls its argument with (or nowhere, when `append` does not call it).
 #[derive(Clone, Copy)]
 pub struct JsonLines {
-    pub sink: fn(&[u8]),
-}
-
-thread_local! {
-    /// This thread's line buffer: it keeps the capacity of its longest line.
-    static LINE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    pub append: fn(&mut WriteLine<'_>),
 }
 
 impl<S: Subscriber> Layer<S> for JsonLines {
     fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
-        LINE.with(|line| {
-            // A line already borrowed means an event emitted while formatting one: drop it.
-            let Ok(mut line) = line.try_borrow_mut() else {
-                return;
-            };
-            line.clear();
-            format_line(&mut line, event);
-            (self.sink)(&line);
-        });
+        (self.append)(&mut |line| format_line(line, event));
     }
 }
 

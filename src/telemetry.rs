@@ -33,7 +33,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
-use crate::json_lines::{self, Escaped, JsonLines};
+use crate::json_lines::{self, Escaped, JsonLines, WriteLine};
 
 /// Batches held for the writer thread before new ones are dropped: a bounded amount of memory
 /// when stdout stalls (at most this many times [`BATCH_BYTES`], 15 MiB).
@@ -179,33 +179,48 @@ impl<'a> MakeWriter<'a> for Batching {
     }
 }
 
-/// Where finished lines go: this thread's batch, or the queue.
-fn write_line(line: &[u8]) {
-    let _ = Batching.write(line);
+/// Room a batch keeps for a JSON line, which is formatted straight into it: a batch with less
+/// left is handed over first. (An access line is under 1 KiB, and under 10 KiB at worst; a longer
+/// line grows the batch, which is then freed rather than kept for reuse.)
+const LINE_ROOM: usize = 16 * 1024;
+
+/// Calls `write` with the buffer a line goes onto: this thread's batch when it batches (handed
+/// over first if less than `room` is left), else a batch of its own, queued at once. A line
+/// written while another one is being written (an event emitted by its formatting) is dropped.
+fn append_line(room: usize, write: &mut WriteLine<'_>) {
+    let batched = BATCH.with(|b| {
+        let Ok(mut b) = b.try_borrow_mut() else {
+            return true;
+        };
+        let Some(batch) = b.as_mut() else {
+            return false;
+        };
+        // Handed over before it would grow: the batch keeps the one buffer it started with,
+        // instead of doubling it for a line that does not fit and keeping that.
+        if batch.lines.capacity() - batch.lines.len() < room {
+            batch.hand_over();
+        }
+        batch.since.get_or_insert_with(Instant::now);
+        write(&mut batch.lines);
+        true
+    });
+    if !batched {
+        if let Some(output) = OUTPUT.get() {
+            let mut batch = output.empty_batch();
+            write(&mut batch);
+            output.send(batch);
+        }
+    }
+}
+
+/// The JSON layer's buffer: see [`append_line`].
+fn append_json_line(write: &mut WriteLine<'_>) {
+    append_line(LINE_ROOM, write);
 }
 
 impl Write for Batching {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let batched = BATCH.with(|b| match b.borrow_mut().as_mut() {
-            Some(batch) => {
-                // Handed over before it would grow: the batch keeps the one buffer it started
-                // with, instead of doubling it for a line that does not fit and keeping that.
-                if batch.lines.len() + buf.len() > batch.lines.capacity() {
-                    batch.hand_over();
-                }
-                batch.since.get_or_insert_with(Instant::now);
-                batch.lines.extend_from_slice(buf);
-                true
-            }
-            None => false,
-        });
-        if !batched {
-            if let Some(output) = OUTPUT.get() {
-                let mut batch = output.empty_batch();
-                batch.extend_from_slice(buf);
-                output.send(batch);
-            }
-        }
+        append_line(buf.len(), &mut |lines| lines.extend_from_slice(buf));
         Ok(buf.len())
     }
 
@@ -320,7 +335,11 @@ pub fn init(format: Option<LogFormat>, level: Option<&str>) -> (LogGuard, Droppe
     TEXT.store(format == LogFormat::Text, Ordering::Relaxed);
     let registry = tracing_subscriber::registry().with(filter);
     let installed = match format {
-        LogFormat::Json => registry.with(JsonLines { sink: write_line }).try_init(),
+        LogFormat::Json => registry
+            .with(JsonLines {
+                append: append_json_line,
+            })
+            .try_init(),
         LogFormat::Text => {
             let text = tracing_subscriber::fmt::layer()
                 .with_writer(Batching)
@@ -480,16 +499,9 @@ impl FieldWriter for JsonFields<'_> {
             self.0.push(b'"');
             return;
         };
-        let mut digits = itoa::Buffer::new();
-        for (i, octet) in v4.ip().octets().into_iter().enumerate() {
-            if i > 0 {
-                self.0.push(b'.');
-            }
-            self.0.extend_from_slice(digits.format(octet).as_bytes());
-        }
-        self.0.push(b':');
-        self.0
-            .extend_from_slice(digits.format(v4.port()).as_bytes());
+        let mut text = [0u8; 21];
+        let len = ipv4_text(v4, &mut text);
+        self.0.extend_from_slice(&text[..len]);
         self.0.push(b'"');
     }
 
@@ -499,6 +511,33 @@ impl FieldWriter for JsonFields<'_> {
         let _ = write!(Escaped(self.0), "{value:?}");
         self.0.push(b'"');
     }
+}
+
+/// Writes `a.b.c.d:port` (at most 21 bytes) into `text` and returns its length: digit by digit
+/// into one buffer, copied once, as the peer's address is on every access line.
+fn ipv4_text(addr: std::net::SocketAddrV4, text: &mut [u8; 21]) -> usize {
+    let mut at = 0;
+    let mut put = |byte: u8| {
+        text[at] = byte;
+        at += 1;
+    };
+    for (i, octet) in addr.ip().octets().into_iter().enumerate() {
+        if i > 0 {
+            put(b'.');
+        }
+        if octet >= 100 {
+            put(b'0' + octet / 100);
+        }
+        if octet >= 10 {
+            put(b'0' + octet / 10 % 10);
+        }
+        put(b'0' + octet % 10);
+    }
+    put(b':');
+    for digit in itoa::Buffer::new().format(addr.port()).bytes() {
+        put(digit);
+    }
+    at
 }
 
 /// An access line in the text format: the message, then ` name=value` for each field, strings
@@ -654,7 +693,22 @@ impl std::fmt::Display for Shown<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::{printable, Shown};
+    use super::{ipv4_text, printable, Shown};
+
+    #[test]
+    fn ipv4_addresses_are_written_as_display_writes_them() {
+        for addr in [
+            "0.0.0.0:0",
+            "127.0.0.1:8080",
+            "10.20.100.255:65535",
+            "9.99.199.200:1",
+        ] {
+            let addr: std::net::SocketAddrV4 = addr.parse().unwrap();
+            let mut text = [0u8; 21];
+            let len = ipv4_text(addr, &mut text);
+            assert_eq!(&text[..len], addr.to_string().as_bytes());
+        }
+    }
 
     #[test]
     fn printable_finds_any_byte_that_is_not_wherever_it_falls() {
