@@ -361,16 +361,13 @@ pub const ACCESS: &str = "responder::access";
 /// test installs with the JSON layer).
 static TEXT: AtomicBool = AtomicBool::new(false);
 
-/// A field's name as a JSON line writes it, `,"name":`, made by [`key!`]: an array of known
-/// length, which the compiler copies in a few moves rather than a call to `memcpy`.
+/// A field's name as a JSON line writes it, `,"name":`, an array of known length, which the
+/// compiler copies in a few moves rather than a call to `memcpy`; and as the text format writes
+/// it, ` name=`. Made by [`key!`].
 #[derive(Debug, Clone, Copy)]
-pub struct Key<const N: usize>(pub &'static [u8; N]);
-
-impl<const N: usize> Key<N> {
-    /// The bare name, for the text format.
-    fn name(self) -> Shown<'static> {
-        Shown(&self.0[2..N - 2])
-    }
+pub struct Key<const N: usize> {
+    pub json: &'static [u8; N],
+    pub text: &'static str,
 }
 
 /// The bytes of `text`, as an array of its length (for [`key!`]).
@@ -389,7 +386,10 @@ macro_rules! key {
     ($name:literal) => {{
         const TEXT: &str = concat!(",\"", $name, "\":");
         const BYTES: [u8; TEXT.len()] = $crate::telemetry::key_bytes(TEXT);
-        $crate::telemetry::Key(&BYTES)
+        $crate::telemetry::Key {
+            json: &BYTES,
+            text: concat!(" ", $name, "="),
+        }
     }};
 }
 pub(crate) use key;
@@ -450,14 +450,14 @@ struct JsonFields<'a>(&'a mut Vec<u8>);
 
 impl FieldWriter for JsonFields<'_> {
     fn str<const N: usize>(&mut self, key: Key<N>, value: &str) {
-        self.0.extend_from_slice(key.0);
+        self.0.extend_from_slice(key.json);
         json_lines::write_string(self.0, value);
     }
 
     #[inline]
     fn plain<const N: usize>(&mut self, key: Key<N>, value: &[u8]) {
         debug_assert!(printable(value), "{value:?}");
-        self.0.extend_from_slice(key.0);
+        self.0.extend_from_slice(key.json);
         self.0.push(b'"');
         self.0.extend_from_slice(value);
         self.0.push(b'"');
@@ -468,7 +468,7 @@ impl FieldWriter for JsonFields<'_> {
         if value.is_empty() {
             return;
         }
-        self.0.extend_from_slice(key.0);
+        self.0.extend_from_slice(key.json);
         self.0.push(b'"');
         if Shown::is_as_is(value) {
             self.0.extend_from_slice(value);
@@ -480,18 +480,18 @@ impl FieldWriter for JsonFields<'_> {
 
     #[inline]
     fn u64<const N: usize>(&mut self, key: Key<N>, value: u64) {
-        self.0.extend_from_slice(key.0);
+        self.0.extend_from_slice(key.json);
         json_lines::write_u64(self.0, value);
     }
 
     fn bool<const N: usize>(&mut self, key: Key<N>, value: bool) {
-        self.0.extend_from_slice(key.0);
+        self.0.extend_from_slice(key.json);
         self.0
             .extend_from_slice(if value { b"true" } else { b"false" });
     }
 
     fn addr<const N: usize>(&mut self, key: Key<N>, value: SocketAddr) {
-        self.0.extend_from_slice(key.0);
+        self.0.extend_from_slice(key.json);
         self.0.push(b'"');
         let SocketAddr::V4(v4) = value else {
             // IPv6 (rarer here) through the `fmt` machinery; it needs no escaping.
@@ -506,7 +506,7 @@ impl FieldWriter for JsonFields<'_> {
     }
 
     fn debug<const N: usize>(&mut self, key: Key<N>, value: &dyn fmt::Debug) {
-        self.0.extend_from_slice(key.0);
+        self.0.extend_from_slice(key.json);
         self.0.push(b'"');
         let _ = write!(Escaped(self.0), "{value:?}");
         self.0.push(b'"');
@@ -563,60 +563,93 @@ struct TextFields<'a, 'b> {
 }
 
 impl TextFields<'_, '_> {
-    fn pair<const N: usize>(&mut self, key: Key<N>, value: fmt::Arguments<'_>) {
+    fn write(&mut self, text: &str) {
         if self.result.is_ok() {
-            self.result = write!(self.f, " {}={value}", key.name());
+            self.result = self.f.write_str(text);
+        }
+    }
+
+    fn key<const N: usize>(&mut self, key: Key<N>) {
+        self.write(key.text);
+    }
+
+    /// `value` quoted: printable ASCII without quotes or backslashes as it is, anything else
+    /// shown and escaped as `Debug` escapes a string.
+    fn quoted(&mut self, value: &[u8]) {
+        self.write("\"");
+        match std::str::from_utf8(value) {
+            Ok(text) if Shown::is_as_is(value) => self.write(text),
+            _ => {
+                if self.result.is_ok() {
+                    self.result = write!(DebugEscaping(self.f), "{}", Shown(value));
+                }
+            }
+        }
+        self.write("\"");
+    }
+
+    fn display<const N: usize>(&mut self, key: Key<N>, value: impl fmt::Display) {
+        self.key(key);
+        if self.result.is_ok() {
+            self.result = write!(self.f, "{value}");
         }
     }
 }
 
 impl FieldWriter for TextFields<'_, '_> {
     fn str<const N: usize>(&mut self, key: Key<N>, value: &str) {
-        self.pair(key, format_args!("{value:?}"));
+        self.key(key);
+        self.quoted(value.as_bytes());
     }
 
     fn plain<const N: usize>(&mut self, key: Key<N>, value: &[u8]) {
-        self.pair(key, format_args!("\"{}\"", Shown(value)));
+        self.key(key);
+        self.quoted(value);
     }
 
     fn shown<const N: usize>(&mut self, key: Key<N>, value: &[u8]) {
         if value.is_empty() {
             return;
         }
-        self.pair(key, format_args!("\"{}\"", DebugEscaped(&Shown(value))));
+        self.key(key);
+        self.quoted(value);
     }
 
     fn u64<const N: usize>(&mut self, key: Key<N>, value: u64) {
-        self.pair(key, format_args!("{value}"));
+        self.key(key);
+        self.write(itoa::Buffer::new().format(value));
     }
 
     fn bool<const N: usize>(&mut self, key: Key<N>, value: bool) {
-        self.pair(key, format_args!("{value}"));
+        self.key(key);
+        self.write(if value { "true" } else { "false" });
     }
 
     fn addr<const N: usize>(&mut self, key: Key<N>, value: SocketAddr) {
-        self.pair(key, format_args!("\"{value}\""));
+        self.display(key, format_args!("\"{value}\""));
     }
 
     fn debug<const N: usize>(&mut self, key: Key<N>, value: &dyn fmt::Debug) {
-        self.pair(key, format_args!("{value:?}"));
+        self.display(key, format_args!("{value:?}"));
     }
 }
 
-/// A value's `Display`, escaped as `Debug` escapes a string's characters (without allocating the
-/// string).
-struct DebugEscaped<'a, T>(&'a T);
+/// Escapes what passes through it as `Debug` escapes a string's characters (quotes, backslashes,
+/// control and unprintable characters; not `'`), without allocating the string.
+struct DebugEscaping<'a, 'b>(&'a mut fmt::Formatter<'b>);
 
-impl<T: fmt::Display> fmt::Display for DebugEscaped<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        struct Escaping<'a, 'b>(&'a mut fmt::Formatter<'b>);
-        impl fmt::Write for Escaping<'_, '_> {
-            fn write_str(&mut self, s: &str) -> fmt::Result {
-                s.chars()
-                    .try_for_each(|c| write!(self.0, "{}", c.escape_debug()))
+impl fmt::Write for DebugEscaping<'_, '_> {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        let mut clean_from = 0;
+        for (i, c) in text.char_indices() {
+            if c == '\'' || c.escape_debug().len() == 1 {
+                continue;
             }
+            self.0.write_str(&text[clean_from..i])?;
+            write!(self.0, "{}", c.escape_debug())?;
+            clean_from = i + c.len_utf8();
         }
-        write!(Escaping(f), "{}", self.0)
+        self.0.write_str(&text[clean_from..])
     }
 }
 
@@ -693,7 +726,43 @@ impl std::fmt::Display for Shown<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::{ipv4_text, printable, Shown};
+    use super::{ipv4_text, printable, FieldWriter, JsonFields, Pairs, Record, Shown};
+
+    /// One field of each kind, with values that need escaping and values that do not.
+    struct Sample;
+
+    impl Record for Sample {
+        fn write(&self, fields: &mut impl FieldWriter) {
+            fields.u64(key!("conn"), 7);
+            fields.plain(key!("method"), b"GET");
+            fields.str(key!("path"), "/a\"b'c");
+            fields.bool(key!("keep_alive"), true);
+            fields.addr(key!("remote_addr"), "10.0.0.1:80".parse().unwrap());
+            fields.shown(key!("host"), b"example.com");
+            fields.shown(key!("referer"), b"");
+            fields.shown(key!("user_agent"), b"it's \"x\"\n\xff");
+            fields.debug(key!("rejection"), &Some(1));
+        }
+    }
+
+    #[test]
+    fn a_record_is_written_as_json_members_and_as_text_pairs() {
+        let mut json = Vec::new();
+        Sample.write(&mut JsonFields(&mut json));
+        assert_eq!(
+            String::from_utf8(json).unwrap(),
+            r#","conn":7,"method":"GET","path":"/a\"b'c","keep_alive":true,"remote_addr":"10.0.0.1:80","host":"example.com","user_agent":"it's \"x\"\\n\\xff","rejection":"Some(1)""#
+        );
+        let text = Pairs {
+            message: "response",
+            record: &Sample,
+        }
+        .to_string();
+        assert_eq!(
+            text,
+            r#"response conn=7 method="GET" path="/a\"b'c" keep_alive=true remote_addr="10.0.0.1:80" host="example.com" user_agent="it's \"x\"\\n\\xff" rejection=Some(1)"#
+        );
+    }
 
     #[test]
     fn ipv4_addresses_are_written_as_display_writes_them() {
