@@ -17,7 +17,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use tracing::field::{Field, Visit};
 
-use crate::clock;
+use crate::{ascii, clock};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 
@@ -83,8 +83,7 @@ impl Visit for Fields<'_> {
 
     fn record_bool(&mut self, field: &Field, value: bool) {
         self.name(field);
-        self.0
-            .extend_from_slice(if value { b"true" } else { b"false" });
+        write_bool(self.0, value);
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
@@ -113,10 +112,7 @@ impl Visit for Fields<'_> {
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         self.name(field);
-        self.0.push(b'"');
-        // Writing into a Vec cannot fail; a value's own formatting error leaves what it wrote.
-        let _ = write!(Escaped(self.0), "{value:?}");
-        self.0.push(b'"');
+        write_formatted(self.0, format_args!("{value:?}"));
     }
 }
 
@@ -124,6 +120,18 @@ pub fn write_string(line: &mut Vec<u8>, s: &str) {
     line.push(b'"');
     escape_into(line, s);
     line.push(b'"');
+}
+
+/// Appends `text`, formatted, as a JSON string.
+pub fn write_formatted(line: &mut Vec<u8>, text: fmt::Arguments<'_>) {
+    line.push(b'"');
+    // Writing into a Vec cannot fail; a value's own formatting error leaves what it wrote.
+    let _ = Escaped(line).write_fmt(text);
+    line.push(b'"');
+}
+
+pub fn write_bool(line: &mut Vec<u8>, value: bool) {
+    line.extend_from_slice(if value { b"true" } else { b"false" });
 }
 
 /// Appends the decimal digits of `value`.
@@ -136,7 +144,7 @@ fn escape_into(line: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     let mut from = 0;
     loop {
-        let clean = from + clean_prefix(&bytes[from..]);
+        let clean = from + ascii::json_clean_prefix(&bytes[from..]);
         line.extend_from_slice(&bytes[from..clean]);
         let Some(&b) = bytes.get(clean) else {
             return;
@@ -161,33 +169,8 @@ fn escape_into(line: &mut Vec<u8>, s: &str) {
     }
 }
 
-/// How many bytes at the start of `bytes` a JSON string takes as they are: eight at a time while
-/// none of the eight is a control character, a quote or a backslash (nearly every log line).
-fn clean_prefix(bytes: &[u8]) -> usize {
-    const ONES: u64 = u64::from_ne_bytes([1; 8]);
-    const HIGH: u64 = ONES * 0x80;
-    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
-    let mut at = 0;
-    while let Some(chunk) = bytes.get(at..at + 8) {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let x = u64::from_ne_bytes(word);
-        let control = x.wrapping_sub(ONES * 0x20) & !x & HIGH;
-        let special =
-            has_zero(x ^ (ONES * u64::from(b'"'))) | has_zero(x ^ (ONES * u64::from(b'\\')));
-        if control | special != 0 {
-            break;
-        }
-        at += 8;
-    }
-    at + bytes[at..]
-        .iter()
-        .position(|&b| b < 0x20 || b == b'"' || b == b'\\')
-        .unwrap_or(bytes.len() - at)
-}
-
 /// Escapes what passes through it as the inside of a JSON string.
-pub struct Escaped<'a>(pub &'a mut Vec<u8>);
+struct Escaped<'a>(&'a mut Vec<u8>);
 
 impl Write for Escaped<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {

@@ -5,6 +5,7 @@
 //! # Layout
 //! Modules are listed from the bottom layer up; each imports only from layers below it (the
 //! order ARCHITECTURE.md draws, which a test checks).
+//! - `ascii`: byte classes (JSON-clean, printable, lowercase hex) tested eight bytes at a time.
 //! - `clock`: RFC 3339 text for log timestamps and templates.
 //! - `net`: listening sockets and the descriptor limit.
 //! - `timer`: the deadline heap with lazy deletion.
@@ -33,6 +34,7 @@
 //! logs through `json_lines::JsonLines` with a sink of its own. The property tests and the fuzz target drive
 //! `http::RequestStream` through `respond::Pass`. Everything else is `pub(crate)`.
 
+pub(crate) mod ascii;
 pub(crate) mod clock;
 pub mod config;
 pub(crate) mod conn;

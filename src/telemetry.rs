@@ -32,8 +32,9 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
+use crate::ascii;
 use crate::config::LogFormat;
-use crate::json_lines::{self, Escaped, JsonLines, WriteLine};
+use crate::json_lines::{self, JsonLines, WriteLine};
 
 /// Batches held for the writer thread before new ones are dropped: a bounded amount of memory
 /// when stdout stalls (at most this many times [`BATCH_BYTES`], 15 MiB).
@@ -456,7 +457,7 @@ impl FieldWriter for JsonFields<'_> {
 
     #[inline]
     fn plain<const N: usize>(&mut self, key: Key<N>, value: &[u8]) {
-        debug_assert!(printable(value), "{value:?}");
+        debug_assert!(ascii::printable(value), "{value:?}");
         self.0.extend_from_slice(key.json);
         self.0.push(b'"');
         self.0.extend_from_slice(value);
@@ -468,14 +469,12 @@ impl FieldWriter for JsonFields<'_> {
         if value.is_empty() {
             return;
         }
-        self.0.extend_from_slice(key.json);
-        self.0.push(b'"');
         if Shown::is_as_is(value) {
-            self.0.extend_from_slice(value);
+            self.plain(key, value);
         } else {
-            let _ = write!(Escaped(self.0), "{}", Shown(value));
+            self.0.extend_from_slice(key.json);
+            json_lines::write_formatted(self.0, format_args!("{}", Shown(value)));
         }
-        self.0.push(b'"');
     }
 
     #[inline]
@@ -486,30 +485,24 @@ impl FieldWriter for JsonFields<'_> {
 
     fn bool<const N: usize>(&mut self, key: Key<N>, value: bool) {
         self.0.extend_from_slice(key.json);
-        self.0
-            .extend_from_slice(if value { b"true" } else { b"false" });
+        json_lines::write_bool(self.0, value);
     }
 
     fn addr<const N: usize>(&mut self, key: Key<N>, value: SocketAddr) {
-        self.0.extend_from_slice(key.json);
-        self.0.push(b'"');
         let SocketAddr::V4(v4) = value else {
-            // IPv6 (rarer here) through the `fmt` machinery; it needs no escaping.
-            let _ = write!(Escaped(self.0), "{value}");
-            self.0.push(b'"');
+            // IPv6 (rarer here) through the `fmt` machinery.
+            self.0.extend_from_slice(key.json);
+            json_lines::write_formatted(self.0, format_args!("{value}"));
             return;
         };
         let mut text = [0u8; 21];
         let len = ipv4_text(v4, &mut text);
-        self.0.extend_from_slice(&text[..len]);
-        self.0.push(b'"');
+        self.plain(key, &text[..len]);
     }
 
     fn debug<const N: usize>(&mut self, key: Key<N>, value: &dyn fmt::Debug) {
         self.0.extend_from_slice(key.json);
-        self.0.push(b'"');
-        let _ = write!(Escaped(self.0), "{value:?}");
-        self.0.push(b'"');
+        json_lines::write_formatted(self.0, format_args!("{value:?}"));
     }
 }
 
@@ -665,30 +658,8 @@ impl Shown<'_> {
     /// Whether `value` is shown as it is, and needs no escaping in a JSON string either: printable
     /// ASCII without a backslash or a quote, within the bound (what nearly every client sends).
     pub fn is_as_is(value: &[u8]) -> bool {
-        value.len() <= Shown::MAX_BYTES && printable(value)
+        value.len() <= Shown::MAX_BYTES && ascii::printable(value)
     }
-}
-
-/// Printable ASCII without a backslash or a quote. Eight bytes at a time, as nearly every value a
-/// client sends is such text.
-fn printable(bytes: &[u8]) -> bool {
-    const ONES: u64 = u64::from_ne_bytes([1; 8]);
-    const HIGH: u64 = ONES * 0x80;
-    let plain_byte = |b: &u8| (b' '..=b'~').contains(b) && *b != b'\\' && *b != b'"';
-    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x;
-    let mut words = bytes.chunks_exact(8);
-    let plain_words = words.by_ref().all(|chunk| {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let x = u64::from_ne_bytes(word);
-        let control = x.wrapping_sub(ONES * 0x20) & !x;
-        // 0x7f and above: the high bit set, or set by adding one.
-        let high = x | x.wrapping_add(ONES);
-        let backslash = has_zero(x ^ (ONES * u64::from(b'\\')));
-        let quote = has_zero(x ^ (ONES * u64::from(b'"')));
-        (control | high | backslash | quote) & HIGH == 0
-    });
-    plain_words && words.remainder().iter().all(plain_byte)
 }
 
 impl std::fmt::Display for Shown<'_> {
@@ -726,7 +697,7 @@ impl std::fmt::Display for Shown<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::{ipv4_text, printable, FieldWriter, JsonFields, Pairs, Record, Shown};
+    use super::{ipv4_text, FieldWriter, JsonFields, Pairs, Record, Shown};
 
     /// One field of each kind, with values that need escaping and values that do not.
     struct Sample;
@@ -776,19 +747,6 @@ mod tests {
             let mut text = [0u8; 21];
             let len = ipv4_text(addr, &mut text);
             assert_eq!(&text[..len], addr.to_string().as_bytes());
-        }
-    }
-
-    #[test]
-    fn printable_finds_any_byte_that_is_not_wherever_it_falls() {
-        let text: Vec<u8> = (b' '..=b'~').filter(|&b| b != b'\\' && b != b'"').collect();
-        assert!(printable(&text));
-        for at in 0..20 {
-            for bad in [0x00, 0x1f, b'\\', b'"', 0x7f, 0x80, 0xc3, 0xff] {
-                let mut value = vec![b'~'; 20];
-                value[at] = bad;
-                assert!(!printable(&value), "{bad:#x} at {at}");
-            }
         }
     }
 

@@ -1,0 +1,123 @@
+//! Byte classes tested eight bytes at a time: a `u64` holds eight bytes, and the carries of one
+//! subtraction or addition mark the bytes of a class in their high bits. The log line's escaping,
+//! the access line's printable values and `traceparent`'s hex digits each scan text a client sent,
+//! on every request. What the bytes mean, and what is done with them, is the callers' business.
+
+const ONES: u64 = u64::from_ne_bytes([1; 8]);
+const HIGH: u64 = ONES * 0x80;
+
+/// How many bytes at the start of `bytes` a JSON string takes as they are: neither a control
+/// character, a quote nor a backslash (nearly every log line, whole).
+pub fn json_clean_prefix(bytes: &[u8]) -> usize {
+    prefix(
+        bytes,
+        |x| json_special(x) == 0,
+        |b| !(b < 0x20 || b == b'"' || b == b'\\'),
+    )
+}
+
+/// Whether every byte is printable ASCII other than a quote or a backslash: text that goes into
+/// a JSON string, or the text format's quotes, as it is (what nearly every client sends).
+pub fn printable(bytes: &[u8]) -> bool {
+    let plain_byte = |b: u8| (b' '..=b'~').contains(&b) && b != b'\\' && b != b'"';
+    prefix(
+        bytes,
+        |x| json_special(x) | at_least_del(x) == 0,
+        plain_byte,
+    ) == bytes.len()
+}
+
+/// Whether every byte is a lowercase hex digit.
+pub fn lower_hex(bytes: &[u8]) -> bool {
+    let hex_word = |x: u64| {
+        // With every byte below 0x80, adding 0x80 - c sets a byte's high bit exactly when the
+        // byte is c or above, and no carry crosses into the next byte.
+        let at_least = |c: u8| x.wrapping_add(ONES * u64::from(0x80 - c));
+        let digit = at_least(b'0') & !at_least(b'9' + 1);
+        let letter = at_least(b'a') & !at_least(b'f' + 1);
+        x & HIGH == 0 && (digit | letter) & HIGH == HIGH
+    };
+    let hex_byte = |b: u8| matches!(b, b'0'..=b'9' | b'a'..=b'f');
+    prefix(bytes, hex_word, hex_byte) == bytes.len()
+}
+
+/// How many bytes at the start of `bytes` pass: eight at a time while `word` passes the next
+/// eight, then one at a time while `byte` passes.
+#[inline]
+fn prefix(bytes: &[u8], word: impl Fn(u64) -> bool, byte: impl Fn(u8) -> bool) -> usize {
+    let mut at = 0;
+    while let Some(chunk) = bytes.get(at..at + 8) {
+        let mut eight = [0u8; 8];
+        eight.copy_from_slice(chunk);
+        if !word(u64::from_ne_bytes(eight)) {
+            break;
+        }
+        at += 8;
+    }
+    at + bytes[at..]
+        .iter()
+        .position(|&b| !byte(b))
+        .unwrap_or(bytes.len() - at)
+}
+
+/// Non-zero when some byte of `x` is a control character (below 0x20), a quote or a backslash.
+fn json_special(x: u64) -> u64 {
+    let control = x.wrapping_sub(ONES * 0x20) & !x;
+    (control | equal(x, b'"') | equal(x, b'\\')) & HIGH
+}
+
+/// Non-zero when some byte of `x` is 0x7f (DEL) or above: its high bit set, or set by adding one.
+fn at_least_del(x: u64) -> u64 {
+    (x | x.wrapping_add(ONES)) & HIGH
+}
+
+/// Non-zero (in the high bits) when some byte of `x` is `byte`.
+fn equal(x: u64, byte: u8) -> u64 {
+    let y = x ^ (ONES * u64::from(byte));
+    y.wrapping_sub(ONES) & !y
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_clean_prefix_stops_at_the_first_special_byte_wherever_it_falls() {
+        for at in 0..20 {
+            for special in [0x00, 0x1f, b'"', b'\\'] {
+                let mut text = vec![b'x'; 20];
+                text[at] = special;
+                assert_eq!(json_clean_prefix(&text), at, "{special:#x} at {at}");
+            }
+        }
+        assert_eq!(json_clean_prefix("héllo wörld, 0123".as_bytes()), 19);
+    }
+
+    #[test]
+    fn printable_finds_any_byte_that_is_not_wherever_it_falls() {
+        let text: Vec<u8> = (b' '..=b'~').filter(|&b| b != b'\\' && b != b'"').collect();
+        assert!(printable(&text));
+        for at in 0..20 {
+            for bad in [0x00, 0x1f, b'\\', b'"', 0x7f, 0x80, 0xc3, 0xff] {
+                let mut value = vec![b'~'; 20];
+                value[at] = bad;
+                assert!(!printable(&value), "{bad:#x} at {at}");
+            }
+        }
+    }
+
+    #[test]
+    fn lower_hex_finds_any_other_byte_wherever_it_falls() {
+        let hex = b"0123456789abcdef0123";
+        assert!(lower_hex(hex));
+        for at in 0..hex.len() {
+            for bad in [
+                b'/', b':', b'`', b'g', b'A', b'F', b' ', 0x80, 0xb0, 0xe1, 0xff,
+            ] {
+                let mut value = *hex;
+                value[at] = bad;
+                assert!(!lower_hex(&value), "{bad:#x} at {at}");
+            }
+        }
+    }
+}
