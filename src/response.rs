@@ -558,15 +558,10 @@ impl Responses {
             }
             AnswerId::ErrorPage { code, format } => {
                 let template = self.error_pages.as_ref()?.page(code, format)?;
-                let headers: &[u8] = match format {
-                    Format::Html => b"Content-Type: text/html; charset=utf-8\r\n",
-                    Format::Json => b"Content-Type: application/json\r\n",
-                    Format::Text => b"Content-Type: text/plain; charset=utf-8\r\n",
-                };
                 Some(Page {
                     status: code,
                     reason: reason_phrase(code),
-                    headers,
+                    headers: format.content_type_line(),
                     template,
                     escape: format.escape(),
                 })

@@ -69,14 +69,15 @@ impl Format {
 
     /// The media type, without parameters.
     fn media_type(self) -> &'static [u8] {
-        essence(self.content_type().as_bytes())
+        essence(&self.content_type_line()[b"Content-Type:".len()..])
     }
 
-    pub fn content_type(self) -> &'static str {
+    /// The `Content-Type` header line of a page in this format, as its head carries it.
+    pub fn content_type_line(self) -> &'static [u8] {
         match self {
-            Format::Html => "text/html; charset=utf-8",
-            Format::Json => "application/json",
-            Format::Text => "text/plain; charset=utf-8",
+            Format::Html => b"Content-Type: text/html; charset=utf-8\r\n",
+            Format::Json => b"Content-Type: application/json\r\n",
+            Format::Text => b"Content-Type: text/plain; charset=utf-8\r\n",
         }
     }
 
