@@ -842,9 +842,8 @@ fn parse_head<'a>(
         Err(httparse::Error::Version) => return parse_later_minor_version(buf, request_id_header),
         Err(_) => return Err(Refusal::new(Rejection::BadRequest, minor)),
     };
-    let mut head = Head::new(method, target, version, fields, request_id_header)
+    let head = Head::new(method, target, version, fields, buf, request_id_header)
         .map_err(|r| Refusal::new(r, version))?;
-    head.headers = buf;
     Ok(Some(head))
 }
 
@@ -868,8 +867,7 @@ fn parse_later_minor_version<'a>(
     let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
     match httparse::parse_headers(&buf[line.len..], &mut fields) {
         Ok(httparse::Status::Complete((_, fields))) => {
-            let mut head = Head::new(line.method, line.target, 1, fields, request_id_header)?;
-            head.headers = buf;
+            let head = Head::new(line.method, line.target, 1, fields, buf, request_id_header)?;
             Ok(Some(head))
         }
         Ok(httparse::Status::Partial) => Ok(None),
@@ -884,6 +882,7 @@ impl<'a> Head<'a> {
         target: &'a str,
         version: u8,
         fields: &[httparse::Header<'a>],
+        headers: &'a [u8],
         request_id_header: Option<&[u8]>,
     ) -> Result<Head<'a>, Rejection> {
         let mut head = Head {
@@ -900,7 +899,7 @@ impl<'a> Head<'a> {
             expects_continue: false,
             client: Client::default(),
             asks: Asks::default(),
-            headers: b"",
+            headers,
         };
         for field in fields {
             let name = field.name.as_bytes();
