@@ -120,10 +120,13 @@ def answers(port, timeout=1):
 
 
 class Server:
-    def __init__(self, name, argv, port, cpu, log_reader_cpu=None, log_file=None):
+    """A server under load; `stop` ends it and removes `temporaries` (its config, its prefix)."""
+
+    def __init__(self, name, argv, port, cpu, log_reader_cpu=None, log_file=None, temporaries=()):
         self.name, self.port = name, port
         self.log_reader = None
         self.log_file = log_file
+        self.temporaries = list(temporaries) + ([log_file] if log_file else [])
         stdout = subprocess.DEVNULL
         if log_file is not None:
             # The log to a file on tmpfs: the kernel copies each line as into a pipe, and no
@@ -170,8 +173,11 @@ class Server:
             self.proc.wait()
         if self.log_reader:
             self.log_reader.wait(timeout=10)
-        if self.log_file:
-            os.unlink(self.log_file)
+        for path in self.temporaries:
+            if os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
+            elif os.path.exists(path):
+                os.unlink(path)
 
 
 # --compare backend: one configuration, measured on three requests.
@@ -209,7 +215,7 @@ def start_responder(name, port, cpu, workers, access_log, log_reader_cpu=None, b
             "--log-format", "json"]
     if not access_log:
         log_reader_cpu = log_file = None
-    server = Server(name, argv, port, cpu, log_reader_cpu, log_file)
+    server = Server(name, argv, port, cpu, log_reader_cpu, log_file, temporaries=[config.name])
     server.responder = True
     return server
 
@@ -243,7 +249,7 @@ http {{
 {server_block}
 }}
 """)
-    return Server(name, ["nginx", "-p", prefix, "-c", conf], port, cpu)
+    return Server(name, ["nginx", "-p", prefix, "-c", conf], port, cpu, temporaries=[prefix])
 
 
 PROXY_POOL = 32

@@ -302,6 +302,7 @@ def main():
     alive = server.poll() is None
     server.terminate()
     code = server.wait(timeout=30)
+    os.unlink(config.name)
 
     times = [s[0] for s in samples]
     print(f"slopes: rss {slope_per_minute(times, [s[1] for s in samples]):+.1f} KiB/min, "
