@@ -20,6 +20,7 @@ use slab::Slab;
 
 use crate::conn::{CloseReason, Connection, Scratch};
 use crate::control::Control;
+use crate::json_lines::PassTime;
 use crate::memory::{self, Tidy};
 use crate::metrics::{ErrorClass, Metrics, WorkerStats};
 use crate::net::is_resource_exhaustion;
@@ -207,7 +208,9 @@ impl Worker {
                 Err(e) => return Err(e),
             }
             let now = Instant::now();
-            self.site.responses.stamp(SystemTime::now());
+            let wall_now = SystemTime::now();
+            self.site.responses.stamp(wall_now);
+            let _lines_at = PassTime::start(wall_now);
             for event in events.iter() {
                 match event.token() {
                     WAKER => self.follow_phase(now),
