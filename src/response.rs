@@ -549,9 +549,11 @@ impl Responses {
             AnswerId::Route(i) => {
                 let r = self.rendered[i].as_ref()?;
                 Some(Page {
-                    status: r.status,
-                    reason: &r.reason,
-                    headers: &r.headers,
+                    head: Head {
+                        status: r.status,
+                        reason: &r.reason,
+                        headers: &r.headers,
+                    },
                     template: &r.template,
                     escape: r.escape,
                 })
@@ -559,9 +561,11 @@ impl Responses {
             AnswerId::ErrorPage { code, format } => {
                 let template = self.error_pages.as_ref()?.page(code, format)?;
                 Some(Page {
-                    status: code,
-                    reason: reason_phrase(code),
-                    headers: format.content_type_line(),
+                    head: Head {
+                        status: code,
+                        reason: reason_phrase(code),
+                        headers: format.content_type_line(),
+                    },
                     template,
                     escape: format.escape(),
                 })
@@ -663,20 +667,15 @@ impl Responses {
         out: &mut Vec<u8>,
     ) -> Sent {
         let values = Values {
-            code: page.status,
-            reason: page.reason,
+            code: page.head.status,
+            reason: page.head.reason,
             ..*values
         };
         BODY.with(|body| {
             let mut body = body.borrow_mut();
             body.clear();
             page.template.render(&values, page.escape, &mut body);
-            let head = Head {
-                status: page.status,
-                reason: page.reason,
-                headers: page.headers,
-            };
-            self.write_written(&head, &body, framing, out)
+            self.write_written(&page.head, &body, framing, out)
         })
     }
 
@@ -770,12 +769,10 @@ impl Responses {
     }
 }
 
-/// An answer rendered per request: its status line, headers and body template.
+/// An answer rendered per request: its head (headers with `Content-Type` first) and body
+/// template.
 pub struct Page<'a> {
-    status: u16,
-    reason: &'a str,
-    /// `Name: value\r\n` lines, `Content-Type` first.
-    headers: &'a [u8],
+    head: Head<'a>,
     template: &'a Template,
     escape: Escape,
 }

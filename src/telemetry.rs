@@ -591,8 +591,7 @@ impl TextFields<'_, '_> {
 
 impl FieldWriter for TextFields<'_, '_> {
     fn str<const N: usize>(&mut self, key: Key<N>, value: &str) {
-        self.key(key);
-        self.quoted(value.as_bytes());
+        self.plain(key, value.as_bytes());
     }
 
     fn plain<const N: usize>(&mut self, key: Key<N>, value: &[u8]) {
@@ -601,11 +600,9 @@ impl FieldWriter for TextFields<'_, '_> {
     }
 
     fn shown<const N: usize>(&mut self, key: Key<N>, value: &[u8]) {
-        if value.is_empty() {
-            return;
+        if !value.is_empty() {
+            self.plain(key, value);
         }
-        self.key(key);
-        self.quoted(value);
     }
 
     fn u64<const N: usize>(&mut self, key: Key<N>, value: u64) {
