@@ -6,6 +6,8 @@
     python3 bench/bench.py --compare logging --headers --log-to file
                                                  # ... requests with a request id and traceparent,
                                                  # the log into a file (no reader on the load's CPU)
+    python3 bench/bench.py --compare logging --headers --nginx
+                                                 # ... and nginx's own access log off vs on
     python3 bench/bench.py --compare workers --server-cpus 0,1 --client-cpu 0,1
                                                  # responder: 1 worker vs 2, sharing both cores
     python3 bench/bench.py --rounds 5 --markdown bench/latest.md
@@ -220,8 +222,29 @@ def start_responder(name, port, cpu, workers, access_log, log_reader_cpu=None, b
     return server
 
 
-def start_nginx(port, cpu, workers, server_block=None, name="nginx"):
-    """nginx answering `BODY` itself, or with `server_block` (a proxy) in place of its server."""
+# nginx's own access log (`--compare logging --nginx`): the fields of responder's line as JSON
+# (`escape=json`, trace context picked out of `traceparent` by regex), with nginx's cheapest
+# setting, 64 KiB buffered, into the same pipe read by `cat` on the load's core.
+NGINX_ACCESS_LOG = r"""
+    map $http_traceparent $trace_id {
+        "~^00-(?<id>[0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$" $id;
+        default "";
+    }
+    map $http_traceparent $span_id {
+        "~^00-[0-9a-f]{32}-(?<id>[0-9a-f]{16})-[0-9a-f]{2}$" $id;
+        default "";
+    }
+    log_format access escape=json '{"timestamp":"$time_iso8601","level":"INFO","message":"response",'
+        '"conn":$connection,"method":"$request_method","path":"$request_uri","version":"$server_protocol",'
+        '"status":$status,"bytes":$bytes_sent,"duration_s":$request_time,'
+        '"remote_addr":"$remote_addr:$remote_port","host":"$http_host","user_agent":"$http_user_agent",'
+        '"request_id":"$http_x_request_id","trace_id":"$trace_id","span_id":"$span_id","target":"nginx::access"}';
+    access_log /dev/stdout access buffer=64k flush=1s;"""
+
+
+def start_nginx(port, cpu, workers, server_block=None, name="nginx", log_reader_cpu=None):
+    """nginx answering `BODY` itself, or with `server_block` (a proxy) in place of its server;
+    with `log_reader_cpu`, logging each request (`NGINX_ACCESS_LOG`) into a pipe read there."""
     prefix = tempfile.mkdtemp(prefix="bench-nginx-")
     conf = os.path.join(prefix, "nginx.conf")
     server_block = server_block or f"""
@@ -238,7 +261,7 @@ pid {prefix}/nginx.pid;
 error_log {prefix}/error.log warn;
 events {{ worker_connections 65536; use epoll; }}
 http {{
-    access_log off;
+    {NGINX_ACCESS_LOG if log_reader_cpu is not None else "access_log off;"}
     keepalive_requests 100000000;
     client_header_timeout 60s;
     client_body_temp_path {prefix};
@@ -249,7 +272,7 @@ http {{
 {server_block}
 }}
 """)
-    return Server(name, ["nginx", "-p", prefix, "-c", conf], port, cpu, temporaries=[prefix])
+    return Server(name, ["nginx", "-p", prefix, "-c", conf], port, cpu, log_reader_cpu, temporaries=[prefix])
 
 
 PROXY_POOL = 32
@@ -469,6 +492,8 @@ def main():
     ap.add_argument("--log-to", choices=["pipe", "file"], default="pipe",
                     help="--compare logging: the log into a pipe read by `cat` on the load's CPU, "
                          "or into a file on /dev/shm")
+    ap.add_argument("--nginx", action="store_true",
+                    help="--compare logging: also nginx with its access log off and on (JSON, 64 KiB buffer)")
     ap.add_argument("--headers", action="store_true",
                     help="requests carry a User-Agent, an X-Request-Id and a traceparent")
     args = ap.parse_args()
@@ -527,6 +552,12 @@ def main():
             ("log-on", lambda p: start_responder("log-on", p, args.server_cpus, args.workers, True,
                                                  args.client_cpu, log_file=log_file())),
         ]
+        if args.nginx:
+            starters += [
+                ("nginx-log-off", lambda p: start_nginx(p, args.server_cpus, args.workers, name="nginx-log-off")),
+                ("nginx-log-on", lambda p: start_nginx(p, args.server_cpus, args.workers, name="nginx-log-on",
+                                                       log_reader_cpu=args.client_cpu)),
+            ]
     names = [n for n, _ in starters]
     samples = {n: [] for n in names}
     for round_no in range(args.rounds):
@@ -544,25 +575,38 @@ def main():
         values = [s[load][key] if load else s[key] for s in samples[name] if (s.get(load) if load else key in s)]
         return statistics.median(values) if values else float("nan")
 
+    def paired(peer, load, key):
+        """The median of the round-by-round ratios: the two were measured one after the other,
+        so a slow minute of the shared machine weighs on both sides of each ratio."""
+        ratios = []
+        for ours, theirs in zip(samples[base], samples[peer]):
+            a, b = (ours.get(load), theirs.get(load)) if load else (ours, theirs)
+            if a and b and a.get(key) is not None and b.get(key):
+                ratios.append(a[key] / b[key])
+        return statistics.median(ratios) if ratios else float("nan")
+
+    def row(load, key, label):
+        values = [median(n, load, key) for n in names]
+        ratios = [values[0] / v if v else float("nan") for v in values[1:]]
+        ratios += [paired(p, load, key) for p in peers]
+        return (f"| {load or 'all'} | {label} | " + " | ".join(f"{v:.3g}" for v in values) + " | "
+                + " | ".join(f"{r:.2f}" for r in ratios) + " |")
+
     base, peers = names[0], names[1:]
     lines = [f"Medians of {args.rounds} rounds; {args.workers} worker(s); servers on CPU {args.server_cpus}, "
-             f"load on CPU {args.client_cpu}; ratio = {base} / peer.", ""]
-    header = "| load | figure | " + " | ".join(names) + " | " + " | ".join(f"{base}/{p}" for p in peers) + " |"
-    lines += [header, "|" + "---|" * (2 + len(names) + len(peers))]
+             f"load on CPU {args.client_cpu}; ratio = {base} / peer, of the medians and (paired) the median "
+             "of each round's ratio.", ""]
+    header = ("| load | figure | " + " | ".join(names) + " | " + " | ".join(f"{base}/{p}" for p in peers) + " | "
+              + " | ".join(f"{base}/{p} paired" for p in peers) + " |")
+    lines += [header, "|" + "---|" * (2 + len(names) + 2 * len(peers))]
     figures = [("rps", "requests/s"), ("p50_ms", "p50 ms"), ("p99_ms", "p99 ms"), ("failed", "failed"),
                ("cpu_us_per_req", "server CPU µs/request")]
     for load in loads:
         for key, label in figures:
-            values = [median(n, load, key) for n in names]
-            ratios = [values[0] / v if v else float("nan") for v in values[1:]]
-            lines.append(f"| {load} | {label} | " + " | ".join(f"{v:.3g}" for v in values) + " | "
-                         + " | ".join(f"{r:.2f}" for r in ratios) + " |")
+            lines.append(row(load, key, label))
     for key, label in [("peak_rss_kb", "peak RSS KiB"), ("idle_kib_per_conn", f"idle KiB/conn at {args.idle}"),
                        ("log_dropped", "log lines dropped")]:
-        values = [median(n, None, key) for n in names]
-        ratios = [values[0] / v if v else float("nan") for v in values[1:]]
-        lines.append(f"| all | {label} | " + " | ".join(f"{v:.3g}" for v in values) + " | "
-                     + " | ".join(f"{r:.2f}" for r in ratios) + " |")
+        lines.append(row(None, key, label))
     table = "\n".join(lines)
     print(table)
     if args.markdown:
