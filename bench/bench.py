@@ -20,8 +20,10 @@
 
 Every server runs pinned to one core and every load generator to the other (taskset), the same
 in every run. Servers are measured in alternation (A B C, then C B A, ...) within one invocation,
-and each figure is the median over the rounds; ratios are responder / peer. Server CPU time per
-request comes from /proc/PID/stat (user + system, all of the server's processes) over each load.
+and each figure is the median over the rounds; ratios are responder / peer, of those medians and
+`paired` (the median of each round's ratio, whose two sides ran one after the other). Server CPU
+time per request comes from /proc/PID/stat (user + system, all of the server's processes) over
+each load.
 The tools come from Debian's packages (apache2-utils, wrk, nginx-light); the script installs them
 with apt-get when they are missing.
 """
