@@ -1,10 +1,27 @@
 //! Byte classes tested eight bytes at a time: a `u64` holds eight bytes, and the carries of one
-//! subtraction or addition mark the bytes of a class in their high bits. The log line's escaping,
-//! the access line's printable values and `traceparent`'s hex digits each scan text a client sent,
-//! on every request. What the bytes mean, and what is done with them, is the callers' business.
+//! subtraction or addition mark the bytes of a class in their high bits. The search for a request
+//! head's end, the log line's escaping, the access line's printable values and `traceparent`'s hex
+//! digits each scan text a client sent, on every request. What the bytes mean, and what is done
+//! with them, is the callers' business.
 
 const ONES: u64 = u64::from_ne_bytes([1; 8]);
 const HIGH: u64 = ONES * 0x80;
+
+/// Where the first `\n` in `bytes` is, if there is one.
+pub fn newline(bytes: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    while let Some(chunk) = bytes.get(at..at + 8) {
+        let mut eight = [0u8; 8];
+        eight.copy_from_slice(chunk);
+        // The lowest marked byte is the first newline: a borrow can only mark bytes after it.
+        let marks = equal(u64::from_le_bytes(eight), b'\n') & HIGH;
+        if marks != 0 {
+            return Some(at + marks.trailing_zeros() as usize / 8);
+        }
+        at += 8;
+    }
+    bytes[at..].iter().position(|&b| b == b'\n').map(|i| at + i)
+}
 
 /// How many bytes at the start of `bytes` a JSON string takes as they are: neither a control
 /// character, a quote nor a backslash (nearly every log line, whole).
@@ -80,6 +97,27 @@ fn equal(x: u64, byte: u8) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn newline_is_found_wherever_it_falls_and_only_there() {
+        for len in 0..20 {
+            let text = vec![b'\r'; len];
+            assert_eq!(newline(&text), None, "none in {len}");
+            for at in 0..len {
+                let mut line = text.clone();
+                line[at] = b'\n';
+                // A byte after it that a borrow could mistake for a newline.
+                if at + 1 < len {
+                    line[at + 1] = b'\x0b';
+                }
+                assert_eq!(newline(&line), Some(at), "at {at} of {len}");
+                line[len - 1] = b'\n';
+                assert_eq!(newline(&line), Some(at), "first, at {at} of {len}");
+            }
+        }
+        let all: Vec<u8> = (0..=255u8).filter(|&b| b != b'\n').collect();
+        assert_eq!(newline(&all), None);
+    }
 
     #[test]
     fn json_clean_prefix_stops_at_the_first_special_byte_wherever_it_falls() {

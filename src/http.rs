@@ -11,6 +11,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::ascii;
 use crate::config::{is_token, RequestIdMode};
 use crate::response::{AnswerId, Asks, Port, Rejection, Responses};
 use crate::site::{Limits, Phase, Site};
@@ -665,7 +666,7 @@ fn too_long(head: &[u8], cx: &Context<'_>) -> Refusal {
 pub fn find_head_end(buf: &[u8], from: usize) -> Option<usize> {
     let start = from.saturating_sub(2);
     let mut i = start;
-    while let Some(offset) = buf.get(i..)?.iter().position(|&b| b == b'\n') {
+    while let Some(offset) = ascii::newline(buf.get(i..)?) {
         let nl = i + offset;
         match (buf.get(nl + 1), buf.get(nl + 2)) {
             (Some(b'\n'), _) => return Some(nl + 2),
