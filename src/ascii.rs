@@ -23,6 +23,31 @@ pub fn newline(bytes: &[u8]) -> Option<usize> {
     bytes[at..].iter().position(|&b| b == b'\n').map(|i| at + i)
 }
 
+/// Whether `token` (a header name: token characters only) is `lower` (lowercase letters, digits
+/// and `-`) in any case. Setting each byte's 0x20 bit lowercases a letter and leaves a digit or
+/// `-` as it is, and turns no other token character into one of those.
+pub fn token_is(token: &[u8], lower: &[u8]) -> bool {
+    if token.len() != lower.len() {
+        return false;
+    }
+    let word = |bytes: &[u8]| {
+        let mut eight = [0u8; 8];
+        eight.copy_from_slice(bytes);
+        u64::from_ne_bytes(eight)
+    };
+    let mut at = 0;
+    while let (Some(ours), Some(known)) = (token.get(at..at + 8), lower.get(at..at + 8)) {
+        if word(ours) | (ONES * 0x20) != word(known) {
+            return false;
+        }
+        at += 8;
+    }
+    token[at..]
+        .iter()
+        .zip(&lower[at..])
+        .all(|(&ours, &known)| ours | 0x20 == known)
+}
+
 /// How many bytes at the start of `bytes` a JSON string takes as they are: neither a control
 /// character, a quote nor a backslash (nearly every log line, whole).
 pub fn json_clean_prefix(bytes: &[u8]) -> usize {
@@ -117,6 +142,44 @@ mod tests {
         }
         let all: Vec<u8> = (0..=255u8).filter(|&b| b != b'\n').collect();
         assert_eq!(newline(&all), None);
+    }
+
+    #[test]
+    fn token_is_matches_any_case_and_no_other_token() {
+        let token_bytes: Vec<u8> = (0..=255u8)
+            .filter(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+            .collect();
+        for known in [
+            &b"x-forwarded-for"[..],
+            b"host",
+            b"if-modified-since",
+            b"te",
+            b"a1-b2",
+        ] {
+            assert!(token_is(known, known));
+            assert!(token_is(&known.to_ascii_uppercase(), known));
+            let mut mixed = known.to_vec();
+            mixed
+                .iter_mut()
+                .step_by(2)
+                .for_each(|b| b.make_ascii_uppercase());
+            assert!(token_is(&mixed, known));
+            assert!(!token_is(&known[1..], known));
+            for at in 0..known.len() {
+                for &other in &token_bytes {
+                    if other.eq_ignore_ascii_case(&known[at]) {
+                        continue;
+                    }
+                    let mut name = known.to_vec();
+                    name[at] = other;
+                    assert!(
+                        !token_is(&name, known),
+                        "{:?}",
+                        String::from_utf8_lossy(&name)
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -921,7 +921,8 @@ impl<'a> Head<'a> {
                 *kept = value;
             }
         };
-        let is = |known: &[u8]| name.eq_ignore_ascii_case(known);
+        // A name is a token (httparse takes no other byte).
+        let is = |known: &[u8]| ascii::token_is(name, known);
         // By length first: a field is compared with the one or two names of its length only.
         match name.len() {
             4 if is(b"host") => {
