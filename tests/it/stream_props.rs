@@ -7,7 +7,7 @@ use proptest::prelude::*;
 use std::time::Instant;
 
 use responder::config::Config;
-use responder::http::{RequestStream, Verdict};
+use responder::http::{find_head_end, RequestStream, Verdict};
 use responder::metrics::{Metrics, WorkerStats};
 use responder::respond::{Pass, RequestIds};
 use responder::response::Port;
@@ -128,8 +128,29 @@ fn request() -> impl Strategy<Value = Vec<u8>> {
         })
 }
 
+/// A head's end as the article finds it: the first `\n\n` or `\n\r\n`, a byte at a time, from two
+/// bytes before `from`.
+fn head_end_byte_by_byte(buf: &[u8], from: usize) -> Option<usize> {
+    (from.saturating_sub(2)..buf.len()).find_map(|i| {
+        match (buf[i], buf.get(i + 1), buf.get(i + 2)) {
+            (b'\n', Some(b'\n'), _) => Some(i + 2),
+            (b'\n', Some(b'\r'), Some(b'\n')) => Some(i + 3),
+            _ => None,
+        }
+    })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, .. ProptestConfig::default() })]
+
+    #[test]
+    fn a_head_ends_where_a_byte_by_byte_search_finds_its_end(
+        // Line ends, and bytes one bit from a newline (a carry or a high bit could mistake them).
+        bytes in prop::collection::vec(prop::sample::select(vec![b'\r', b'\n', b'a', 0x0b, 0x8a, 0x09]), 0..80),
+        from in 0usize..90,
+    ) {
+        prop_assert_eq!(find_head_end(&bytes, from), head_end_byte_by_byte(&bytes, from));
+    }
 
     #[test]
     fn arbitrary_bytes_in_arbitrary_pieces_end_well(
