@@ -10,11 +10,9 @@ const HIGH: u64 = ONES * 0x80;
 /// Where the first `\n` in `bytes` is, if there is one.
 pub fn newline(bytes: &[u8]) -> Option<usize> {
     let mut at = 0;
-    while let Some(chunk) = bytes.get(at..at + 8) {
-        let mut eight = [0u8; 8];
-        eight.copy_from_slice(chunk);
+    while let Some(x) = word_at(bytes, at) {
         // The lowest marked byte is the first newline: a borrow can only mark bytes after it.
-        let marks = equal(u64::from_le_bytes(eight), b'\n') & HIGH;
+        let marks = equal(x, b'\n') & HIGH;
         if marks != 0 {
             return Some(at + marks.trailing_zeros() as usize / 8);
         }
@@ -30,14 +28,9 @@ pub fn token_is(token: &[u8], lower: &[u8]) -> bool {
     if token.len() != lower.len() {
         return false;
     }
-    let word = |bytes: &[u8]| {
-        let mut eight = [0u8; 8];
-        eight.copy_from_slice(bytes);
-        u64::from_ne_bytes(eight)
-    };
     let mut at = 0;
-    while let (Some(ours), Some(known)) = (token.get(at..at + 8), lower.get(at..at + 8)) {
-        if word(ours) | (ONES * 0x20) != word(known) {
+    while let (Some(ours), Some(known)) = (word_at(token, at), word_at(lower, at)) {
+        if ours | (ONES * 0x20) != known {
             return false;
         }
         at += 8;
@@ -88,18 +81,22 @@ pub fn lower_hex(bytes: &[u8]) -> bool {
 #[inline]
 fn prefix(bytes: &[u8], word: impl Fn(u64) -> bool, byte: impl Fn(u8) -> bool) -> usize {
     let mut at = 0;
-    while let Some(chunk) = bytes.get(at..at + 8) {
-        let mut eight = [0u8; 8];
-        eight.copy_from_slice(chunk);
-        if !word(u64::from_ne_bytes(eight)) {
-            break;
-        }
+    while word_at(bytes, at).is_some_and(&word) {
         at += 8;
     }
     at + bytes[at..]
         .iter()
         .position(|&b| !byte(b))
         .unwrap_or(bytes.len() - at)
+}
+
+/// The eight bytes of `bytes` from `at` as one word, the first in the lowest bits, if there are
+/// eight.
+#[inline]
+fn word_at(bytes: &[u8], at: usize) -> Option<u64> {
+    let mut eight = [0u8; 8];
+    eight.copy_from_slice(bytes.get(at..at + 8)?);
+    Some(u64::from_le_bytes(eight))
 }
 
 /// Non-zero when some byte of `x` is a control character (below 0x20), a quote or a backslash.
