@@ -113,13 +113,19 @@ def status_kb(pids, key):
     return total
 
 
+def get(port, path, timeout=5):
+    """The whole answer of the server on `port` to one HTTP/1.0 `GET path`, read to its close."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(f"GET {path} HTTP/1.0\r\n\r\n".encode())
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    return data
+
+
 def answers(port, timeout=1):
     """Whether the server on `port` answers one HTTP/1.0 request with 200 within `timeout`."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(b"GET / HTTP/1.0\r\n\r\n")
-        data = b""
-        while chunk := s.recv(4096):
-            data += chunk
+    data = get(port, "/", timeout)
     return data.startswith(b"HTTP/1.0 200") or data.startswith(b"HTTP/1.1 200")
 
 
@@ -310,12 +316,7 @@ def start_proxy(port, cpu, backend_port):
 def backend_accepts(name, port):
     """Connections the backend has accepted so far: responder's /metrics, nginx's stub_status."""
     path = "/nginx_status" if name == "nginx" else "/metrics"
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-        s.sendall(f"GET {path} HTTP/1.0\r\n\r\n".encode())
-        data = b""
-        while chunk := s.recv(65536):
-            data += chunk
-    text = data.decode(errors="replace")
+    text = get(port, path).decode(errors="replace")
     if name != "nginx":
         m = re.search(r"^responder_connections_accepted_total (\d+)", text, re.M)
     else:
@@ -325,12 +326,8 @@ def backend_accepts(name, port):
 
 def log_lines_dropped(port):
     """responder's log lines dropped so far because its output did not keep up (/metrics)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-        s.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
-        data = b""
-        while chunk := s.recv(65536):
-            data += chunk
-    m = re.search(r"^responder_log_lines_dropped_total (\d+)", data.decode(errors="replace"), re.M)
+    text = get(port, "/metrics").decode(errors="replace")
+    m = re.search(r"^responder_log_lines_dropped_total (\d+)", text, re.M)
     return float(m.group(1)) if m else float("nan")
 
 
