@@ -32,8 +32,9 @@
 //! The binary uses `config`, `server`, `healthcheck`, `memory` and `telemetry`. The in-process
 //! tests (a counting allocator, a lowered descriptor limit) build a `worker::Worker` from `net`,
 //! `site`, `control`, `metrics` and `response`; the allocation count adds a `template` route and
-//! logs through `json_lines::JsonLines` with a sink of its own. The property tests and the fuzz target drive
-//! `http::RequestStream` through `respond::Pass`. Everything else is `pub(crate)`.
+//! logs through `json_lines::JsonLines` into a buffer of its own (its `append`). The property
+//! tests and the fuzz target drive `http::RequestStream` through `respond::Pass`. Everything else
+//! is `pub(crate)`.
 
 pub(crate) mod ascii;
 pub(crate) mod clock;
