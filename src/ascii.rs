@@ -21,6 +21,11 @@ pub fn newline(bytes: &[u8]) -> Option<usize> {
     bytes[at..].iter().position(|&b| b == b'\n').map(|i| at + i)
 }
 
+/// Whether `b` may be in an HTTP token (RFC 9110 5.6.2): a method, a field name, a coding.
+pub fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
 /// Whether `token` (a header name: token characters only) is `lower` (lowercase letters, digits
 /// and `-`) in any case. Setting each byte's 0x20 bit lowercases a letter and leaves a digit or
 /// `-` as it is, and turns no other token character into one of those.
@@ -143,9 +148,7 @@ mod tests {
 
     #[test]
     fn token_is_matches_any_case_and_no_other_token() {
-        let token_bytes: Vec<u8> = (0..=255u8)
-            .filter(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-            .collect();
+        let token_bytes: Vec<u8> = (0..=255u8).filter(|&b| is_token_byte(b)).collect();
         for known in [
             &b"x-forwarded-for"[..],
             b"host",

@@ -19,6 +19,7 @@ use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
 
+use crate::ascii;
 use crate::template::{Format, Kind, Template};
 
 /// The body every request gets when no route is configured: the article's answer.
@@ -520,9 +521,7 @@ impl<'de> Deserialize<'de> for HeaderValue {
 
 /// An HTTP token (RFC 9110 5.6.2): methods, field names, transfer codings.
 pub(crate) fn is_token(s: &[u8]) -> bool {
-    !s.is_empty()
-        && s.iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    !s.is_empty() && s.iter().all(|&b| ascii::is_token_byte(b))
 }
 
 fn default_methods() -> Vec<Method> {

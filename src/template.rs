@@ -12,7 +12,7 @@
 use std::net::SocketAddr;
 use std::time::SystemTime;
 
-use crate::clock;
+use crate::{ascii, clock};
 
 /// How request-controlled values are written into a body, chosen by its `Content-Type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -228,7 +228,7 @@ impl Template {
                         None
                     } else if let Some(header) = name
                         .strip_prefix("header.")
-                        .filter(|n| !n.is_empty() && n.bytes().all(is_token_byte))
+                        .filter(|n| !n.is_empty() && n.bytes().all(ascii::is_token_byte))
                     {
                         Some(Var::Header(header.to_ascii_lowercase().into_bytes()))
                     } else {
@@ -350,10 +350,6 @@ fn escape_char(c: char, escape: Escape, out: &mut Vec<u8>) {
             out.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
         }
     }
-}
-
-fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 /// This machine's name (the pod's, in Kubernetes), read at load.
