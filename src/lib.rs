@@ -5,8 +5,8 @@
 //! # Layout
 //! Modules are listed from the bottom layer up; each imports only from layers below it (the
 //! order ARCHITECTURE.md draws, which a test checks).
-//! - `ascii`: byte classes (newline, header names, JSON-clean, printable, lowercase hex) tested
-//!   eight bytes at a time.
+//! - `ascii`: byte classes (newline, header names, JSON-clean, printable, lowercase hex, token),
+//!   most tested eight bytes at a time.
 //! - `clock`: RFC 3339 text for log timestamps and templates.
 //! - `net`: listening sockets and the descriptor limit.
 //! - `timer`: the deadline heap with lazy deletion.
