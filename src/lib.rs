@@ -32,26 +32,18 @@
 //! The binary uses `config`, `server`, `healthcheck`, `memory` and `telemetry`. The in-process
 //! tests (a counting allocator, a lowered descriptor limit) build a `worker::Worker` from `net`,
 //! `site`, `control`, `metrics` and `response`; the allocation count adds a `template` route and
-//! logs through `json_lines::JsonLines` into a buffer of its own (its `append`). The property
-//! tests and the fuzz target drive `http::RequestStream` through `respond::Pass`. Everything else
+//! logs through `json::JsonLines` into a buffer of its own (its `append`). The property
+//! tests and the fuzz target drive `http::RequestStream` through `exchange::Pass`. Everything else
 //! is `pub(crate)`.
 
+pub mod answers;
 pub(crate) mod ascii;
 pub(crate) mod clock;
 pub mod config;
-pub(crate) mod conn;
-pub mod control;
 pub mod healthcheck;
 pub mod http;
-pub mod json_lines;
-pub mod memory;
+pub mod log;
 pub mod metrics;
 pub mod net;
-pub mod respond;
-pub mod response;
-pub mod server;
+pub mod serve;
 pub mod site;
-pub mod telemetry;
-pub mod template;
-pub(crate) mod timer;
-pub mod worker;

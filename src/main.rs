@@ -4,8 +4,9 @@
 use std::process::ExitCode;
 
 use responder::config::{Cli, Command, Config, LogLevel};
-use responder::server::{self, Outcome};
-use responder::{healthcheck, memory, telemetry};
+use responder::serve::memory;
+use responder::serve::supervisor::{self, Outcome};
+use responder::{healthcheck, log};
 
 /// Exit statuses, documented in README.md. `healthcheck` exits 1 when the probe fails.
 const EXIT_RUNTIME_ERROR: u8 = 1;
@@ -40,8 +41,8 @@ fn main() -> ExitCode {
     }
     memory::fix_thresholds();
     let (_log_guard, dropped_log_lines) =
-        telemetry::init(config.log_format, cli.log_level.map(LogLevel::directive));
-    match server::run(&config, &|| Config::load(&cli), dropped_log_lines) {
+        log::init(config.log_format, cli.log_level.map(LogLevel::directive));
+    match supervisor::run(&config, &|| Config::load(&cli), dropped_log_lines) {
         Ok(Outcome::Drained) => ExitCode::SUCCESS,
         Ok(Outcome::Forced { .. }) => ExitCode::from(EXIT_FORCED_SHUTDOWN),
         Err(e) => {

@@ -15,8 +15,8 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
+use crate::log::DroppedLines;
 use crate::site::Phase;
-use crate::telemetry::DroppedLines;
 
 /// A counter that one thread writes and any thread reads.
 #[derive(Debug, Default)]
@@ -44,7 +44,7 @@ pub const DURATION_BUCKETS_US: [u64; 10] = [
     100, 1_000, 5_000, 10_000, 50_000, 100_000, 500_000, 1_000_000, 5_000_000, 10_000_000,
 ];
 
-/// Why connections closed, as counted (see `conn::CloseReason::label`).
+/// Why connections closed, as counted (see `connection::CloseReason::label`).
 pub const CLOSE_REASONS: [&str; 7] = [
     "client_closed",
     "done",

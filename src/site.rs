@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use crate::answers::Responses;
 use crate::config::{Config, RequestIdMode};
-use crate::response::Responses;
 
 /// The per-request limits the request stream enforces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

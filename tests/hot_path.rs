@@ -33,8 +33,8 @@ unsafe impl GlobalAlloc for Counting {
 
 mod in_process;
 use in_process::{in_process_worker, test_config, InProcess};
+use responder::answers::template::{Kind, Template};
 use responder::config::{MatchKind, Route};
-use responder::template::{Kind, Template};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
@@ -91,7 +91,7 @@ thread_local! {
 }
 
 /// The JSON layer's buffer: a line of its own, counted if it names the trace, then cleared.
-fn count_traced_lines(write: &mut responder::json_lines::WriteLine<'_>) {
+fn count_traced_lines(write: &mut responder::log::json::WriteLine<'_>) {
     LINE.with(|line| {
         let mut line = line.borrow_mut();
         line.clear();
@@ -109,7 +109,7 @@ fn keep_alive_requests_allocate_nothing() {
     use tracing_subscriber::layer::SubscriberExt;
     let subscriber = tracing_subscriber::registry()
         .with(tracing_subscriber::filter::LevelFilter::INFO)
-        .with(responder::json_lines::JsonLines {
+        .with(responder::log::json::JsonLines {
             append: count_traced_lines,
         });
     tracing::subscriber::set_global_default(subscriber).unwrap();

@@ -12,8 +12,8 @@ use libfuzzer_sys::fuzz_target;
 use responder::config::Config;
 use responder::http::{RequestStream, Verdict};
 use responder::metrics::{Metrics, WorkerStats};
-use responder::respond::{Pass, RequestIds};
-use responder::response::Port;
+use responder::serve::exchange::{Pass, RequestIds};
+use responder::answers::Port;
 use responder::site::{Phase, Site};
 
 const MAX_HEADER_BYTES: usize = 1024;

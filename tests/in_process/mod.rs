@@ -4,13 +4,13 @@
 
 use std::sync::Arc;
 
+use responder::answers::Port;
 use responder::config::Config;
-use responder::control::Control;
 use responder::metrics::{Metrics, WorkerStats};
 use responder::net::{bind_listeners, ListenOptions};
-use responder::response::Port;
+use responder::serve::control::Control;
+use responder::serve::worker::{Listener, Worker, WorkerOptions};
 use responder::site::{Published, Site};
-use responder::worker::{Listener, Worker, WorkerOptions};
 
 pub struct InProcess {
     pub worker: Worker,

@@ -185,7 +185,7 @@ fn a_flood_of_connections_gives_its_memory_back_once_cut() {
         ],
         &[(
             "RUST_LOG",
-            "warn,responder::server=info,responder::worker=info",
+            "warn,responder::serve::supervisor=info,responder::serve::worker=info",
         )],
     );
     for _ in 0..20 {

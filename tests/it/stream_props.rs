@@ -6,11 +6,11 @@ use proptest::prelude::*;
 
 use std::time::Instant;
 
+use responder::answers::Port;
 use responder::config::Config;
 use responder::http::{find_head_end, RequestStream, Verdict};
 use responder::metrics::{Metrics, WorkerStats};
-use responder::respond::{Pass, RequestIds};
-use responder::response::Port;
+use responder::serve::exchange::{Pass, RequestIds};
 use responder::site::{Phase, Site};
 
 const MAX_HEADER_BYTES: usize = 512;

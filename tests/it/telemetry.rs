@@ -85,7 +85,10 @@ fn the_access_log_can_be_switched_off_and_levels_filter() {
         200
     );
     // RUST_LOG filters by level and target: the server's own info lines stay, the access log goes.
-    let filtered = Server::start_with_env(&[], &[("RUST_LOG", "warn,responder::server=info")]);
+    let filtered = Server::start_with_env(
+        &[],
+        &[("RUST_LOG", "warn,responder::serve::supervisor=info")],
+    );
     assert_eq!(
         status_of(&filtered.exchange(b"GET /quiet HTTP/1.0\r\n\r\n")),
         200

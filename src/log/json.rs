@@ -9,7 +9,7 @@
 //! the lines go, is `telemetry`'s business.
 //!
 //! A bytes field named [`FIELDS`] is a run of members formatted ahead by the code that had the
-//! values (the access log's, through `telemetry::access`): it is copied into the line as it is,
+//! values (the access log's, through `log::access`): it is copied into the line as it is,
 //! so a line of twenty fields costs one copy instead of twenty visits.
 
 use std::cell::Cell;

@@ -18,14 +18,14 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
+use crate::answers::Port;
 use crate::config::{default_listen_v4, Config, ConfigError};
-use crate::control::Control;
+use crate::log::{self, DroppedLines};
 use crate::metrics::{Metrics, WorkerStats};
 use crate::net::{self, BindError, ListenOptions};
-use crate::response::Port;
+use crate::serve::control::Control;
+use crate::serve::worker::{Listener, Worker, WorkerEnd, WorkerOptions, ADMIN_CONNECTIONS};
 use crate::site::{Phase, Published, Site};
-use crate::telemetry::{self, DroppedLines};
-use crate::worker::{Listener, Worker, WorkerEnd, WorkerOptions, ADMIN_CONNECTIONS};
 
 const SIGNALS: Token = Token(0);
 const WORKER_EXIT: Token = Token(1);
@@ -255,10 +255,10 @@ fn spawn(
             // wake-up that saw it false would sleep until the deadline.
             // A panic (only possible in builds that unwind) still reports, so the supervisor
             // never waits on a loop that is gone.
-            telemetry::batch_this_thread();
+            log::batch_this_thread();
             let end = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| worker.run()))
                 .unwrap_or_else(|_| Err(io::Error::other("event loop panicked")));
-            telemetry::flush_batch();
+            log::flush_batch();
             let _ = ended.send(end);
             let _ = exit_waker.wake();
         })

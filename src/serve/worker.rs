@@ -18,17 +18,17 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
-use crate::conn::{CloseReason, Connection, Scratch};
-use crate::control::Control;
-use crate::json_lines::PassTime;
-use crate::memory::{self, Tidy};
+use crate::answers::{Port, Rejection};
+use crate::log;
+use crate::log::json::PassTime;
 use crate::metrics::{ErrorClass, Metrics, WorkerStats};
 use crate::net::is_resource_exhaustion;
-use crate::respond::{self, Pass, RequestIds};
-use crate::response::{Port, Rejection};
+use crate::serve::connection::{CloseReason, Connection, Scratch};
+use crate::serve::control::Control;
+use crate::serve::exchange::{self, Pass, RequestIds};
+use crate::serve::memory::{self, Tidy};
+use crate::serve::timer::Deadlines;
 use crate::site::{Phase, Published, Site};
-use crate::telemetry;
-use crate::timer::Deadlines;
 
 const WAKER: Token = Token(usize::MAX);
 /// Listener `i` has the token `FIRST_LISTENER - i`: no connection's token comes near (its low 32
@@ -200,7 +200,7 @@ impl Worker {
                 }
             }
             let now = Instant::now();
-            let log_due = telemetry::flush_batch_if_due(now);
+            let log_due = log::flush_batch_if_due(now);
             let timeout = self.poll_timeout(now, log_due);
             match self.poll.poll(&mut events, timeout) {
                 Ok(()) => {}
@@ -425,7 +425,7 @@ impl Worker {
     /// Past the connection limit: a best-effort 503 in one non-blocking write, then close.
     fn refuse(&mut self, socket: &mut TcpStream, conn_id: u64, peer: SocketAddr, now: Instant) {
         let mut out = Vec::new();
-        respond::refuse(
+        exchange::refuse(
             &self.site.responses,
             &self.stats,
             conn_id,

@@ -13,14 +13,14 @@ use std::cell::Cell;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use crate::answers::template::Values;
+use crate::answers::{AnswerId, Framing, Port, Rejection, Responses, Sent};
 use crate::ascii;
 use crate::config::RequestIdMode;
 use crate::http::{version_name, Client, Context, Exchange, Exchanges, Refusal, Request};
+use crate::log::{self, key, FieldWriter, Record};
 use crate::metrics::{Metrics, WorkerStats};
-use crate::response::{AnswerId, Framing, Port, Rejection, Responses, Sent};
 use crate::site::{Phase, Site};
-use crate::telemetry::{self, key, FieldWriter, Record};
-use crate::template::Values;
 
 /// What answering needs from the event loop for one pass over its ready connections.
 #[derive(Clone, Copy)]
@@ -141,7 +141,7 @@ impl Exchanges for Responder<'_> {
                     client: &client,
                 },
             };
-            telemetry::access("response", &line);
+            log::access("response", &line);
         }
         let delay = responses.delay(answer)?;
         let spread = delay.max.saturating_sub(delay.min).as_nanos() as u64;
@@ -218,7 +218,7 @@ fn reject(
             client: asker.client,
         },
     };
-    telemetry::access("request rejected", &line);
+    log::access("request rejected", &line);
     sent
 }
 
@@ -267,7 +267,7 @@ impl Record for Rejected<'_> {
 }
 
 /// The fields of an access-log line that say who asked: the peer's address, and each value the
-/// request sent (absent when it did not), bounded and escaped (see `telemetry::Shown`).
+/// request sent (absent when it did not), bounded and escaped (see `log::Shown`).
 struct Asked<'a> {
     peer: SocketAddr,
     client: &'a Client<'a>,

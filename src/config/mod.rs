@@ -19,8 +19,8 @@ use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
 
+use crate::answers::template::{Format, Kind, Template};
 use crate::ascii;
-use crate::template::{Format, Kind, Template};
 
 /// The body every request gets when no route is configured: the article's answer.
 pub const DEFAULT_BODY: &str = "Hello, world!";

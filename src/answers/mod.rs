@@ -9,12 +9,14 @@
 //! This module maps a request's method, path and validators to an answer ([`Responses::choose`]);
 //! the checks of the request itself are `http`'s. It does no I/O.
 
+pub mod template;
+
 use std::cell::RefCell;
 use std::hash::{Hash, Hasher};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::answers::template::{Escape, Format, Kind, Template, Values};
 use crate::config::{Config, Endpoints, PageKey, Route, RouteDelay};
-use crate::template::{Escape, Format, Kind, Template, Values};
 
 /// Length of an IMF-fixdate such as `Sun, 06 Nov 1994 08:49:37 GMT`.
 const DATE_LEN: usize = 29;

@@ -11,8 +11,10 @@
 //!
 //! The access log, one line per answer, is the one event emitted at the request rate, so its
 //! fields are not visited one by one: [`access`] has a [`Record`] write them in the subscriber's
-//! format, as JSON members the JSON layer copies whole (`json_lines::FIELDS`) or as the text
+//! format, as JSON members the JSON layer copies whole (`json::FIELDS`) or as the text
 //! format's `name=value` pairs, and emits that through `tracing` as one value.
+
+pub mod json;
 
 use std::cell::RefCell;
 use std::fmt::{self, Write as _};
@@ -34,7 +36,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::ascii;
 use crate::config::LogFormat;
-use crate::json_lines::{self, JsonLines, WriteLine};
+use json::{JsonLines, WriteLine};
 
 /// Batches held for the writer thread before new ones are dropped: a bounded amount of memory
 /// when stdout stalls (at most this many times [`BATCH_BYTES`], 15 MiB).
@@ -386,8 +388,8 @@ pub const fn key_bytes<const N: usize>(text: &str) -> [u8; N] {
 macro_rules! key {
     ($name:literal) => {{
         const TEXT: &str = concat!(",\"", $name, "\":");
-        const BYTES: [u8; TEXT.len()] = $crate::telemetry::key_bytes(TEXT);
-        $crate::telemetry::Key {
+        const BYTES: [u8; TEXT.len()] = $crate::log::key_bytes(TEXT);
+        $crate::log::Key {
             json: &BYTES,
             text: concat!(" ", $name, "="),
         }
@@ -432,7 +434,7 @@ pub fn access(message: &'static str, record: &impl Record) {
         let Ok(mut members) = members.try_borrow_mut() else {
             return;
         };
-        // `fields` is `json_lines::FIELDS`: the layer copies its bytes into the line.
+        // `fields` is `json::FIELDS`: the layer copies its bytes into the line.
         tracing::info!(
             target: ACCESS,
             fields = {
@@ -452,7 +454,7 @@ struct JsonFields<'a>(&'a mut Vec<u8>);
 impl FieldWriter for JsonFields<'_> {
     fn str<const N: usize>(&mut self, key: Key<N>, value: &str) {
         self.0.extend_from_slice(key.json);
-        json_lines::write_string(self.0, value);
+        json::write_string(self.0, value);
     }
 
     #[inline]
@@ -473,26 +475,26 @@ impl FieldWriter for JsonFields<'_> {
             self.plain(key, value);
         } else {
             self.0.extend_from_slice(key.json);
-            json_lines::write_formatted(self.0, format_args!("{}", Shown(value)));
+            json::write_formatted(self.0, format_args!("{}", Shown(value)));
         }
     }
 
     #[inline]
     fn u64<const N: usize>(&mut self, key: Key<N>, value: u64) {
         self.0.extend_from_slice(key.json);
-        json_lines::write_u64(self.0, value);
+        json::write_u64(self.0, value);
     }
 
     fn bool<const N: usize>(&mut self, key: Key<N>, value: bool) {
         self.0.extend_from_slice(key.json);
-        json_lines::write_bool(self.0, value);
+        json::write_bool(self.0, value);
     }
 
     fn addr<const N: usize>(&mut self, key: Key<N>, value: SocketAddr) {
         let SocketAddr::V4(v4) = value else {
             // IPv6 (rarer here) through the `fmt` machinery.
             self.0.extend_from_slice(key.json);
-            json_lines::write_formatted(self.0, format_args!("{value}"));
+            json::write_formatted(self.0, format_args!("{value}"));
             return;
         };
         let mut text = [0u8; 21];
@@ -502,7 +504,7 @@ impl FieldWriter for JsonFields<'_> {
 
     fn debug<const N: usize>(&mut self, key: Key<N>, value: &dyn fmt::Debug) {
         self.0.extend_from_slice(key.json);
-        json_lines::write_formatted(self.0, format_args!("{value:?}"));
+        json::write_formatted(self.0, format_args!("{value:?}"));
     }
 }
 

@@ -11,9 +11,9 @@
 
 use std::time::{Duration, Instant};
 
+use crate::answers::{AnswerId, Asks, Port, Rejection, Responses};
 use crate::ascii;
 use crate::config::{is_token, RequestIdMode};
-use crate::response::{AnswerId, Asks, Port, Rejection, Responses};
 use crate::site::{Limits, Phase, Site};
 
 /// Headers beyond this count get 431: real clients send a dozen or two.
@@ -1143,8 +1143,8 @@ fn trailer_section(rest: &[u8], limits: Limits) -> Result<Option<usize>, Rejecti
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::answers::Framing;
     use crate::config::Config;
-    use crate::response::Framing;
 
     /// Writes the prebuilt answers, as the layer above does for everything but the metrics.
     struct Prebuilt<'a>(&'a Responses);

@@ -15,12 +15,12 @@ use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 
+use crate::answers::{Port, Rejection};
 use crate::http::{RequestStream, Verdict, OUTPUT_HIGH_WATER};
 use crate::metrics::CLOSE_REASONS;
-use crate::respond::{self, Pass};
-use crate::response::{Port, Rejection};
+use crate::serve::exchange::{self, Pass};
+use crate::serve::timer::{Deadlines, Entry};
 use crate::site::Settings;
-use crate::timer::{Deadlines, Entry};
 
 /// How long a graceful close waits for the peer to finish sending before the socket is closed
 /// anyway: long enough for a response to reach a live client, short enough that a peer which never
@@ -262,7 +262,7 @@ impl Connection {
                 self.stream = RequestStream::default();
                 self.paused = false;
                 scratch.output.clear();
-                respond::refuse(
+                exchange::refuse(
                     &pass.site.responses,
                     pass.stats,
                     self.id,
@@ -563,7 +563,7 @@ mod tests {
     #[test]
     fn an_idle_connection_fits_in_256_bytes() {
         let connection = std::mem::size_of::<super::Connection>();
-        let deadline = std::mem::size_of::<crate::timer::Entry>();
+        let deadline = std::mem::size_of::<crate::serve::timer::Entry>();
         // The Slab's occupied/vacant tag takes at most a word beside each connection.
         let per_connection = connection + 8 + deadline;
         assert!(
