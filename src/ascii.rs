@@ -27,6 +27,11 @@ pub fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
+/// A token (RFC 9110 5.6.2): one or more token bytes.
+pub fn is_token(s: &[u8]) -> bool {
+    !s.is_empty() && s.iter().all(|&b| is_token_byte(b))
+}
+
 /// Whether `token` (a header name: token characters only) is `lower` (lowercase letters, digits
 /// and `-`) in any case. Setting each byte's 0x20 bit lowercases a letter and leaves a digit or
 /// `-` as it is, and turns no other token character into one of those.

@@ -12,13 +12,7 @@ use std::time::Duration;
 
 use crate::answers::Responses;
 use crate::config::{Config, RequestIdMode};
-
-/// The per-request limits the request stream enforces.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    pub max_header_bytes: usize,
-    pub max_body_bytes: u64,
-}
+use crate::http::Limits;
 
 /// Per-connection settings taken from the configuration.
 #[derive(Debug, Clone, Copy)]

@@ -13,7 +13,7 @@ use responder::config::Config;
 use responder::http::{RequestStream, Verdict};
 use responder::metrics::{Metrics, WorkerStats};
 use responder::serve::exchange::{Pass, RequestIds};
-use responder::answers::Port;
+use responder::answers::Role;
 use responder::site::{Phase, Site};
 
 const MAX_HEADER_BYTES: usize = 1024;
@@ -45,8 +45,8 @@ fuzz_target!(|data: &[u8]| {
         metrics: &metrics,
         ids: &ids,
     };
-    let cx = pass.context(Port::Traffic);
-    let mut responder = pass.responder(1, ([127, 0, 0, 1], 1).into());
+    let cx = pass.context();
+    let mut responder = pass.responder(1, ([127, 0, 0, 1], 1).into(), Role::Traffic);
     let mut stream = RequestStream::default();
     let mut kept: Vec<u8> = Vec::new();
     let mut rest = bytes;

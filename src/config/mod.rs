@@ -446,7 +446,7 @@ pub struct Method(pub String);
 impl<'de> Deserialize<'de> for Method {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let method = String::deserialize(d)?;
-        if !is_token(method.as_bytes()) {
+        if !ascii::is_token(method.as_bytes()) {
             return Err(de::Error::custom(format!(
                 "`{method}` is not a valid HTTP method"
             )));
@@ -489,7 +489,7 @@ const RESERVED_HEADERS: [&str; 7] = [
 impl<'de> Deserialize<'de> for HeaderName {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let name = String::deserialize(d)?;
-        if !is_token(name.as_bytes()) {
+        if !ascii::is_token(name.as_bytes()) {
             return Err(de::Error::custom(format!(
                 "`{name}` is not a valid header name"
             )));
@@ -517,11 +517,6 @@ impl<'de> Deserialize<'de> for HeaderValue {
         }
         Ok(HeaderValue(value))
     }
-}
-
-/// An HTTP token (RFC 9110 5.6.2): methods, field names, transfer codings.
-pub(crate) fn is_token(s: &[u8]) -> bool {
-    !s.is_empty() && s.iter().all(|&b| ascii::is_token_byte(b))
 }
 
 fn default_methods() -> Vec<Method> {

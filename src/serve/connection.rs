@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 
-use crate::answers::{Port, Rejection};
+use crate::answers::{AnswerId, Role};
+use crate::http::status::Rejection;
 use crate::http::{RequestStream, Verdict, OUTPUT_HIGH_WATER};
 use crate::metrics::CLOSE_REASONS;
 use crate::serve::exchange::{self, Pass};
@@ -139,8 +140,8 @@ pub struct Connection {
     /// The client's address, for the access log.
     peer: SocketAddr,
     /// The kind of listener it came in on.
-    port: Port,
-    stream: RequestStream,
+    role: Role,
+    stream: RequestStream<AnswerId>,
     /// The unconsumed start of the next request; empty (and unallocated) between requests.
     partial: Vec<u8>,
     /// Answer bytes the socket did not take yet.
@@ -167,7 +168,7 @@ impl Connection {
         id: u64,
         socket: TcpStream,
         peer: SocketAddr,
-        port: Port,
+        role: Role,
         settings: &Settings,
         now: Instant,
     ) -> Self {
@@ -175,7 +176,7 @@ impl Connection {
             id,
             socket,
             peer,
-            port,
+            role,
             stream: RequestStream::default(),
             partial: Vec::new(),
             unsent: Vec::new(),
@@ -191,8 +192,8 @@ impl Connection {
         }
     }
 
-    pub fn port(&self) -> Port {
-        self.port
+    pub fn role(&self) -> Role {
+        self.role
     }
 
     pub fn socket_mut(&mut self) -> &mut TcpStream {
@@ -388,8 +389,8 @@ impl Connection {
     /// Feeds `n` new bytes of `scratch.input` (after any kept partial request) to the request
     /// stream and sends what it answers.
     fn answer(&mut self, pass: &Pass<'_>, scratch: &mut Scratch, n: usize) -> io::Result<()> {
-        let cx = pass.context(self.port);
-        let mut responder = pass.responder(self.id, self.peer);
+        let cx = pass.context();
+        let mut responder = pass.responder(self.id, self.peer, self.role);
         scratch.output.clear();
         let fresh = &scratch.input[..n];
         let progress = if self.partial.is_empty() {

@@ -14,10 +14,13 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::answers::template::Values;
-use crate::answers::{AnswerId, Framing, Port, Rejection, Responses, Sent};
+use crate::answers::{AnswerId, Framing, Resolved, Responses, Role, Sent};
 use crate::ascii;
 use crate::config::RequestIdMode;
-use crate::http::{version_name, Client, Context, Exchange, Exchanges, Refusal, Request};
+use crate::http::status::Rejection;
+use crate::http::{
+    version_name, Client, Context, Exchange, Exchanges, Refusal, Request, Selectors, Target,
+};
 use crate::log::{self, key, FieldWriter, Record};
 use crate::metrics::{Metrics, WorkerStats};
 use crate::site::{Phase, Site};
@@ -38,17 +41,26 @@ pub struct Pass<'a> {
 }
 
 impl<'a> Pass<'a> {
-    /// The request stream's context for this pass, for a connection that came in on `port`.
-    pub fn context(&self, port: Port) -> Context<'a> {
-        Context::new(self.site, self.phase, self.now, port)
+    /// The request stream's context for this pass.
+    pub fn context(&self) -> Context<'a> {
+        let site = self.site;
+        Context {
+            limits: site.settings.limits,
+            draining: self.phase.draining(),
+            now: self.now,
+            request_id_header: (site.settings.request_id != RequestIdMode::Off)
+                .then(|| site.responses.request_id_header()),
+        }
     }
 
-    /// The writer of one connection's answers in this pass.
-    pub fn responder(&self, conn_id: u64, peer: SocketAddr) -> Responder<'a> {
+    /// The writer of the answers of one connection, which came in on a listener of `role`, in
+    /// this pass.
+    pub fn responder(&self, conn_id: u64, peer: SocketAddr, role: Role) -> Responder<'a> {
         Responder {
             pass: *self,
             conn_id,
             peer,
+            role,
         }
     }
 }
@@ -58,9 +70,12 @@ pub struct Responder<'a> {
     pass: Pass<'a>,
     conn_id: u64,
     peer: SocketAddr,
+    role: Role,
 }
 
 impl Exchanges for Responder<'_> {
+    type Choice = AnswerId;
+
     fn request(&mut self, request: &Request<'_>) {
         tracing::debug!(
             conn = self.conn_id,
@@ -72,7 +87,13 @@ impl Exchanges for Responder<'_> {
         );
     }
 
-    fn answer(&mut self, exchange: &Exchange<'_>, out: &mut Vec<u8>) -> Option<Duration> {
+    fn choose(&mut self, method: &str, target: Target<'_>, selectors: &Selectors<'_>) -> AnswerId {
+        let ready = self.pass.phase.ready();
+        let responses = &self.pass.site.responses;
+        responses.choose(method, target, ready, self.role, selectors)
+    }
+
+    fn answer(&mut self, exchange: &Exchange<'_, AnswerId>, out: &mut Vec<u8>) -> Option<Duration> {
         let Pass {
             site,
             phase,
@@ -92,40 +113,42 @@ impl Exchanges for Responder<'_> {
             _ => exchange.client.request_id,
         };
         let responses = &site.responses;
-        let answer = responses.pick(exchange.answer, || ids.random());
+        let answer = responses.pick(exchange.choice, || ids.random());
         let framing = Framing {
             minor: exchange.version,
             keep_alive: exchange.keep_alive,
             head_only: exchange.head_only,
             request_id,
         };
-        let Sent { status, bytes } = if answer == AnswerId::Metrics {
-            let mut body = String::new();
-            metrics.render(phase, &mut body);
-            responses.write_metrics(&body, &framing, out)
-        } else if let Some(page) = responses.page(answer) {
-            let (path, query) = match exchange.target.split_once('?') {
-                Some((path, query)) => (path, query),
-                None => (exchange.target, ""),
-            };
-            let values = Values {
-                method: exchange.method,
-                path: path.as_bytes(),
-                query: query.as_bytes(),
-                host: exchange.client.host,
-                remote_addr: self.peer,
-                request_id,
-                headers: exchange.headers,
-                code: 0,
-                reason: "",
-            };
-            responses.write_rendered(&page, &values, &framing, out)
-        } else {
-            responses.write(answer, &framing, out)
+        let Sent { status, bytes } = match responses.resolve(answer) {
+            Resolved::Prebuilt(prebuilt) => responses.write(prebuilt, &framing, out),
+            Resolved::Metrics => {
+                let mut body = String::new();
+                metrics.render(phase, &mut body);
+                responses.write_metrics(&body, &framing, out)
+            }
+            Resolved::Rendered(page) => {
+                let (path, query) = match exchange.target.split_once('?') {
+                    Some((path, query)) => (path, query),
+                    None => (exchange.target, ""),
+                };
+                let values = Values {
+                    method: exchange.method,
+                    path: path.as_bytes(),
+                    query: query.as_bytes(),
+                    host: exchange.client.host,
+                    remote_addr: self.peer,
+                    request_id,
+                    headers: exchange.headers,
+                    code: 0,
+                    reason: "",
+                };
+                responses.write_rendered(&page, &values, &framing, out)
+            }
         };
         let duration_us = now.saturating_duration_since(exchange.started).as_micros() as u64;
         stats.response(status, bytes, duration_us);
-        if settings.access_log && (settings.log_builtins || !exchange.answer.is_builtin()) {
+        if settings.access_log && (settings.log_builtins || !exchange.choice.is_builtin()) {
             let client = Client {
                 request_id,
                 ..exchange.client
@@ -205,9 +228,8 @@ fn reject(
     out: &mut Vec<u8>,
 ) -> Sent {
     let Refusal { rejection, minor } = refusal;
-    let id = AnswerId::Rejected(rejection);
     let framing = Framing::refusal(minor, asker.client.request_id);
-    let sent = responses.write(id, &framing, out);
+    let sent = responses.write(responses.rejection(rejection), &framing, out);
     stats.response(sent.status, sent.bytes, 0);
     let line = Rejected {
         conn_id: asker.conn_id,
@@ -225,7 +247,7 @@ fn reject(
 /// The access-log line of an answer.
 struct Answered<'a> {
     conn_id: u64,
-    exchange: &'a Exchange<'a>,
+    exchange: &'a Exchange<'a, AnswerId>,
     status: u16,
     bytes: usize,
     duration_us: u64,

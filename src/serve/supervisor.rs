@@ -18,7 +18,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
-use crate::answers::Port;
+use crate::answers::Role;
 use crate::config::{default_listen_v4, Config, ConfigError};
 use crate::log::{self, DroppedLines};
 use crate::metrics::{Metrics, WorkerStats};
@@ -158,9 +158,9 @@ struct Bound {
 fn bind(config: &Config) -> Result<Bound, ServerError> {
     let mut per_worker: Vec<Vec<Listener>> = (0..config.workers).map(|_| Vec::new()).collect();
     let mut bound = Vec::with_capacity(config.listen.len());
-    let mut add = |listeners: Vec<TcpListener>, port: Port| {
+    let mut add = |listeners: Vec<TcpListener>, role: Role| {
         for (worker, socket) in per_worker.iter_mut().zip(listeners) {
-            worker.push(Listener { socket, port });
+            worker.push(Listener { socket, role });
         }
     };
     for &addr in &config.listen {
@@ -179,13 +179,13 @@ fn bind(config: &Config) -> Result<Bound, ServerError> {
         }
         .map_err(ServerError::Bind)?;
         bound.push(local_addr(&listeners, addr));
-        add(listeners, Port::Traffic);
+        add(listeners, Role::Traffic);
     }
     let admin_addr = match config.admin_listen {
         Some(addr) => {
             let listeners = bind_address(config, addr).map_err(ServerError::Bind)?;
             let local = local_addr(&listeners, addr);
-            add(listeners, Port::Admin);
+            add(listeners, Role::Admin);
             Some(local)
         }
         None => None,

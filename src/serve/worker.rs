@@ -18,7 +18,8 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
-use crate::answers::{Port, Rejection};
+use crate::answers::Role;
+use crate::http::status::Rejection;
 use crate::log;
 use crate::log::json::PassTime;
 use crate::metrics::{ErrorClass, Metrics, WorkerStats};
@@ -73,7 +74,7 @@ pub const ADMIN_CONNECTIONS: usize = 64;
 /// A listening socket and the kind of connections it takes.
 pub struct Listener {
     pub socket: TcpListener,
-    pub port: Port,
+    pub role: Role,
 }
 
 pub struct Worker {
@@ -82,7 +83,7 @@ pub struct Worker {
     /// admin one when no traffic connection is left).
     listeners: Vec<Option<Listener>>,
     conns: Slab<Connection>,
-    /// How many of `conns` came in on the admin port.
+    /// How many of `conns` came in on the admin listener.
     admin_conns: usize,
     tidy: Tidy,
     deadlines: Deadlines,
@@ -193,7 +194,7 @@ impl Worker {
             }
             if self.phase.draining() {
                 if self.conns.len() == self.admin_conns {
-                    self.close_listeners(Port::Admin);
+                    self.close_listeners(Role::Admin);
                 }
                 if self.conns.is_empty() {
                     return Ok(WorkerEnd { forced: 0 });
@@ -292,7 +293,7 @@ impl Worker {
     /// Takes a finished connection out of the Slab (dropping it closes its socket).
     fn remove(&mut self, slot: usize, now: Instant) -> Connection {
         let conn = self.conns.remove(slot);
-        if conn.port() == Port::Admin {
+        if conn.role() == Role::Admin {
             self.admin_conns -= 1;
         }
         self.tidy.closed(conn.buffered_bytes(), now);
@@ -338,7 +339,7 @@ impl Worker {
             let Some(listener) = self.listeners.get(index).and_then(Option::as_ref) else {
                 return true;
             };
-            let port = listener.port;
+            let role = listener.role;
             match listener.socket.accept() {
                 Ok((socket, peer)) => {
                     if let Some((lasted, failures)) = self.out_of_resources.end(now) {
@@ -348,7 +349,7 @@ impl Worker {
                             "accepting again"
                         );
                     }
-                    self.admit(socket, peer, port, now)
+                    self.admit(socket, peer, role, now)
                 }
                 // The queue is empty; the next connection is a new edge.
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return true,
@@ -378,13 +379,13 @@ impl Worker {
         }
     }
 
-    fn admit(&mut self, mut socket: TcpStream, peer: SocketAddr, port: Port, now: Instant) {
+    fn admit(&mut self, mut socket: TcpStream, peer: SocketAddr, role: Role, now: Instant) {
         let conn_id = self.next_id;
         self.next_id += self.id_stride;
         self.stats.accepted.add(1);
-        let at_limit = match port {
-            Port::Traffic => self.conns.len() - self.admin_conns >= self.max_connections,
-            Port::Admin => self.admin_conns >= ADMIN_CONNECTIONS,
+        let at_limit = match role {
+            Role::Traffic => self.conns.len() - self.admin_conns >= self.max_connections,
+            Role::Admin => self.admin_conns >= ADMIN_CONNECTIONS,
         };
         if at_limit {
             self.refuse(&mut socket, conn_id, peer, now);
@@ -398,9 +399,9 @@ impl Worker {
             );
         }
         tracing::debug!(conn = conn_id, remote_addr = %peer, "accept");
-        let conn = Connection::new(conn_id, socket, peer, port, &self.site.settings, now);
+        let conn = Connection::new(conn_id, socket, peer, role, &self.site.settings, now);
         let slot = self.conns.insert(conn);
-        if port == Port::Admin {
+        if role == Role::Admin {
             self.admin_conns += 1;
         }
         self.stats.active.set(self.conns.len() as u64);
@@ -539,7 +540,7 @@ impl Worker {
     fn begin_drain(&mut self, now: Instant) {
         self.accept_paused_until = None;
         self.accept_all(now);
-        self.close_listeners(Port::Traffic);
+        self.close_listeners(Role::Traffic);
         let slots: Vec<usize> = self.conns.iter().map(|(slot, _)| slot).collect();
         tracing::info!(connections = slots.len(), "listener closed; draining");
         for slot in slots {
@@ -553,15 +554,15 @@ impl Worker {
     /// Closes the listeners of one kind. In a drain this comes straight after the last accept,
     /// with no deregistration in between (the close removes them from epoll): a connection the
     /// kernel completes in that window is reset.
-    fn close_listeners(&mut self, port: Port) {
+    fn close_listeners(&mut self, role: Role) {
         let mut closed = 0;
         for slot in &mut self.listeners {
-            if slot.as_ref().is_some_and(|l| l.port == port) {
+            if slot.as_ref().is_some_and(|l| l.role == role) {
                 *slot = None;
                 closed += 1;
             }
         }
-        if port == Port::Admin && closed > 0 {
+        if role == Role::Admin && closed > 0 {
             tracing::info!("admin listener closed");
         }
     }

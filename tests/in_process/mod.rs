@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use responder::answers::Port;
+use responder::answers::Role;
 use responder::config::Config;
 use responder::metrics::{Metrics, WorkerStats};
 use responder::net::{bind_listeners, ListenOptions};
@@ -53,7 +53,7 @@ pub fn in_process_worker(config: &Config, max_connections: usize) -> InProcess {
         .into_iter()
         .map(|socket| Listener {
             socket,
-            port: Port::Traffic,
+            role: Role::Traffic,
         })
         .collect();
     let worker = Worker::new(listeners, options, Arc::clone(&control), published).unwrap();

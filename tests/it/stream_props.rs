@@ -6,7 +6,7 @@ use proptest::prelude::*;
 
 use std::time::Instant;
 
-use responder::answers::Port;
+use responder::answers::Role;
 use responder::config::Config;
 use responder::http::{find_head_end, RequestStream, Verdict};
 use responder::metrics::{Metrics, WorkerStats};
@@ -40,8 +40,8 @@ fn feed(chunks: &[Vec<u8>]) -> (Vec<u8>, Verdict) {
         metrics: &metrics,
         ids: &ids,
     };
-    let cx = pass.context(Port::Traffic);
-    let mut responder = pass.responder(7, ([127, 0, 0, 1], 7).into());
+    let cx = pass.context();
+    let mut responder = pass.responder(7, ([127, 0, 0, 1], 7).into(), Role::Traffic);
     let mut stream = RequestStream::default();
     let mut kept: Vec<u8> = Vec::new();
     let mut out = Vec::new();

@@ -1,0 +1,183 @@
+//! Routing: which answer a checked request gets, from its method, its target, the fields that
+//! select among answers and the role of the listener it came in on. The probes and metrics (on
+//! the admin listener when there is one, else before the routes), in error-page mode an `X-Code`
+//! before the routes, then the first route whose path matches: its answer, a 304 when the
+//! request's validators match, its 405, its answer to `OPTIONS`; else 404. It writes nothing.
+
+use super::template::Format;
+use super::Responses;
+use crate::config::RouteDelay;
+use crate::http::{Selectors, Target};
+
+/// The role of the listener a connection came in on, which decides what its paths reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Role {
+    /// A `listen` address: the routes, and the probes and metrics unless an admin listener is
+    /// set.
+    #[default]
+    Traffic,
+    /// The `admin_listen` address: the probes and metrics only.
+    Admin,
+}
+
+/// Which answer to send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnswerId {
+    /// The route at this index, which allows the request's method.
+    Route(usize),
+    /// The route at `route`, with the status at `index` of its `statuses`, picked by weight
+    /// ([`Responses::pick`]).
+    Weighted {
+        route: usize,
+        index: usize,
+    },
+    /// 304 for the route at this index: the request's validators match its answer.
+    NotModified(usize),
+    /// Error-page mode: the status an `X-Code` asked for, in a format.
+    ErrorPage {
+        code: u16,
+        format: Format,
+    },
+    /// 405 for the route at this index, with its `Allow` header.
+    MethodNotAllowed(usize),
+    /// 204 to `OPTIONS` on the route at this index, with its `Allow` header.
+    Options(usize),
+    /// 204 to `OPTIONS *`, allowing every method of any route.
+    OptionsAny,
+    NotFound,
+    /// The liveness probe: 200 while the process serves.
+    Health,
+    /// The readiness probe: 200, or 503 once a shutdown has begun.
+    Ready {
+        ready: bool,
+    },
+    /// 405 for a built-in endpoint's path (`Allow: GET, HEAD, OPTIONS`).
+    ProbeMethodNotAllowed,
+    /// 204 to `OPTIONS` on a built-in endpoint's path.
+    ProbeOptions,
+    /// The Prometheus metrics, rendered at each request.
+    Metrics,
+}
+
+impl AnswerId {
+    /// Answers of the built-in endpoints stay out of the access log unless asked for.
+    pub fn is_builtin(self) -> bool {
+        matches!(
+            self,
+            AnswerId::Health
+                | AnswerId::Ready { .. }
+                | AnswerId::ProbeMethodNotAllowed
+                | AnswerId::ProbeOptions
+                | AnswerId::Metrics
+        )
+    }
+}
+
+impl Responses {
+    /// Picks the answer for a request that came in on a listener of `role`. `ready` is false
+    /// once a shutdown has begun. `OPTIONS` is answered for every path that has an answer,
+    /// unless its route lists `OPTIONS` itself.
+    pub fn choose(
+        &self,
+        method: &str,
+        target: Target<'_>,
+        ready: bool,
+        role: Role,
+        selectors: &Selectors<'_>,
+    ) -> AnswerId {
+        let path = match target {
+            Target::Path(path) => path,
+            Target::Asterisk => {
+                return match role {
+                    Role::Traffic => AnswerId::OptionsAny,
+                    Role::Admin => AnswerId::ProbeOptions,
+                }
+            }
+        };
+        if let Some(probe) = self.probe(path, ready, role) {
+            return match method {
+                "GET" | "HEAD" => probe,
+                "OPTIONS" => AnswerId::ProbeOptions,
+                _ => AnswerId::ProbeMethodNotAllowed,
+            };
+        }
+        if role == Role::Admin {
+            return AnswerId::NotFound;
+        }
+        if let Some(page) = self.error_page(selectors) {
+            return page;
+        }
+        let Some(i) = self.routes.iter().position(|r| r.route.matches(path)) else {
+            return AnswerId::NotFound;
+        };
+        let prepared = &self.routes[i];
+        if prepared.route.methods.iter().any(|m| m == method) {
+            match &prepared.validators {
+                Some(v) if matches!(method, "GET" | "HEAD") && v.fresh(selectors) => {
+                    AnswerId::NotModified(i)
+                }
+                _ => AnswerId::Route(i),
+            }
+        } else if method == "OPTIONS" {
+            AnswerId::Options(i)
+        } else {
+            AnswerId::MethodNotAllowed(i)
+        }
+    }
+
+    /// The built-in endpoint at `path`, where the listener's role reaches them.
+    fn probe(&self, path: &[u8], ready: bool, role: Role) -> Option<AnswerId> {
+        if role == Role::Traffic && self.admin_listener {
+            return None;
+        }
+        let endpoints = &self.endpoints;
+        if path == endpoints.health_path.as_bytes() {
+            Some(AnswerId::Health)
+        } else if path == endpoints.ready_path.as_bytes() {
+            Some(AnswerId::Ready { ready })
+        } else if path == endpoints.metrics_path.as_bytes() {
+            Some(AnswerId::Metrics)
+        } else {
+            None
+        }
+    }
+
+    /// In error-page mode, the page an `X-Code` from 400 to 599 asks for: in the format of
+    /// `X-Format`, else the first `Accept` takes of HTML, JSON and text, else HTML.
+    fn error_page(&self, selectors: &Selectors<'_>) -> Option<AnswerId> {
+        if !self.error_pages_on {
+            return None;
+        }
+        let code = std::str::from_utf8(selectors.x_code.trim_ascii())
+            .ok()?
+            .parse::<u16>()
+            .ok()
+            .filter(|c| (400..=599).contains(c))?;
+        let format = Format::from_media_type(selectors.x_format)
+            .or_else(|| Format::from_accept(selectors.accept))
+            .unwrap_or(Format::Html);
+        Some(AnswerId::ErrorPage { code, format })
+    }
+
+    /// For a route that picks its status by weight, the status `random` picks; any other answer
+    /// as it is.
+    pub fn pick(&self, id: AnswerId, random: impl FnOnce() -> u64) -> AnswerId {
+        let AnswerId::Route(route) = id else {
+            return id;
+        };
+        match self.routes[route].pick(random) {
+            Some(index) => AnswerId::Weighted { route, index },
+            None => id,
+        }
+    }
+
+    /// How long the answer is held, when its route has a `delay`.
+    pub fn delay(&self, id: AnswerId) -> Option<RouteDelay> {
+        match id {
+            AnswerId::Route(i) | AnswerId::NotModified(i) | AnswerId::Weighted { route: i, .. } => {
+                self.routes[i].route.delay
+            }
+            _ => None,
+        }
+    }
+}

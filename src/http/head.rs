@@ -1,0 +1,361 @@
+//! A request head: parsed with httparse, its fields read into the facts that decide framing,
+//! persistence and the answer (RFC 9112 and RFC 9110), and checked. It keeps slices of the head
+//! it was given and nothing else.
+
+use super::chunked::Chunked;
+use super::request_line::{absolute_form, strip_query, valid_authority, RequestLine};
+use super::status::Rejection;
+use super::{
+    Body, Client, Context, Limits, Refusal, Selectors, Target, HIGHEST_MINOR, MAX_HEADERS,
+};
+use crate::ascii;
+
+/// The methods RFC 9110 defines (and PATCH): any other method, in any case, is not implemented.
+const KNOWN_METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+];
+
+/// Returns the length of the head (through its blank line) if `buf` holds one. Heads end at
+/// `\n\n` or `\n\r\n`, as in the article, so that bare-LF clients are served too. The search
+/// starts two bytes before `from` because a terminator may straddle two reads.
+pub fn find_head_end(buf: &[u8], from: usize) -> Option<usize> {
+    let start = from.saturating_sub(2);
+    let mut i = start;
+    while let Some(offset) = ascii::newline(buf.get(i..)?) {
+        let nl = i + offset;
+        match (buf.get(nl + 1), buf.get(nl + 2)) {
+            (Some(b'\n'), _) => return Some(nl + 2),
+            (Some(b'\r'), Some(b'\n')) => return Some(nl + 3),
+            _ => i = nl + 1,
+        }
+    }
+    None
+}
+
+/// Parses a head whose end was found: a head httparse still calls partial is not well formed.
+pub(super) fn parse_complete_head<'a>(
+    head: &'a [u8],
+    cx: &Context<'_>,
+) -> Result<Head<'a>, Refusal> {
+    if head.len() > cx.limits.max_header_bytes {
+        return Err(too_long(head, cx));
+    }
+    parse_head(head, cx.request_id_header)?.ok_or(Rejection::BadRequest.into())
+}
+
+/// A head past the limit: 414 when its request line alone is (and starts as one should), 431
+/// when it is a well-formed start, 400 when it is garbage, however long.
+pub(super) fn too_long(head: &[u8], cx: &Context<'_>) -> Refusal {
+    let line_len = head.iter().position(|&b| b == b'\n').unwrap_or(head.len());
+    if line_len > cx.limits.max_header_bytes && RequestLine::plausible_start(&head[..line_len]) {
+        return Rejection::UriTooLong.into();
+    }
+    match parse_head(head, cx.request_id_header) {
+        Err(refusal) => refusal,
+        Ok(_) => Rejection::HeadersTooLarge.into(),
+    }
+}
+
+/// The facts of a request head that decide its answer.
+#[derive(Debug)]
+pub(super) struct Head<'a> {
+    pub(super) method: &'a str,
+    pub(super) target: &'a str,
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1 and later 1.x.
+    pub(super) version: u8,
+    pub(super) persistent: bool,
+    content_length: Option<u64>,
+    length_fields: usize,
+    /// The codings of every `Transfer-Encoding` field line, in order.
+    transfer_codings: Codings,
+    host_fields: usize,
+    /// Whether every `Host` value is a valid `uri-host [ ":" port ]`.
+    host_valid: bool,
+    pub(super) expects_continue: bool,
+    pub(super) client: Client<'a>,
+    pub(super) selectors: Selectors<'a>,
+    /// The head as received: the header lines, after the request line (which no header name
+    /// matches: it has a space before any colon).
+    pub(super) headers: &'a [u8],
+}
+
+/// What `Transfer-Encoding` field lines said, without keeping them.
+#[derive(Debug, Default, Clone, Copy)]
+struct Codings {
+    present: bool,
+    /// `chunked` codings seen.
+    chunked: usize,
+    /// Codings seen that are not `chunked`.
+    others: usize,
+    last_is_chunked: bool,
+    malformed: bool,
+}
+
+impl Codings {
+    fn add(&mut self, value: &[u8]) {
+        self.present = true;
+        let mut any = false;
+        for coding in value.split(|&b| b == b',') {
+            let coding = coding.trim_ascii();
+            // Empty list elements are allowed (RFC 9110 5.6.1) and mean nothing.
+            if coding.is_empty() {
+                continue;
+            }
+            any = true;
+            // A coding with parameters is not one this server takes: `chunked` has none, and
+            // `chunked;x` must not pass for it.
+            if !ascii::is_token(coding) {
+                self.malformed = true;
+            }
+            self.last_is_chunked = coding.eq_ignore_ascii_case(b"chunked");
+            if self.last_is_chunked {
+                self.chunked += 1;
+            } else {
+                self.others += 1;
+            }
+        }
+        if !any {
+            self.malformed = true;
+        }
+    }
+
+    /// RFC 9112 6.1 and 6.3: the body is chunked only if `chunked` is the final coding, once.
+    fn check(self) -> Result<(), Rejection> {
+        if self.malformed || !self.last_is_chunked || self.chunked > 1 {
+            return Err(Rejection::BadRequest);
+        }
+        if self.others > 0 {
+            // Codings before `chunked` (gzip, or one it does not know) would have to be undone.
+            return Err(Rejection::NotImplemented);
+        }
+        Ok(())
+    }
+}
+
+impl<'a> Head<'a> {
+    /// Checks the head against the rules of RFC 9112 and 9110: the body to read and the target to
+    /// answer for.
+    pub(super) fn check(&self, limits: Limits) -> Result<(Target<'a>, Body), Rejection> {
+        let body = self.framing(limits)?;
+        let path = self.check_target()?;
+        if !KNOWN_METHODS.contains(&self.method) {
+            return Err(Rejection::NotImplemented);
+        }
+        let target = match path {
+            Some(path) => Target::Path(path),
+            None if self.target == "*" && self.method == "OPTIONS" => Target::Asterisk,
+            // Authority-form is for CONNECT, and responder opens no tunnels.
+            None if self.method == "CONNECT" => return Err(Rejection::NotImplemented),
+            None => return Err(Rejection::BadRequest),
+        };
+        Ok((target, body))
+    }
+
+    /// RFC 9112 6: a length, chunked, or no body; conflicting framing is refused, since a proxy
+    /// in front may have read it the other way (request smuggling).
+    fn framing(&self, limits: Limits) -> Result<Body, Rejection> {
+        if self.length_fields > 1 {
+            return Err(Rejection::BadRequest);
+        }
+        if self.transfer_codings.present {
+            // HTTP/1.0 has no transfer codings (RFC 9112 6.1): its framing is faulty.
+            if self.length_fields > 0 || self.version == 0 {
+                return Err(Rejection::BadRequest);
+            }
+            self.transfer_codings.check()?;
+            return Ok(Body::Chunked(Chunked::new()));
+        }
+        match self.content_length {
+            Some(length) if length > limits.max_body_bytes => Err(Rejection::PayloadTooLarge),
+            Some(length) if length > 0 => Ok(Body::Length(length)),
+            _ => Ok(Body::None),
+        }
+    }
+
+    /// RFC 9112 3.2: an HTTP/1.1 request names its host once, validly, in `Host`, unless its
+    /// target is in absolute form, whose authority wins. Returns the path to route by, if any.
+    fn check_target(&self) -> Result<Option<&'a [u8]>, Rejection> {
+        let target = self.target.as_bytes();
+        if let Some((authority, path)) = absolute_form(target) {
+            if !valid_authority(authority) {
+                return Err(Rejection::BadRequest);
+            }
+            return Ok(Some(strip_query(path)));
+        }
+        let host_missing = self.version == 1 && self.host_fields == 0;
+        if host_missing || self.host_fields > 1 || !self.host_valid {
+            return Err(Rejection::BadRequest);
+        }
+        // Origin-form has a path; asterisk- and authority-form do not.
+        Ok((target.first() == Some(&b'/')).then(|| strip_query(target)))
+    }
+}
+
+/// Parses a head with httparse: `Ok(None)` when it is incomplete but well formed so far.
+/// `request_id_header` names the field whose value is the request's id, if one is taken.
+pub(super) fn parse_head<'a>(
+    buf: &'a [u8],
+    request_id_header: Option<&[u8]>,
+) -> Result<Option<Head<'a>>, Refusal> {
+    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut fields);
+    let parsed = req.parse(buf);
+    let minor = req.version.unwrap_or(HIGHEST_MINOR);
+    let (method, target, version, fields) = match parsed {
+        Ok(httparse::Status::Complete(_)) => match (req.method, req.path, req.version) {
+            (Some(method), Some(target), Some(version)) => (method, target, version, &*req.headers),
+            _ => return Err(Rejection::BadRequest.into()),
+        },
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(Refusal::new(Rejection::HeadersTooLarge, minor))
+        }
+        Err(httparse::Error::Version) => return parse_later_minor_version(buf, request_id_header),
+        Err(_) => return Err(Refusal::new(Rejection::BadRequest, minor)),
+    };
+    let head = Head::new(method, target, version, fields, buf, request_id_header)
+        .map_err(|r| Refusal::new(r, version))?;
+    Ok(Some(head))
+}
+
+/// httparse refuses every version but 1.0 and 1.1. A well-formed `HTTP/1.x` line with a later
+/// minor version is served as HTTP/1.1 (RFC 9110 2.5), its fields parsed by httparse after the
+/// line; another major version is a 505; anything else is a malformed request line, a 400.
+fn parse_later_minor_version<'a>(
+    buf: &'a [u8],
+    request_id_header: Option<&[u8]>,
+) -> Result<Option<Head<'a>>, Refusal> {
+    let Some(line) = RequestLine::parse(buf) else {
+        // The line's end has not come yet: wait for it (a 414 bounds the wait).
+        if !buf.contains(&b'\n') && RequestLine::plausible_start(buf) {
+            return Ok(None);
+        }
+        return Err(Rejection::BadRequest.into());
+    };
+    if line.major != b'1' {
+        return Err(Rejection::VersionNotSupported.into());
+    }
+    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    match httparse::parse_headers(&buf[line.len..], &mut fields) {
+        Ok(httparse::Status::Complete((_, fields))) => {
+            let head = Head::new(line.method, line.target, 1, fields, buf, request_id_header)?;
+            Ok(Some(head))
+        }
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(httparse::Error::TooManyHeaders) => Err(Rejection::HeadersTooLarge.into()),
+        Err(_) => Err(Rejection::BadRequest.into()),
+    }
+}
+
+impl<'a> Head<'a> {
+    fn new(
+        method: &'a str,
+        target: &'a str,
+        version: u8,
+        fields: &[httparse::Header<'a>],
+        headers: &'a [u8],
+        request_id_header: Option<&[u8]>,
+    ) -> Result<Head<'a>, Rejection> {
+        let mut head = Head {
+            method,
+            target,
+            version,
+            // HTTP/1.0 closes unless asked to stay; HTTP/1.1 stays unless asked to close.
+            persistent: version == 1,
+            content_length: None,
+            length_fields: 0,
+            transfer_codings: Codings::default(),
+            host_fields: 0,
+            host_valid: true,
+            expects_continue: false,
+            client: Client::default(),
+            selectors: Selectors::default(),
+            headers,
+        };
+        for field in fields {
+            let name = field.name.as_bytes();
+            if request_id_header.is_some_and(|id| name.eq_ignore_ascii_case(id)) {
+                if valid_request_id(field.value) {
+                    head.client.request_id = field.value;
+                }
+            } else {
+                head.add_field(name, field.value)?;
+            }
+        }
+        Ok(head)
+    }
+
+    fn add_field(&mut self, name: &[u8], value: &'a [u8]) -> Result<(), Rejection> {
+        let first = |kept: &mut &'a [u8]| {
+            if kept.is_empty() {
+                *kept = value;
+            }
+        };
+        // A name is a token (httparse takes no other byte).
+        let is = |known: &[u8]| ascii::token_is(name, known);
+        // By length first: a field is compared with the one or two names of its length only.
+        match name.len() {
+            4 if is(b"host") => {
+                self.host_fields += 1;
+                self.host_valid &= valid_authority(value.trim_ascii());
+                self.client.host = value;
+            }
+            10 if is(b"user-agent") => first(&mut self.client.user_agent),
+            7 if is(b"referer") => first(&mut self.client.referer),
+            15 if is(b"x-forwarded-for") => first(&mut self.client.x_forwarded_for),
+            11 if is(b"traceparent") => first(&mut self.client.traceparent),
+            10 if is(b"connection") => {
+                for token in value.split(|&b| b == b',') {
+                    let token = token.trim_ascii();
+                    if token.eq_ignore_ascii_case(b"close") {
+                        self.persistent = false;
+                    } else if token.eq_ignore_ascii_case(b"keep-alive") && self.version == 0 {
+                        self.persistent = true;
+                    }
+                }
+            }
+            14 if is(b"content-length") => {
+                self.length_fields += 1;
+                self.content_length = Some(parse_length(value).ok_or(Rejection::BadRequest)?);
+            }
+            17 if is(b"transfer-encoding") => self.transfer_codings.add(value),
+            6 if is(b"expect") => {
+                self.expects_continue = value.trim_ascii().eq_ignore_ascii_case(b"100-continue");
+            }
+            13 if is(b"if-none-match") => first(&mut self.selectors.if_none_match),
+            17 if is(b"if-modified-since") => first(&mut self.selectors.if_modified_since),
+            6 if is(b"x-code") => first(&mut self.selectors.x_code),
+            8 if is(b"x-format") => first(&mut self.selectors.x_format),
+            6 if is(b"accept") => first(&mut self.selectors.accept),
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// A request id worth echoing and logging: 1 to 128 visible ASCII characters.
+fn valid_request_id(value: &[u8]) -> bool {
+    (1..=128).contains(&value.len()) && value.iter().all(u8::is_ascii_graphic)
+}
+
+/// Content-Length is 1*DIGIT: no sign, no spaces inside, no list.
+fn parse_length(value: &[u8]) -> Option<u64> {
+    let digits = value.trim_ascii();
+    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn head_ends_at_either_terminator() {
+        assert_eq!(find_head_end(b"GET / HTTP/1.0\r\n\r\n", 0), Some(18));
+        assert_eq!(find_head_end(b"GET / HTTP/1.0\n\nrest", 0), Some(16));
+        assert_eq!(find_head_end(b"GET / HTTP/1.0\r\nA: b\r\n", 0), None);
+        assert_eq!(find_head_end(b"GET / HTTP/1.0\r\n\r\n", 17), Some(18));
+    }
+}
