@@ -52,13 +52,14 @@ pub fn token_is(token: &[u8], lower: &[u8]) -> bool {
         .all(|(&ours, &known)| ours | 0x20 == known)
 }
 
-/// How many bytes at the start of `bytes` a JSON string takes as they are: neither a control
-/// character, a quote nor a backslash (nearly every log line, whole).
+/// How many bytes at the start of `bytes` a JSON string takes as they are: neither a C0 control
+/// character, DEL, a quote, a backslash nor 0xC2, the lead byte of the C1 controls (nearly every
+/// log line, whole).
 pub fn json_clean_prefix(bytes: &[u8]) -> usize {
     prefix(
         bytes,
-        |x| json_special(x) == 0,
-        |b| !(b < 0x20 || b == b'"' || b == b'\\'),
+        |x| (json_special(x) | equal(x, 0x7f) | equal(x, 0xc2)) & HIGH == 0,
+        |b| !(b < 0x20 || b == b'"' || b == b'\\' || b == 0x7f || b == 0xc2),
     )
 }
 

@@ -40,6 +40,7 @@ pub mod answers;
 pub(crate) mod ascii;
 pub(crate) mod clock;
 pub mod config;
+pub(crate) mod escape;
 pub mod healthcheck;
 pub mod http;
 pub mod log;

@@ -12,7 +12,8 @@
 use std::net::SocketAddr;
 use std::time::SystemTime;
 
-use crate::{ascii, clock};
+use crate::net::AddrText;
+use crate::{ascii, clock, escape};
 
 /// How request-controlled values are written into a body, chosen by its `Content-Type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -272,12 +273,7 @@ fn render_var(var: &Var, values: &Values<'_>, escape: Escape, out: &mut Vec<u8>)
         Var::Query => escaped(values.query, escape, out),
         Var::Host => escaped(values.host, escape, out),
         Var::RemoteAddr => {
-            // An address is digits, dots, colons and brackets: nothing to escape.
-            let mut text = [0u8; 64];
-            let mut cursor = std::io::Cursor::new(&mut text[..]);
-            let _ = std::io::Write::write_fmt(&mut cursor, format_args!("{}", values.remote_addr));
-            let len = cursor.position() as usize;
-            out.extend_from_slice(&text[..len]);
+            escaped(AddrText::of(values.remote_addr).as_bytes(), escape, out);
         }
         Var::RequestId => escaped(values.request_id, escape, out),
         Var::Time => out.extend_from_slice(&clock::rfc3339_seconds(SystemTime::now())),
@@ -303,6 +299,10 @@ fn header<'a>(headers: &'a [u8], name: &[u8]) -> &'a [u8] {
 /// Appends `value` escaped for `escape`. Bytes that are not UTF-8 become U+FFFD in HTML and JSON
 /// (both must stay valid text) and are kept otherwise.
 fn escaped(value: &[u8], escape: Escape, out: &mut Vec<u8>) {
+    if escape == Escape::Json {
+        escape::json_bytes(out, value);
+        return;
+    }
     for chunk in value.utf8_chunks() {
         for c in chunk.valid().chars() {
             escape_char(c, escape, out);
@@ -323,24 +323,8 @@ fn escape_char(c: char, escape: Escape, out: &mut Vec<u8>) {
         (Escape::Html, '>') => Some(b"&gt;"),
         (Escape::Html, '"') => Some(b"&quot;"),
         (Escape::Html, '\'') => Some(b"&#39;"),
-        (Escape::Json, '"') => Some(b"\\\""),
-        (Escape::Json, '\\') => Some(b"\\\\"),
-        (Escape::Json, '\n') => Some(b"\\n"),
-        (Escape::Json, '\r') => Some(b"\\r"),
-        (Escape::Json, '\t') => Some(b"\\t"),
-        (_, c) if c.is_control() => match escape {
-            Escape::Json => {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                let code = u32::from(c);
-                out.extend_from_slice(b"\\u");
-                for shift in [12, 8, 4, 0] {
-                    out.push(HEX[((code >> shift) & 0xf) as usize]);
-                }
-                return;
-            }
-            // Dropped: a control character has no place in a page, and CR/LF none in a line.
-            Escape::Html | Escape::Plain => Some(b""),
-        },
+        // Dropped: a control character has no place in a page, and CR/LF none in a line.
+        (_, c) if c.is_control() => Some(b""),
         _ => None,
     };
     match replacement {

@@ -18,7 +18,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use tracing::field::{Field, Visit};
 
-use crate::{ascii, clock};
+use crate::{clock, escape};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 
@@ -119,7 +119,7 @@ impl Visit for Fields<'_> {
 
 pub fn write_string(line: &mut Vec<u8>, s: &str) {
     line.push(b'"');
-    escape_into(line, s);
+    escape::json(line, s);
     line.push(b'"');
 }
 
@@ -140,42 +140,12 @@ pub fn write_u64(line: &mut Vec<u8>, value: u64) {
     line.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
 }
 
-/// Appends `s` as the inside of a JSON string.
-fn escape_into(line: &mut Vec<u8>, s: &str) {
-    let bytes = s.as_bytes();
-    let mut from = 0;
-    loop {
-        let clean = from + ascii::json_clean_prefix(&bytes[from..]);
-        line.extend_from_slice(&bytes[from..clean]);
-        let Some(&b) = bytes.get(clean) else {
-            return;
-        };
-        let escape: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            _ => b"",
-        };
-        if escape.is_empty() {
-            const HEX: &[u8; 16] = b"0123456789abcdef";
-            line.extend_from_slice(b"\\u00");
-            line.push(HEX[usize::from(b >> 4)]);
-            line.push(HEX[usize::from(b & 0xf)]);
-        } else {
-            line.extend_from_slice(escape);
-        }
-        from = clean + 1;
-    }
-}
-
 /// Escapes what passes through it as the inside of a JSON string.
 struct Escaped<'a>(&'a mut Vec<u8>);
 
 impl Write for Escaped<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        escape_into(self.0, s);
+        escape::json(self.0, s);
         Ok(())
     }
 }
@@ -293,11 +263,11 @@ mod tests {
             let mut text = "x".repeat(20);
             text.replace_range(at..=at, "\"");
             let mut s = Vec::new();
-            escape_into(&mut s, &text);
+            escape::json(&mut s, &text);
             assert_eq!(s, text.replace('"', "\\\"").as_bytes(), "{at}");
         }
         let mut s = Vec::new();
-        escape_into(&mut s, "0123456789abcdef\u{7}\u{1f}ok");
+        escape::json(&mut s, "0123456789abcdef\u{7}\u{1f}ok");
         assert_eq!(s, b"0123456789abcdef\\u0007\\u001fok");
     }
 

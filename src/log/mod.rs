@@ -36,6 +36,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::ascii;
 use crate::config::LogFormat;
+use crate::net::AddrText;
 use json::{JsonLines, WriteLine};
 
 /// Batches held for the writer thread before new ones are dropped: a bounded amount of memory
@@ -491,48 +492,14 @@ impl FieldWriter for JsonFields<'_> {
     }
 
     fn addr<const N: usize>(&mut self, key: Key<N>, value: SocketAddr) {
-        let SocketAddr::V4(v4) = value else {
-            // IPv6 (rarer here) through the `fmt` machinery.
-            self.0.extend_from_slice(key.json);
-            json::write_formatted(self.0, format_args!("{value}"));
-            return;
-        };
-        let mut text = [0u8; 21];
-        let len = ipv4_text(v4, &mut text);
-        self.plain(key, &text[..len]);
+        // Digits, dots, colons, brackets and a scope's name: nothing a JSON string escapes.
+        self.plain(key, AddrText::of(value).as_bytes());
     }
 
     fn debug<const N: usize>(&mut self, key: Key<N>, value: &dyn fmt::Debug) {
         self.0.extend_from_slice(key.json);
         json::write_formatted(self.0, format_args!("{value:?}"));
     }
-}
-
-/// Writes `a.b.c.d:port` (at most 21 bytes) into `text` and returns its length: digit by digit
-/// into one buffer, copied once, as the peer's address is on every access line.
-fn ipv4_text(addr: std::net::SocketAddrV4, text: &mut [u8; 21]) -> usize {
-    let mut at = 0;
-    let mut put = |byte: u8| {
-        text[at] = byte;
-        at += 1;
-    };
-    for (i, octet) in addr.ip().octets().into_iter().enumerate() {
-        if i > 0 {
-            put(b'.');
-        }
-        if octet >= 100 {
-            put(b'0' + octet / 100);
-        }
-        if octet >= 10 {
-            put(b'0' + octet / 10 % 10);
-        }
-        put(b'0' + octet % 10);
-    }
-    put(b':');
-    for digit in itoa::Buffer::new().format(addr.port()).bytes() {
-        put(digit);
-    }
-    at
 }
 
 /// An access line in the text format: the message, then ` name=value` for each field, strings
@@ -696,7 +663,7 @@ impl std::fmt::Display for Shown<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::{ipv4_text, FieldWriter, JsonFields, Pairs, Record, Shown};
+    use super::{FieldWriter, JsonFields, Pairs, Record, Shown};
 
     /// One field of each kind, with values that need escaping and values that do not.
     struct Sample;
@@ -732,21 +699,6 @@ mod tests {
             text,
             r#"response conn=7 method="GET" path="/a\"b'c" keep_alive=true remote_addr="10.0.0.1:80" host="example.com" user_agent="it's \"x\"\\n\\xff" rejection=Some(1)"#
         );
-    }
-
-    #[test]
-    fn ipv4_addresses_are_written_as_display_writes_them() {
-        for addr in [
-            "0.0.0.0:0",
-            "127.0.0.1:8080",
-            "10.20.100.255:65535",
-            "9.99.199.200:1",
-        ] {
-            let addr: std::net::SocketAddrV4 = addr.parse().unwrap();
-            let mut text = [0u8; 21];
-            let len = ipv4_text(addr, &mut text);
-            assert_eq!(&text[..len], addr.to_string().as_bytes());
-        }
     }
 
     #[test]

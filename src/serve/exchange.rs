@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 
 use crate::answers::template::Values;
 use crate::answers::{AnswerId, Framing, Resolved, Responses, Role, Sent};
-use crate::ascii;
 use crate::config::RequestIdMode;
 use crate::http::status::Rejection;
 use crate::http::{
@@ -24,6 +23,7 @@ use crate::http::{
 use crate::log::{self, key, FieldWriter, Record};
 use crate::metrics::{Metrics, WorkerStats};
 use crate::site::{Phase, Site};
+use crate::{ascii, escape};
 
 /// What answering needs from the event loop for one pass over its ready connections.
 #[derive(Clone, Copy)]
@@ -372,10 +372,9 @@ impl RequestIds {
 
     /// Writes a new id into `id`.
     fn make(&self, id: &mut [u8; RequestIds::LEN]) {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
         let bits = (u128::from(self.random()) << 64) | u128::from(self.random());
         for (i, digit) in id.iter_mut().enumerate() {
-            *digit = HEX[((bits >> (124 - 4 * i)) & 0xf) as usize];
+            *digit = escape::HEX[((bits >> (124 - 4 * i)) & 0xf) as usize];
         }
     }
 }
