@@ -1,0 +1,322 @@
+//! The routes and the error pages, built from the file's specs: each route's body (or body file,
+//! or template) loaded and checked, its methods, headers, weighted statuses and delay; the
+//! built-in endpoints' paths; the pages directory read. The bytes they answer with are
+//! `answers`'s.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use super::*;
+use crate::answers::template::{Format, Kind, Template};
+
+/// How long a route holds each answer: `min` when it equals `max`, else uniform between them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteDelay {
+    pub min: Duration,
+    pub max: Duration,
+}
+
+pub(super) fn default_methods() -> Vec<Method> {
+    vec![Method("GET".into()), Method("HEAD".into())]
+}
+
+pub const DEFAULT_HEALTH_PATH: &str = "/healthz";
+pub const DEFAULT_READY_PATH: &str = "/readyz";
+pub const DEFAULT_METRICS_PATH: &str = "/metrics";
+
+/// The built-in endpoints, matched before the routes: liveness (200 while the process serves),
+/// readiness (503 once a shutdown has begun), and the Prometheus metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoints {
+    pub health_path: String,
+    pub ready_path: String,
+    pub metrics_path: String,
+    /// Whether requests to these appear in the access log (off: probes and scrapes would be most
+    /// of its volume).
+    pub log: bool,
+}
+
+impl Default for Endpoints {
+    fn default() -> Endpoints {
+        Endpoints {
+            health_path: DEFAULT_HEALTH_PATH.into(),
+            ready_path: DEFAULT_READY_PATH.into(),
+            metrics_path: DEFAULT_METRICS_PATH.into(),
+            log: false,
+        }
+    }
+}
+
+impl Endpoints {
+    /// Each endpoint's configuration key and path.
+    pub fn paths(&self) -> [(&'static str, &str); 3] {
+        [
+            ("health_path", &self.health_path),
+            ("ready_path", &self.ready_path),
+            ("metrics_path", &self.metrics_path),
+        ]
+    }
+}
+
+/// One configured answer, with its body already loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub path: String,
+    pub match_kind: MatchKind,
+    pub methods: Vec<String>,
+    pub status: u16,
+    pub reason: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// With `template = true`: the body as a template, rendered per request.
+    pub template: Option<Template>,
+    /// Statuses picked by weight (status, weight), when `statuses` is set; `status` is the
+    /// first.
+    pub statuses: Vec<(u16, u32)>,
+    pub delay: Option<RouteDelay>,
+    /// The body file's modification time, else the load's time: the `Last-Modified`.
+    pub modified: SystemTime,
+}
+
+impl Route {
+    /// The route every request gets when none is configured: any path, `Hello, world!`.
+    pub fn default_hello() -> Route {
+        Route {
+            path: "/".into(),
+            match_kind: MatchKind::Prefix,
+            methods: vec!["GET".into(), "HEAD".into()],
+            status: 200,
+            reason: None,
+            headers: vec![("Content-Type".into(), "text/plain".into())],
+            body: DEFAULT_BODY.as_bytes().to_vec(),
+            template: None,
+            statuses: Vec::new(),
+            delay: None,
+            modified: SystemTime::now(),
+        }
+    }
+
+    /// The `Content-Type` it sends.
+    pub fn content_type(&self) -> &str {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+            .map_or("text/plain", |(_, v)| v.as_str())
+    }
+
+    pub fn matches(&self, path: &[u8]) -> bool {
+        let own = self.path.as_bytes();
+        match self.match_kind {
+            MatchKind::Exact => path == own,
+            MatchKind::Prefix => path.starts_with(own),
+        }
+    }
+}
+
+/// Error-page mode: whether it is on, and the pages read from its directory.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ErrorPages {
+    pub enabled: bool,
+    pub dir: Option<PathBuf>,
+    /// `NNN.ext` and `Nxx.ext` files of `dir`, read once per load.
+    pub files: Vec<PageFile>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PageFile {
+    pub key: PageKey,
+    pub format: Format,
+    pub template: Template,
+}
+
+/// Which statuses a page file is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageKey {
+    /// `404.html`
+    Status(u16),
+    /// `5xx.json`: the hundreds digit.
+    Class(u16),
+}
+
+impl PageKey {
+    /// `404` or `5xx`, for a status from 400 to 599.
+    pub(super) fn from_stem(stem: &str) -> Option<PageKey> {
+        let key = match stem.as_bytes() {
+            [class @ (b'4' | b'5'), b'x', b'x'] => PageKey::Class(u16::from(class - b'0')),
+            _ => PageKey::Status(stem.parse().ok().filter(|s| (400..=599).contains(s))?),
+        };
+        (stem.len() == 3).then_some(key)
+    }
+}
+
+impl ErrorPages {
+    /// Reads the page files of `dir`. Names that are not a page's (`..data`, `README`) are
+    /// left alone: a Kubernetes ConfigMap volume holds such entries.
+    pub(super) fn read_dir(&mut self) -> Result<(), ConfigError> {
+        self.files.clear();
+        let Some(dir) = self.dir.as_ref().filter(|_| self.enabled) else {
+            return Ok(());
+        };
+        let fail =
+            |e: std::io::Error| ConfigError(format!("error_pages dir {}: {e}", dir.display()));
+        let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(fail)?
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .collect();
+        names.sort();
+        let env = |name: &str| std::env::var(name).ok();
+        for path in names {
+            let (Some(stem), Some(ext)) = (
+                path.file_stem().and_then(|s| s.to_str()),
+                path.extension().and_then(|e| e.to_str()),
+            ) else {
+                continue;
+            };
+            let (Some(key), Some(format)) = (
+                PageKey::from_stem(stem),
+                Format::ALL.into_iter().find(|f| f.ext() == ext),
+            ) else {
+                continue;
+            };
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+            let template = Template::parse(&text, Kind::ErrorPage, &env)
+                .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+            self.files.push(PageFile {
+                key,
+                format,
+                template,
+            });
+        }
+        Ok(())
+    }
+}
+
+pub(super) fn build_routes(
+    specs: Vec<toml::Spanned<RouteSpec>>,
+    source: &Source,
+    reserved: Option<&Endpoints>,
+) -> Result<Vec<Route>, ConfigError> {
+    specs
+        .into_iter()
+        .map(|spanned| {
+            let at = source.at(spanned.span().start);
+            build_route(spanned.into_inner(), source, reserved)
+                .map_err(|message| ConfigError(format!("{at}: {message}")))
+        })
+        .collect()
+}
+
+/// `reserved`: the built-in endpoints, when they share the traffic ports with the routes.
+pub(super) fn build_route(
+    spec: RouteSpec,
+    source: &Source,
+    reserved: Option<&Endpoints>,
+) -> Result<Route, String> {
+    let path = spec.path.0;
+    for (key, probe) in reserved.map(Endpoints::paths).into_iter().flatten() {
+        if spec.match_kind == MatchKind::Exact && path == *probe {
+            return Err(format!(
+                "route `{probe}` is a built-in endpoint's path; set {key} to another path to use it"
+            ));
+        }
+    }
+    let mut modified = SystemTime::now();
+    let body = match (spec.body, spec.body_file) {
+        (Some(_), Some(_)) => {
+            return Err(format!(
+                "route `{path}` sets both `body` and `body_file`; keep one"
+            ))
+        }
+        (Some(body), None) => body.into_bytes(),
+        (None, Some(name)) => {
+            let file = source.relative(&name);
+            let fail = |e: std::io::Error| {
+                format!("body_file `{}` of route `{path}`: {e}", file.display())
+            };
+            let body = std::fs::read(&file).map_err(fail)?;
+            // Never later than now: a clock ahead on the file's side must not make it "newer".
+            let mtime = std::fs::metadata(&file).and_then(|m| m.modified());
+            modified = mtime.map_or(modified, |m| m.min(modified));
+            body
+        }
+        (None, None) => Vec::new(),
+    };
+    let template = if spec.template {
+        let text = std::str::from_utf8(&body)
+            .map_err(|_| format!("route `{path}`: a template must be UTF-8 text"))?;
+        let env = |name: &str| std::env::var(name).ok();
+        let template = Template::parse(text, Kind::Route, &env)
+            .map_err(|e| format!("route `{path}`: body: {e}"))?;
+        Some(template)
+    } else {
+        None
+    };
+    let statuses = match (spec.status, spec.statuses) {
+        (Some(_), Some(_)) => {
+            return Err(format!(
+                "route `{path}` sets both `status` and `statuses`; keep one"
+            ))
+        }
+        (_, Some(weights)) => weighted_statuses(&path, weights)?,
+        (_, None) => Vec::new(),
+    };
+    let status = statuses
+        .first()
+        .map_or(spec.status.map_or(200, |s| s.0), |&(status, _)| status);
+    let delay = spec.delay.as_ref().map(DelaySpec::delay).transpose()?;
+    if spec.methods.is_empty() {
+        return Err(format!("route `{path}` allows no method"));
+    }
+    let mut headers: Vec<(String, String)> =
+        spec.headers.into_iter().map(|(n, v)| (n.0, v.0)).collect();
+    if !headers
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+    {
+        headers.insert(0, ("Content-Type".into(), "text/plain".into()));
+    }
+    Ok(Route {
+        path,
+        match_kind: spec.match_kind,
+        methods: spec.methods.into_iter().map(|m| m.0).collect(),
+        status,
+        reason: spec.reason.map(|r| r.0),
+        headers,
+        body,
+        template,
+        statuses,
+        delay,
+        modified,
+    })
+}
+
+/// `statuses = { "200" = 90, "503" = 10 }`: statuses from 200 to 599 with weights summing to more
+/// than 0.
+pub(super) fn weighted_statuses(
+    path: &str,
+    weights: BTreeMap<String, u32>,
+) -> Result<Vec<(u16, u32)>, String> {
+    let mut statuses = Vec::with_capacity(weights.len());
+    for (key, weight) in weights {
+        let status = key
+            .trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|s| (200..=599).contains(s))
+            .ok_or_else(|| {
+                format!("route `{path}`: statuses: `{key}` is not a status between 200 and 599")
+            })?;
+        statuses.push((status, weight));
+    }
+    let total: u64 = statuses.iter().map(|&(_, w)| u64::from(w)).sum();
+    if total == 0 || total > u64::from(u32::MAX) {
+        return Err(format!(
+            "route `{path}`: statuses: the weights must sum to between 1 and {}",
+            u32::MAX
+        ));
+    }
+    statuses.retain(|&(_, weight)| weight > 0);
+    Ok(statuses)
+}
