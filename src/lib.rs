@@ -36,6 +36,8 @@
 //! tests and the fuzz target drive `http::RequestStream` through `exchange::Pass`. Everything else
 //! is `pub(crate)`.
 
+#![deny(unsafe_code)]
+
 pub mod answers;
 pub(crate) mod ascii;
 pub(crate) mod clock;
@@ -48,3 +50,4 @@ pub mod metrics;
 pub mod net;
 pub mod serve;
 pub mod site;
+pub mod sys;

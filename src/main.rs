@@ -1,5 +1,6 @@
 //! The `responder` binary: parses the command line, loads the configuration, serves, and turns
 //! the outcome into the documented exit status.
+#![deny(unsafe_code)]
 
 use std::process::ExitCode;
 

@@ -92,30 +92,6 @@ fn bind_one(
     Ok(TcpListener::from_std(socket.into()))
 }
 
-/// Raises the soft `RLIMIT_NOFILE` to the hard limit and returns the soft limit now in force.
-pub fn raise_fd_limit() -> io::Result<u64> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into the struct we own; setrlimit only reads it.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        if limit.rlim_cur < limit.rlim_max {
-            let raised = libc::rlimit {
-                rlim_cur: limit.rlim_max,
-                rlim_max: limit.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-                limit = raised;
-            }
-        }
-    }
-    Ok(limit.rlim_cur)
-}
-
 /// True for accept errors that mean "out of descriptors or memory": retrying at once would spin,
 /// and waiting for the next edge could wait forever, so the caller backs off on a timer.
 pub fn is_resource_exhaustion(e: &io::Error) -> bool {

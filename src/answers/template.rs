@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::time::SystemTime;
 
 use crate::net::AddrText;
-use crate::{ascii, clock, escape};
+use crate::{ascii, clock, escape, sys};
 
 /// How request-controlled values are written into a body, chosen by its `Content-Type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,7 +208,7 @@ impl Template {
             let name = after[..close].trim();
             let var = match name {
                 "hostname" => {
-                    text_so_far.extend_from_slice(hostname().as_bytes());
+                    text_so_far.extend_from_slice(sys::hostname().as_bytes());
                     None
                 }
                 "method" => Some(Var::Method),
@@ -336,18 +336,6 @@ fn escape_char(c: char, escape: Escape, out: &mut Vec<u8>) {
     }
 }
 
-/// This machine's name (the pod's, in Kubernetes), read at load.
-fn hostname() -> String {
-    let mut name = [0u8; 256];
-    // SAFETY: gethostname writes at most `name.len()` bytes into the buffer we own.
-    let rc = unsafe { libc::gethostname(name.as_mut_ptr().cast(), name.len()) };
-    if rc != 0 {
-        return String::new();
-    }
-    let len = name.iter().position(|&b| b == 0).unwrap_or(name.len());
-    String::from_utf8_lossy(&name[..len]).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -386,7 +374,7 @@ mod tests {
         );
         assert_eq!(
             render("{{hostname}}", Kind::Route, Escape::Plain, &v),
-            hostname()
+            sys::hostname()
         );
         let time = render("{{time}}", Kind::Route, Escape::Plain, &v);
         assert_eq!(time.len(), 20, "{time}");

@@ -21,7 +21,7 @@ use std::fmt::{self, Write as _};
 use std::fs::File;
 use std::io::{self, IsTerminal, Write};
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsFd;
 use std::os::unix::fs::FileTypeExt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
@@ -37,6 +37,7 @@ use tracing_subscriber::EnvFilter;
 use crate::ascii;
 use crate::config::LogFormat;
 use crate::net::AddrText;
+use crate::sys;
 use json::{JsonLines, WriteLine};
 
 /// Batches held for the writer thread before new ones are dropped: a bounded amount of memory
@@ -257,39 +258,18 @@ impl Drop for LogGuard {
 /// `fs.pipe-max-size` (1 MiB by default) the pipe stays as it is.
 const PIPE_BYTES: usize = 1024 * 1024;
 
-fn widen_if_pipe(file: &File) {
-    if file.metadata().is_ok_and(|m| m.file_type().is_fifo()) {
-        // SAFETY: fcntl(2) on a descriptor `file` holds open; F_SETPIPE_SZ only resizes the pipe.
-        unsafe {
-            libc::fcntl(
-                file.as_raw_fd(),
-                libc::F_SETPIPE_SZ,
-                PIPE_BYTES as libc::c_int,
-            )
-        };
-    }
-}
-
-/// Makes the calling thread `SCHED_BATCH`: it keeps its full share of the CPU, but a batch that
-/// wakes it no longer preempts the event loop that handed it over, which finishes its pass
-/// first. (The writer preempting the loop mid-pass on a shared core cost more than its writes:
-/// with the access log into a pipe, `bench.py --compare logging` went from 1.14x to 1.07x CPU
-/// per request on `wrk -c100`.)
-fn yield_to_event_loops() {
-    let param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: sched_setscheduler(2) on the calling thread (pid 0) with a valid parameter; any
-    // thread may move itself from SCHED_OTHER to SCHED_BATCH.
-    unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) };
-}
-
 /// The writer thread: each batch in one `write` to stdout, then back to the spares.
 fn write_batches(batches: Receiver<Vec<u8>>) {
-    yield_to_event_loops();
+    // SCHED_BATCH keeps the writer its share of the CPU, but a batch that wakes it no longer
+    // preempts the event loop that handed it over, which finishes its pass first.
+    sys::schedule_as_batch();
     let stdout = std::io::stdout();
     let mut out: Box<dyn Write> = match stdout.as_fd().try_clone_to_owned() {
         Ok(fd) => {
             let file = File::from(fd);
-            widen_if_pipe(&file);
+            if file.metadata().is_ok_and(|m| m.file_type().is_fifo()) {
+                sys::widen_pipe(&file, PIPE_BYTES);
+            }
             Box::new(file)
         }
         // Without a descriptor to share (it cannot happen for a live stdout), stay correct.

@@ -9,7 +9,7 @@
 //! request's `Host`, `User-Agent`, `Referer`, `X-Forwarded-For`, request id and W3C trace context.
 //! Which answer a request gets is `http`'s decision; sockets are `conn`'s and `worker`'s.
 
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -334,40 +334,25 @@ impl<'a> TraceParent<'a> {
     }
 }
 
-/// One worker's maker of request ids: 128 bits from a fast generator (wyrand) seeded from the
-/// operating system, as 32 lowercase hex digits. Unique for practical purposes, not secret. The
+/// One worker's maker of request ids: 128 bits from a fast generator (`fastrand`'s wyrand,
+/// seeded per worker), as 32 lowercase hex digits. Unique for practical purposes, not secret. The
 /// same generator picks weighted statuses and delays.
 pub struct RequestIds {
-    state: Cell<u64>,
+    rng: RefCell<fastrand::Rng>,
 }
 
 impl RequestIds {
     pub const LEN: usize = 32;
 
     pub fn new() -> RequestIds {
-        let mut seed = [0u8; 8];
-        // SAFETY: getrandom writes at most `seed.len()` bytes into the buffer we own.
-        let filled = unsafe { libc::getrandom(seed.as_mut_ptr().cast(), seed.len(), 0) };
-        let seed = if filled == seed.len() as isize {
-            u64::from_ne_bytes(seed)
-        } else {
-            // Without the system's randomness, the clock still tells workers and restarts apart.
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default();
-            now.as_nanos() as u64 ^ (&seed as *const _ as u64)
-        };
         RequestIds {
-            state: Cell::new(seed),
+            rng: RefCell::new(fastrand::Rng::new()),
         }
     }
 
     /// 64 random bits, for request ids, weighted statuses and delays.
     pub fn random(&self) -> u64 {
-        let state = self.state.get().wrapping_add(0xa076_1d64_78bd_642f);
-        self.state.set(state);
-        let product = u128::from(state) * u128::from(state ^ 0xe703_7ed1_a0b4_28db);
-        ((product >> 64) as u64) ^ (product as u64)
+        self.rng.borrow_mut().u64(..)
     }
 
     /// Writes a new id into `id`.

@@ -11,6 +11,8 @@
 
 use std::time::{Duration, Instant};
 
+use crate::sys;
+
 /// How long after a connection closes the loop tidies its memory: at most once per this while
 /// connections come and go, never while nothing happens. A flood's connections are cut by the
 /// same timeout within moments of each other, so a second later the Slab can shrink past the last
@@ -24,24 +26,15 @@ pub const FLOOD_BYTES: usize = 64 * 1024;
 /// this much free space at its top. glibc's own starting value, kept from moving.
 const THRESHOLD_BYTES: i32 = 128 * 1024;
 
-/// Fixes the allocator's thresholds. Call once at start, before the threads.
+/// Fixes the allocator's thresholds; at start, before the threads allocate much.
 pub fn fix_thresholds() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt has no preconditions; it is called before any other thread exists.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, THRESHOLD_BYTES);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, THRESHOLD_BYTES);
-    }
+    sys::fix_allocator_thresholds(THRESHOLD_BYTES);
 }
 
 /// Hands the allocator's whole free pages inside its arenas back to the kernel, where a flood's
 /// per-connection buffers were. It takes each arena's lock in turn: call it rarely.
 pub fn return_free_pages() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim has no preconditions; it takes each arena's lock itself.
-    unsafe {
-        libc::malloc_trim(0);
-    }
+    sys::return_free_pages();
 }
 
 /// One event loop's account of what its connections hold in user space (their Slab entries and

@@ -26,6 +26,7 @@ use crate::net::{self, BindError, ListenOptions};
 use crate::serve::control::Control;
 use crate::serve::worker::{Listener, Worker, WorkerEnd, WorkerOptions, ADMIN_CONNECTIONS};
 use crate::site::{Phase, Published, Site};
+use crate::sys;
 
 const SIGNALS: Token = Token(0);
 const WORKER_EXIT: Token = Token(1);
@@ -274,7 +275,7 @@ fn connection_budget(config: &Config) -> usize {
         .admin_listen
         .map_or(0, |_| 1 + ADMIN_CONNECTIONS as u64);
     let beside = config.listen.len() as u64 + admin;
-    match net::raise_fd_limit() {
+    match sys::raise_fd_limit() {
         Ok(limit) => {
             let reserved = net::reserved_fds(config.workers, beside);
             let usable = usize::try_from(limit.saturating_sub(reserved))

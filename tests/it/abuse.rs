@@ -166,7 +166,7 @@ fn slowloris_connections_are_cut_by_the_read_timeout_while_others_are_served() {
 #[test]
 fn a_flood_of_connections_gives_its_memory_back_once_cut() {
     // Each flooding connection takes a descriptor here and one in the server.
-    let fd_limit = responder::net::raise_fd_limit().unwrap();
+    let fd_limit = responder::sys::raise_fd_limit().unwrap();
     let flood_size = 3000.min(fd_limit.saturating_sub(200) as usize);
     assert!(
         flood_size >= 1000,

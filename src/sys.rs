@@ -1,0 +1,88 @@
+//! Every call into the C library the server makes, each behind a safe function whose soundness
+//! does not depend on its caller: the descriptor limit, the allocator's thresholds and free pages,
+//! a pipe's capacity, the writer thread's scheduling class, the host's name. It is the one
+//! module allowed `unsafe`; what each call is for is said where it is called.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::os::fd::AsRawFd;
+use std::sync::Once;
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit and returns the soft limit now in force.
+pub fn raise_fd_limit() -> io::Result<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own; setrlimit only reads it.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit = raised;
+            }
+        }
+    }
+    Ok(limit.rlim_cur)
+}
+
+/// Fixes glibc's mmap and trim thresholds at `bytes`, once per process however often it is
+/// called (elsewhere, musl or other systems, it does nothing).
+pub fn fix_allocator_thresholds(bytes: i32) {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: mallopt takes the arenas' locks itself, so other threads may allocate
+        // meanwhile; it only sets two parameters.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, bytes);
+            libc::mallopt(libc::M_TRIM_THRESHOLD, bytes);
+        }
+        #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+        let _ = bytes;
+    });
+}
+
+/// Hands the allocator's whole free pages inside its arenas back to the kernel (glibc only).
+pub fn return_free_pages() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim has no preconditions; it takes each arena's lock itself.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// Asks for a pipe of `bytes` behind `fd`; a descriptor that is not a pipe, or a size above
+/// `fs.pipe-max-size`, leaves it as it is.
+pub fn widen_pipe(fd: &impl AsRawFd, bytes: usize) {
+    let bytes = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    // SAFETY: fcntl(2) on a descriptor the caller holds open; F_SETPIPE_SZ only resizes a pipe
+    // and fails on anything else.
+    unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, bytes) };
+}
+
+/// Moves the calling thread to `SCHED_BATCH`.
+pub fn schedule_as_batch() {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: sched_setscheduler(2) on the calling thread (pid 0) with a valid parameter; any
+    // thread may move itself from SCHED_OTHER to SCHED_BATCH.
+    unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) };
+}
+
+/// This machine's name (the pod's, in Kubernetes); empty if it cannot be read.
+pub fn hostname() -> String {
+    let mut name = [0u8; 256];
+    // SAFETY: gethostname writes at most `name.len()` bytes into the buffer we own.
+    let rc = unsafe { libc::gethostname(name.as_mut_ptr().cast(), name.len()) };
+    if rc != 0 {
+        return String::new();
+    }
+    let len = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+    String::from_utf8_lossy(&name[..len]).into_owned()
+}
