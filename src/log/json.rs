@@ -8,11 +8,13 @@
 //! lends its lines the time it read after its wait ([`PassTime`]). Which buffer that is, and where
 //! the lines go, is `telemetry`'s business.
 //!
-//! A bytes field named [`FIELDS`] is a run of members formatted ahead by the code that had the
-//! values (the access log's, through `log::access`): it is copied into the line as it is,
-//! so a line of twenty fields costs one copy instead of twenty visits.
+//! The access line's members are formatted ahead by the code that had the values
+//! (`log::access`) and staged on the thread ([`stage_members`]) for the one event being emitted:
+//! the layer copies them into that event's line as they are, so a line of twenty fields costs one
+//! copy instead of twenty visits. Only this module can stage members, so no other event, of any
+//! crate, can have bytes copied into a line unescaped.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::fmt::{self, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -21,10 +23,6 @@ use tracing::field::{Field, Visit};
 use crate::{clock, escape};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
-
-/// The name of the bytes field whose value is a run of JSON members (`,"name":value...`), written
-/// into the line as it is.
-pub const FIELDS: &str = "fields";
 
 /// Formats one line onto the end of the buffer it is given.
 pub type WriteLine<'a> = dyn FnMut(&mut Vec<u8>) + 'a;
@@ -49,12 +47,56 @@ fn format_line(line: &mut Vec<u8>, event: &Event<'_>) {
     line.extend_from_slice(b"\",\"level\":\"");
     line.extend_from_slice(meta.level().as_str().as_bytes());
     line.push(b'"');
-    event.record(&mut Fields(line));
+    if !take_staged(line) {
+        event.record(&mut Fields(line));
+    }
     // A target is a module path or a name of ours: nothing in it needs escaping.
     line.extend_from_slice(b",\"target\":\"");
     line.extend_from_slice(meta.target().as_bytes());
     line.push(b'"');
     line.extend_from_slice(b"}\n");
+}
+
+thread_local! {
+    /// The members staged for the event this thread is emitting; they keep their capacity.
+    static STAGED: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    /// Set while members are staged and no line has taken them.
+    static ARMED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Stages the members `write` appends (`,"name":value...`) for the next line this thread
+/// formats, which copies them instead of its event's own fields. Call it as the value of the one
+/// field of the event being emitted: `tracing` computes it only when the event is enabled, right
+/// before the layer formats it. Returns true, the field's value.
+pub fn stage_members(write: impl FnOnce(&mut Vec<u8>)) -> bool {
+    STAGED.with(|staged| {
+        // Borrowed already: members staged while writing members, which cannot happen.
+        if let Ok(mut staged) = staged.try_borrow_mut() {
+            staged.clear();
+            write(&mut staged);
+            ARMED.set(true);
+        }
+    });
+    true
+}
+
+/// Spends staged members that no line took.
+pub fn unstage() {
+    ARMED.set(false);
+}
+
+/// Copies the staged members into `line`, if any are staged; they are then spent.
+fn take_staged(line: &mut Vec<u8>) -> bool {
+    if !ARMED.replace(false) {
+        return false;
+    }
+    STAGED.with(|staged| match staged.try_borrow() {
+        Ok(staged) => {
+            line.extend_from_slice(&staged);
+            true
+        }
+        Err(_) => false,
+    })
 }
 
 /// Writes each field as `,"name":value`.
@@ -101,14 +143,6 @@ impl Visit for Fields<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         self.name(field);
         write_string(self.0, value);
-    }
-
-    fn record_bytes(&mut self, field: &Field, value: &[u8]) {
-        if field.name() == FIELDS {
-            self.0.extend_from_slice(value);
-        } else {
-            self.record_debug(field, &value);
-        }
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
@@ -211,6 +245,32 @@ mod tests {
 
     fn capture(write: &mut WriteLine<'_>) {
         CAPTURED.with_borrow_mut(|lines| write(lines));
+    }
+
+    #[test]
+    fn only_staged_members_are_copied_and_another_events_bytes_are_escaped() {
+        let subscriber = tracing_subscriber::registry().with(JsonLines { append: capture });
+        tracing::subscriber::with_default(subscriber, || {
+            let forged: &[u8] = b",\"status\":200";
+            tracing::info!(fields = forged, staged = true, "forged");
+            tracing::info!(staged = stage_members(|m| m.extend_from_slice(b",\"status\":204")));
+            tracing::info!("after");
+        });
+        let lines = String::from_utf8(CAPTURED.take()).unwrap();
+        let lines: Vec<&str> = lines.lines().collect();
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        for line in &lines {
+            let parsed: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert!(parsed.is_object(), "{line}");
+        }
+        assert!(!lines[0].contains(r#","status":200"#), "{}", lines[0]);
+        assert!(lines[0].contains(r#""fields":"#), "{}", lines[0]);
+        assert!(
+            lines[1].contains(r#","status":204,"target""#),
+            "{}",
+            lines[1]
+        );
+        assert!(!lines[2].contains("status"), "{}", lines[2]);
     }
 
     #[test]
