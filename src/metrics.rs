@@ -44,16 +44,46 @@ pub const DURATION_BUCKETS_US: [u64; 10] = [
     100, 1_000, 5_000, 10_000, 50_000, 100_000, 500_000, 1_000_000, 5_000_000, 10_000_000,
 ];
 
-/// Why connections closed, as counted (see `connection::CloseReason::label`).
-pub const CLOSE_REASONS: [&str; 7] = [
-    "client_closed",
-    "done",
-    "keep_alive_timeout",
-    "read_timeout",
-    "write_timeout",
-    "error",
-    "shutdown",
-];
+/// Why a connection ended, as counted and logged: the one table its metric labels, its log
+/// field's values and its counters' indices all come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closed {
+    /// The peer closed its side, or finished its graceful close.
+    ClientClosed,
+    /// The last answer said `Connection: close` and is written.
+    Done,
+    /// Keep-alive: no next request within the idle timeout.
+    IdleTimeout,
+    ReadTimeout,
+    WriteTimeout,
+    Error,
+    Shutdown,
+}
+
+impl Closed {
+    /// In declaration order, which is each one's counter index.
+    pub const ALL: [Closed; 7] = [
+        Closed::ClientClosed,
+        Closed::Done,
+        Closed::IdleTimeout,
+        Closed::ReadTimeout,
+        Closed::WriteTimeout,
+        Closed::Error,
+        Closed::Shutdown,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Closed::ClientClosed => "client_closed",
+            Closed::Done => "done",
+            Closed::IdleTimeout => "keep_alive_timeout",
+            Closed::ReadTimeout => "read_timeout",
+            Closed::WriteTimeout => "write_timeout",
+            Closed::Error => "error",
+            Closed::Shutdown => "shutdown",
+        }
+    }
+}
 
 /// The kinds of errors counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,7 +134,7 @@ pub struct WorkerStats {
     pub active: Counter,
     pub bytes_in: Counter,
     pub bytes_out: Counter,
-    closes: [Counter; CLOSE_REASONS.len()],
+    closes: [Counter; Closed::ALL.len()],
     errors: [Counter; ErrorClass::ALL.len()],
     duration_buckets: [Counter; DURATION_BUCKETS_US.len() + 1],
     duration_sum_us: Counter,
@@ -142,10 +172,8 @@ impl WorkerStats {
         self.duration_sum_us.add(duration_us);
     }
 
-    pub fn close(&self, reason_index: usize) {
-        if let Some(counter) = self.closes.get(reason_index) {
-            counter.add(1);
-        }
+    pub fn close(&self, closed: Closed) {
+        self.closes[closed as usize].add(1);
     }
 
     pub fn error(&self, class: ErrorClass) {
@@ -194,7 +222,7 @@ impl Metrics {
             active: sum(&|w| w.active.get()),
             bytes_in: sum(&|w| w.bytes_in.get()),
             bytes_out: sum(&|w| w.bytes_out.get()),
-            closes: (0..CLOSE_REASONS.len())
+            closes: (0..Closed::ALL.len())
                 .map(|i| sum(&|w| w.closes[i].get()))
                 .collect(),
             errors: (0..ErrorClass::ALL.len())
@@ -276,10 +304,10 @@ impl Collector for Snapshot {
             "Connections open now.",
             self.active as i64,
         )?;
-        let closes = CLOSE_REASONS
+        let closes = Closed::ALL
             .iter()
             .zip(&self.closes)
-            .map(|(r, n)| (r.to_string(), *n));
+            .map(|(c, n)| (c.label().to_string(), *n));
         labelled(
             &mut e,
             "responder_connections_closed",
@@ -340,5 +368,21 @@ impl Collector for Snapshot {
             "0 serving, 1 shutdown delay (not ready), 2 draining, 3 closing what is left.",
             self.phase as i64,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_close_reason_counts_at_its_place_in_the_table_under_its_own_label() {
+        for (i, closed) in Closed::ALL.into_iter().enumerate() {
+            assert_eq!(closed as usize, i, "{closed:?}");
+        }
+        let mut labels: Vec<&str> = Closed::ALL.iter().map(|c| c.label()).collect();
+        labels.sort_unstable();
+        labels.dedup();
+        assert_eq!(labels.len(), Closed::ALL.len());
     }
 }

@@ -18,7 +18,7 @@ use mio::net::TcpStream;
 use crate::answers::{AnswerId, Role};
 use crate::http::status::Rejection;
 use crate::http::{RequestStream, Verdict, OUTPUT_HIGH_WATER};
-use crate::metrics::CLOSE_REASONS;
+use crate::metrics::Closed;
 use crate::serve::exchange::{self, Pass};
 use crate::serve::timer::{Deadlines, Entry};
 use crate::site::Settings;
@@ -56,21 +56,16 @@ impl Default for Scratch {
     }
 }
 
-/// Why a connection ended; logged and counted on close.
+/// Why a connection ended, with an error's details; logged and counted on close as its
+/// [`Closed`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CloseReason {
-    /// The peer closed its side, or finished its graceful close.
     ClientClosed,
-    /// The last answer said `Connection: close` and is written.
     Done,
-    /// Keep-alive: no next request within the idle timeout.
     IdleTimeout,
     ReadTimeout,
     WriteTimeout,
-    Error {
-        kind: ErrorKind,
-        errno: Option<i32>,
-    },
+    Error { kind: ErrorKind, errno: Option<i32> },
     Shutdown,
 }
 
@@ -82,21 +77,17 @@ impl CloseReason {
         }
     }
 
-    /// Its index in `metrics::CLOSE_REASONS`, whose label it has.
-    pub fn index(self) -> usize {
+    /// What it is counted and logged as.
+    pub fn closed(self) -> Closed {
         match self {
-            CloseReason::ClientClosed => 0,
-            CloseReason::Done => 1,
-            CloseReason::IdleTimeout => 2,
-            CloseReason::ReadTimeout => 3,
-            CloseReason::WriteTimeout => 4,
-            CloseReason::Error { .. } => 5,
-            CloseReason::Shutdown => 6,
+            CloseReason::ClientClosed => Closed::ClientClosed,
+            CloseReason::Done => Closed::Done,
+            CloseReason::IdleTimeout => Closed::IdleTimeout,
+            CloseReason::ReadTimeout => Closed::ReadTimeout,
+            CloseReason::WriteTimeout => Closed::WriteTimeout,
+            CloseReason::Error { .. } => Closed::Error,
+            CloseReason::Shutdown => Closed::Shutdown,
         }
-    }
-
-    pub fn label(self) -> &'static str {
-        CLOSE_REASONS[self.index()]
     }
 }
 

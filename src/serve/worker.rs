@@ -569,13 +569,13 @@ impl Worker {
 
     /// Counts and logs a connection's end (its socket is already dropped).
     fn closed(&self, conn_id: u64, reason: CloseReason) {
-        self.stats.close(reason.index());
+        self.stats.close(reason.closed());
         self.stats.active.set(self.conns.len() as u64);
         if let CloseReason::Error { kind, errno } = reason {
             self.stats.error(ErrorClass::of(kind));
-            tracing::debug!(conn = conn_id, reason = reason.label(), error = %kind, errno, "close");
+            tracing::debug!(conn = conn_id, reason = reason.closed().label(), error = %kind, errno, "close");
         } else {
-            tracing::debug!(conn = conn_id, reason = reason.label(), "close");
+            tracing::debug!(conn = conn_id, reason = reason.closed().label(), "close");
         }
     }
 
