@@ -24,7 +24,7 @@ pub struct Settings {
     pub tcp_cork: bool,
     pub access_log: bool,
     /// Whether requests to the built-in endpoints are logged too.
-    pub log_builtins: bool,
+    pub log_health_checks: bool,
     pub request_id: RequestIdMode,
 }
 
@@ -49,7 +49,7 @@ impl Site {
                 write_timeout: config.write_timeout,
                 tcp_cork: config.tcp_cork,
                 access_log: config.access_log,
-                log_builtins: config.endpoints.log,
+                log_health_checks: config.endpoints.log_health_checks,
                 request_id: config.request_id,
             },
         }

@@ -24,8 +24,8 @@ pub struct Framing<'a> {
 }
 
 impl Framing<'_> {
-    /// A refusal's: whole, then the connection closes.
-    pub fn refusal(minor: u8, request_id: &[u8]) -> Framing<'_> {
+    /// A rejected's: whole, then the connection closes.
+    pub fn rejected(minor: u8, request_id: &[u8]) -> Framing<'_> {
         Framing {
             minor,
             keep_alive: false,

@@ -272,7 +272,10 @@ impl Config {
         if let Some(name) = &file.request_id_header {
             self.request_id_header.clone_from(&name.0);
         }
-        set(&mut self.endpoints.log, file.log_health_checks);
+        set(
+            &mut self.endpoints.log_health_checks,
+            file.log_health_checks,
+        );
         if let Some(pages) = &file.error_pages {
             set(&mut self.error_pages.enabled, pages.enabled);
             if let Some(dir) = &pages.dir {

@@ -34,7 +34,7 @@ pub struct Endpoints {
     pub metrics_path: String,
     /// Whether requests to these appear in the access log (off: probes and scrapes would be most
     /// of its volume).
-    pub log: bool,
+    pub log_health_checks: bool,
 }
 
 impl Default for Endpoints {
@@ -43,7 +43,7 @@ impl Default for Endpoints {
             health_path: DEFAULT_HEALTH_PATH.into(),
             ready_path: DEFAULT_READY_PATH.into(),
             metrics_path: DEFAULT_METRICS_PATH.into(),
-            log: false,
+            log_health_checks: false,
         }
     }
 }

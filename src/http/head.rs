@@ -6,7 +6,7 @@ use super::chunked::Chunked;
 use super::request_line::{absolute_form, strip_query, valid_authority, RequestLine};
 use super::status::Rejection;
 use super::{
-    Body, Client, Context, Limits, Refusal, Selectors, Target, HIGHEST_MINOR, MAX_HEADERS,
+    Body, Client, Context, Limits, Rejected, Selectors, Target, HIGHEST_MINOR, MAX_HEADERS,
 };
 use crate::ascii;
 
@@ -36,7 +36,7 @@ pub fn find_head_end(buf: &[u8], from: usize) -> Option<usize> {
 pub(super) fn parse_complete_head<'a>(
     head: &'a [u8],
     cx: &Context<'_>,
-) -> Result<Head<'a>, Refusal> {
+) -> Result<Head<'a>, Rejected> {
     if head.len() > cx.limits.max_header_bytes {
         return Err(too_long(head, cx));
     }
@@ -45,13 +45,13 @@ pub(super) fn parse_complete_head<'a>(
 
 /// A head past the limit: 414 when its request line alone is (and starts as one should), 431
 /// when it is a well-formed start, 400 when it is garbage, however long.
-pub(super) fn too_long(head: &[u8], cx: &Context<'_>) -> Refusal {
+pub(super) fn too_long(head: &[u8], cx: &Context<'_>) -> Rejected {
     let line_len = head.iter().position(|&b| b == b'\n').unwrap_or(head.len());
     if line_len > cx.limits.max_header_bytes && RequestLine::plausible_start(&head[..line_len]) {
         return Rejection::UriTooLong.into();
     }
     match parse_head(head, cx.request_id_header) {
-        Err(refusal) => refusal,
+        Err(rejected) => rejected,
         Ok(_) => Rejection::HeadersTooLarge.into(),
     }
 }
@@ -196,7 +196,7 @@ impl<'a> Head<'a> {
 pub(super) fn parse_head<'a>(
     buf: &'a [u8],
     request_id_header: Option<&[u8]>,
-) -> Result<Option<Head<'a>>, Refusal> {
+) -> Result<Option<Head<'a>>, Rejected> {
     let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut fields);
     let parsed = req.parse(buf);
@@ -208,13 +208,13 @@ pub(super) fn parse_head<'a>(
         },
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(httparse::Error::TooManyHeaders) => {
-            return Err(Refusal::new(Rejection::HeadersTooLarge, minor))
+            return Err(Rejected::new(Rejection::HeadersTooLarge, minor))
         }
         Err(httparse::Error::Version) => return parse_later_minor_version(buf, request_id_header),
-        Err(_) => return Err(Refusal::new(Rejection::BadRequest, minor)),
+        Err(_) => return Err(Rejected::new(Rejection::BadRequest, minor)),
     };
     let head = Head::new(method, target, version, fields, buf, request_id_header)
-        .map_err(|r| Refusal::new(r, version))?;
+        .map_err(|r| Rejected::new(r, version))?;
     Ok(Some(head))
 }
 
@@ -224,7 +224,7 @@ pub(super) fn parse_head<'a>(
 fn parse_later_minor_version<'a>(
     buf: &'a [u8],
     request_id_header: Option<&[u8]>,
-) -> Result<Option<Head<'a>>, Refusal> {
+) -> Result<Option<Head<'a>>, Rejected> {
     let Some(line) = RequestLine::parse(buf) else {
         // The line's end has not come yet: wait for it (a 414 bounds the wait).
         if !buf.contains(&b'\n') && RequestLine::plausible_start(buf) {

@@ -113,14 +113,14 @@ pub trait Exchanges {
         selectors: &Selectors<'_>,
     ) -> Self::Choice;
     /// Appends the answer to `exchange` to `out`; returns how long to hold it, if at all.
-    fn answer(
+    fn write_answer(
         &mut self,
         exchange: &Exchange<'_, Self::Choice>,
         out: &mut Vec<u8>,
     ) -> Option<Duration>;
-    /// Appends the refusal to `out`; the connection closes after it. `client` holds what the
+    /// Appends the rejection to `out`; the connection closes after it. `client` holds what the
     /// request said of itself, as far as its head was parsed.
-    fn reject(&mut self, refusal: Refusal, client: &Client<'_>, out: &mut Vec<u8>);
+    fn reject(&mut self, rejected: Rejected, client: &Client<'_>, out: &mut Vec<u8>);
 }
 
 /// A parsed request line, for the debug log.
@@ -413,8 +413,8 @@ impl<C: Copy> RequestStream<C> {
         let exchange = self.pending.as_deref().map(Pending::exchange);
         let minor = exchange.map_or(HIGHEST_MINOR, |e| e.version);
         let client = exchange.map(|e| e.client).unwrap_or_default();
-        let refusal = Refusal::new(rejection, minor);
-        Step::Stop(reject(refusal, &client, pos, exchanges, out))
+        let rejected = Rejected::new(rejection, minor);
+        Step::Stop(reject(rejected, &client, pos, exchanges, out))
     }
 
     /// The body ended at `pos`: answer the request it belonged to.
@@ -427,13 +427,13 @@ impl<C: Copy> RequestStream<C> {
     ) -> Step {
         self.body = Body::None;
         match self.pending.as_deref() {
-            Some(pending) => answer(&pending.exchange(), input, pos, exchanges, out),
+            Some(pending) => answer_then_go_on(&pending.exchange(), input, pos, exchanges, out),
             None => Step::Next(pos),
         }
     }
 
     /// Keeps the decision for `exchange` until its body is read, reusing the box it had.
-    fn hold(&mut self, exchange: &Exchange<'_, C>) {
+    fn keep_pending(&mut self, exchange: &Exchange<'_, C>) {
         match self.pending.as_deref_mut() {
             Some(pending) => pending.keep(exchange),
             None => self.pending = Some(Box::new(Pending::new(exchange))),
@@ -461,8 +461,8 @@ impl<C: Copy> RequestStream<C> {
         self.started = None;
         let head = match parse_complete_head(&rest[..head_len], cx) {
             Ok(head) => head,
-            Err(refusal) => {
-                return Step::Stop(reject(refusal, &Client::default(), pos, exchanges, out))
+            Err(rejected) => {
+                return Step::Stop(reject(rejected, &Client::default(), pos, exchanges, out))
             }
         };
         let pos = pos + head_len;
@@ -475,8 +475,8 @@ impl<C: Copy> RequestStream<C> {
         let (target, body) = match head.check(cx.limits) {
             Ok(decided) => decided,
             Err(rejection) => {
-                let refusal = Refusal::new(rejection, head.version);
-                return Step::Stop(reject(refusal, &head.client, pos, exchanges, out));
+                let rejected = Rejected::new(rejection, head.version);
+                return Step::Stop(reject(rejected, &head.client, pos, exchanges, out));
             }
         };
         // Expect: 100-continue with a body is answered at once, without waiting for (or reading)
@@ -496,14 +496,14 @@ impl<C: Copy> RequestStream<C> {
         };
         if early {
             // The body the client may send must not wait behind a delay: answered at once.
-            let _ = exchanges.answer(&exchange, out);
+            let _ = exchanges.write_answer(&exchange, out);
             return Step::Stop(progress(pos, Verdict::Close { linger: true }));
         }
         if body == Body::None {
-            return answer(&exchange, input, pos, exchanges, out);
+            return answer_then_go_on(&exchange, input, pos, exchanges, out);
         }
         self.body = body;
-        self.hold(&exchange);
+        self.keep_pending(&exchange);
         Step::Next(pos)
     }
 
@@ -520,14 +520,14 @@ impl<C: Copy> RequestStream<C> {
         let first_look = self.scanned == 0;
         self.scanned = rest.len();
         if rest.len() > cx.limits.max_header_bytes {
-            let refusal = too_long(rest, cx);
-            return reject(refusal, &Client::default(), pos, exchanges, out);
+            let rejected = too_long(rest, cx);
+            return reject(rejected, &Client::default(), pos, exchanges, out);
         }
         // Checking the first bytes of a request at once answers a TLS handshake or a binary
         // probe with 400 now, instead of after the read timeout.
         if first_look {
-            if let Err(refusal) = parse_head(rest, cx.request_id_header) {
-                return reject(refusal, &Client::default(), pos, exchanges, out);
+            if let Err(rejected) = parse_head(rest, cx.request_id_header) {
+                return reject(rejected, &Client::default(), pos, exchanges, out);
             }
         }
         progress(pos, Verdict::Wait)
@@ -547,7 +547,7 @@ fn skip_blank_lines(input: &[u8], mut pos: usize, scanned: usize) -> usize {
 }
 
 /// Has `exchange` answered; the connection closes after it unless it is kept alive.
-fn answer<C: Copy>(
+fn answer_then_go_on<C: Copy>(
     exchange: &Exchange<'_, C>,
     input: &[u8],
     pos: usize,
@@ -556,7 +556,7 @@ fn answer<C: Copy>(
 ) -> Step {
     let from = out.len();
     let hold = exchanges
-        .answer(exchange, out)
+        .write_answer(exchange, out)
         .map(|delay| Hold { from, delay });
     let verdict = if exchange.keep_alive {
         if hold.is_none() {
@@ -575,16 +575,16 @@ fn answer<C: Copy>(
     })
 }
 
-/// Has the refusal written; the connection closes after it, gracefully, since the peer may still
+/// Has the rejection written; the connection closes after it, gracefully, since the peer may still
 /// be sending the rest of what was refused.
 fn reject<C>(
-    refusal: Refusal,
+    rejected: Rejected,
     client: &Client<'_>,
     consumed: usize,
     exchanges: &mut impl Exchanges<Choice = C>,
     out: &mut Vec<u8>,
 ) -> Progress {
-    exchanges.reject(refusal, client, out);
+    exchanges.reject(rejected, client, out);
     progress(consumed, Verdict::Close { linger: true })
 }
 
@@ -596,23 +596,23 @@ fn progress(consumed: usize, verdict: Verdict) -> Progress {
     }
 }
 
-/// A refusal, with the version to say it in: the request's, or HTTP/1.1 when the request line was
+/// A rejected, with the version to say it in: the request's, or HTTP/1.1 when the request line was
 /// not understood (or never came).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Refusal {
+pub struct Rejected {
     pub rejection: Rejection,
     pub minor: u8,
 }
 
-impl Refusal {
-    pub(super) fn new(rejection: Rejection, minor: u8) -> Refusal {
-        Refusal { rejection, minor }
+impl Rejected {
+    pub(super) fn new(rejection: Rejection, minor: u8) -> Rejected {
+        Rejected { rejection, minor }
     }
 }
 
-impl From<Rejection> for Refusal {
-    fn from(rejection: Rejection) -> Refusal {
-        Refusal::new(rejection, HIGHEST_MINOR)
+impl From<Rejection> for Rejected {
+    fn from(rejection: Rejection) -> Rejected {
+        Rejected::new(rejection, HIGHEST_MINOR)
     }
 }
 
@@ -631,15 +631,15 @@ mod tests {
 
         fn choose(&mut self, _: &str, _: Target<'_>, _: &Selectors<'_>) {}
 
-        fn answer(&mut self, e: &Exchange<'_, ()>, out: &mut Vec<u8>) -> Option<Duration> {
+        fn write_answer(&mut self, e: &Exchange<'_, ()>, out: &mut Vec<u8>) -> Option<Duration> {
             let persistence = if e.keep_alive { "keep-alive" } else { "close" };
             let line = format!("200 {} {} {persistence}\n", e.method, e.target);
             out.extend_from_slice(line.as_bytes());
             None
         }
 
-        fn reject(&mut self, refusal: Refusal, _: &Client<'_>, out: &mut Vec<u8>) {
-            let line = format!("{} 1.{}\n", refusal.rejection.status(), refusal.minor);
+        fn reject(&mut self, rejected: Rejected, _: &Client<'_>, out: &mut Vec<u8>) {
+            let line = format!("{} 1.{}\n", rejected.rejection.status(), rejected.minor);
             out.extend_from_slice(line.as_bytes());
         }
     }

@@ -254,7 +254,7 @@ impl Connection {
                 self.stream = RequestStream::default();
                 self.paused = false;
                 scratch.output.clear();
-                exchange::refuse(
+                exchange::reject_connection(
                     &pass.site.responses,
                     pass.stats,
                     self.id,
@@ -344,7 +344,7 @@ impl Connection {
                 State::Lingering => return self.discard(scratch),
                 State::Open if self.paused => {
                     self.paused = false;
-                    if let Err(e) = self.answer(pass, scratch, 0) {
+                    if let Err(e) = self.feed(pass, scratch, 0) {
                         return Some(CloseReason::error(&e));
                     }
                 }
@@ -361,7 +361,7 @@ impl Connection {
                         // epoll reports new data as a new edge: no need to read until WouldBlock.
                         // A FIN already reported is no new edge, so then read on to the 0.
                         self.may_read = n == scratch.input.len() || self.peer_closed;
-                        if let Err(e) = self.answer(pass, scratch, n) {
+                        if let Err(e) = self.feed(pass, scratch, n) {
                             return Some(CloseReason::error(&e));
                         }
                     }
@@ -379,7 +379,7 @@ impl Connection {
 
     /// Feeds `n` new bytes of `scratch.input` (after any kept partial request) to the request
     /// stream and sends what it answers.
-    fn answer(&mut self, pass: &Pass<'_>, scratch: &mut Scratch, n: usize) -> io::Result<()> {
+    fn feed(&mut self, pass: &Pass<'_>, scratch: &mut Scratch, n: usize) -> io::Result<()> {
         let cx = pass.context();
         let mut responder = pass.responder(self.id, self.peer, self.role);
         scratch.output.clear();

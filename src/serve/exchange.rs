@@ -18,7 +18,7 @@ use crate::answers::{AnswerId, Framing, Resolved, Responses, Role, Sent};
 use crate::config::RequestIdMode;
 use crate::http::status::Rejection;
 use crate::http::{
-    version_name, Client, Context, Exchange, Exchanges, Refusal, Request, Selectors, Target,
+    version_name, Client, Context, Exchange, Exchanges, Rejected, Request, Selectors, Target,
 };
 use crate::log::{self, key, FieldWriter, Record};
 use crate::metrics::{Metrics, WorkerStats};
@@ -93,7 +93,11 @@ impl Exchanges for Responder<'_> {
         responses.choose(method, target, ready, self.role, selectors)
     }
 
-    fn answer(&mut self, exchange: &Exchange<'_, AnswerId>, out: &mut Vec<u8>) -> Option<Duration> {
+    fn write_answer(
+        &mut self,
+        exchange: &Exchange<'_, AnswerId>,
+        out: &mut Vec<u8>,
+    ) -> Option<Duration> {
         let Pass {
             site,
             phase,
@@ -148,21 +152,22 @@ impl Exchanges for Responder<'_> {
         };
         let duration_us = now.saturating_duration_since(exchange.started).as_micros() as u64;
         stats.response(status, bytes, duration_us);
-        if settings.access_log && (settings.log_builtins || !exchange.choice.is_builtin()) {
+        if settings.access_log && (settings.log_health_checks || !exchange.choice.is_builtin()) {
             let client = Client {
                 request_id,
                 ..exchange.client
             };
-            let line = Answered {
+            let requester = Requester {
                 conn_id: self.conn_id,
+                peer: self.peer,
+                client: &client,
+            };
+            let line = AnswerLine {
                 exchange,
                 status,
                 bytes,
                 duration_us,
-                asked: Asked {
-                    peer: self.peer,
-                    client: &client,
-                },
+                requester: &requester,
             };
             log::access("response", &line);
         }
@@ -176,8 +181,8 @@ impl Exchanges for Responder<'_> {
         Some(delay.min + Duration::from_nanos(extra))
     }
 
-    fn reject(&mut self, refusal: Refusal, client: &Client<'_>, out: &mut Vec<u8>) {
-        let asker = Asker {
+    fn reject(&mut self, rejected: Rejected, client: &Client<'_>, out: &mut Vec<u8>) {
+        let requester = Requester {
             conn_id: self.conn_id,
             peer: self.peer,
             client,
@@ -185,24 +190,16 @@ impl Exchanges for Responder<'_> {
         reject(
             &self.pass.site.responses,
             self.pass.stats,
-            &asker,
-            refusal,
+            &requester,
+            rejected,
             out,
         );
     }
 }
 
-/// Who a refusal goes to: the connection, its peer, and what its request said of itself as far
-/// as its head was parsed.
-struct Asker<'a> {
-    conn_id: u64,
-    peer: SocketAddr,
-    client: &'a Client<'a>,
-}
-
-/// Refuses a connection before any request head was parsed (the 408 of a request cut by its
-/// timeout, the 503 at the connection limit), as [`reject`] refuses a request.
-pub fn refuse(
+/// Rejects a connection before any request head was parsed (the 408 of a request cut by its
+/// timeout, the 503 at the connection limit), as [`reject`] rejects a request.
+pub fn reject_connection(
     responses: &Responses,
     stats: &WorkerStats,
     conn_id: u64,
@@ -210,54 +207,49 @@ pub fn refuse(
     rejection: Rejection,
     out: &mut Vec<u8>,
 ) -> Sent {
-    let asker = Asker {
+    let requester = Requester {
         conn_id,
         peer,
         client: &Client::default(),
     };
-    reject(responses, stats, &asker, rejection.into(), out)
+    reject(responses, stats, &requester, rejection.into(), out)
 }
 
-/// Appends the fixed answer to a refused request (or connection) to `out`, counts it and logs it.
-/// Every such answer says `Connection: close`.
+/// Appends the fixed answer to a rejected request (or connection) to `out`, counts it and logs
+/// it. Every such answer says `Connection: close`.
 fn reject(
     responses: &Responses,
     stats: &WorkerStats,
-    asker: &Asker<'_>,
-    refusal: Refusal,
+    requester: &Requester<'_>,
+    rejected: Rejected,
     out: &mut Vec<u8>,
 ) -> Sent {
-    let Refusal { rejection, minor } = refusal;
-    let framing = Framing::refusal(minor, asker.client.request_id);
+    let Rejected { rejection, minor } = rejected;
+    let framing = Framing::rejected(minor, requester.client.request_id);
     let sent = responses.write(responses.rejection(rejection), &framing, out);
     stats.response(sent.status, sent.bytes, 0);
-    let line = Rejected {
-        conn_id: asker.conn_id,
+    let line = RejectionLine {
         sent,
         rejection,
-        asked: Asked {
-            peer: asker.peer,
-            client: asker.client,
-        },
+        requester,
     };
     log::access("request rejected", &line);
     sent
 }
 
 /// The access-log line of an answer.
-struct Answered<'a> {
-    conn_id: u64,
+struct AnswerLine<'a> {
     exchange: &'a Exchange<'a, AnswerId>,
     status: u16,
     bytes: usize,
     duration_us: u64,
-    asked: Asked<'a>,
+    requester: &'a Requester<'a>,
 }
 
-impl Record for Answered<'_> {
+impl Record for AnswerLine<'_> {
     fn write(&self, fields: &mut impl FieldWriter) {
         let exchange = self.exchange;
-        fields.u64(key!("conn"), self.conn_id);
+        fields.u64(key!("conn"), self.requester.conn_id);
         // A method is a token (httparse takes no other byte): no quote, backslash or control.
         fields.plain(key!("method"), exchange.method.as_bytes());
         fields.str(key!("path"), exchange.target);
@@ -266,36 +258,38 @@ impl Record for Answered<'_> {
         fields.u64(key!("bytes"), self.bytes as u64);
         fields.u64(key!("duration_us"), self.duration_us);
         fields.bool(key!("keep_alive"), exchange.keep_alive);
-        self.asked.write(fields);
+        self.requester.write(fields);
     }
 }
 
-/// The access-log line of a refusal.
-struct Rejected<'a> {
-    conn_id: u64,
+/// The access-log line of a rejection.
+struct RejectionLine<'a> {
     sent: Sent,
     rejection: Rejection,
-    asked: Asked<'a>,
+    requester: &'a Requester<'a>,
 }
 
-impl Record for Rejected<'_> {
+impl Record for RejectionLine<'_> {
     fn write(&self, fields: &mut impl FieldWriter) {
-        fields.u64(key!("conn"), self.conn_id);
+        fields.u64(key!("conn"), self.requester.conn_id);
         fields.u64(key!("status"), u64::from(self.sent.status));
         fields.u64(key!("bytes"), self.sent.bytes as u64);
         fields.debug(key!("rejection"), &self.rejection);
-        self.asked.write(fields);
+        self.requester.write(fields);
     }
 }
 
-/// The fields of an access-log line that say who asked: the peer's address, and each value the
-/// request sent (absent when it did not), bounded and escaped (see `log::Shown`).
-struct Asked<'a> {
+/// Who sent a request: its connection, the peer's address, and what the request said of itself
+/// (as far as its head was parsed). As a record, the fields of an access-log line that say who
+/// asked: the peer's address and each value the request sent (absent when it did not), bounded
+/// and escaped (see `log::Shown`).
+struct Requester<'a> {
+    conn_id: u64,
     peer: SocketAddr,
     client: &'a Client<'a>,
 }
 
-impl Record for Asked<'_> {
+impl Record for Requester<'_> {
     fn write(&self, fields: &mut impl FieldWriter) {
         let client = self.client;
         fields.addr(key!("remote_addr"), self.peer);

@@ -388,7 +388,7 @@ impl Worker {
             Role::Admin => self.admin_conns >= ADMIN_CONNECTIONS,
         };
         if at_limit {
-            self.refuse(&mut socket, conn_id, peer, now);
+            self.reject_at_limit(&mut socket, conn_id, peer, now);
             return;
         }
         if let Some((lasted, refused)) = self.at_connection_limit.end(now) {
@@ -424,9 +424,15 @@ impl Worker {
     }
 
     /// Past the connection limit: a best-effort 503 in one non-blocking write, then close.
-    fn refuse(&mut self, socket: &mut TcpStream, conn_id: u64, peer: SocketAddr, now: Instant) {
+    fn reject_at_limit(
+        &mut self,
+        socket: &mut TcpStream,
+        conn_id: u64,
+        peer: SocketAddr,
+        now: Instant,
+    ) {
         let mut out = Vec::new();
-        exchange::refuse(
+        exchange::reject_connection(
             &self.site.responses,
             &self.stats,
             conn_id,

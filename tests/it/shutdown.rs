@@ -252,7 +252,7 @@ fn sigterm_under_load_loses_no_accepted_request() {
         "no connection was refused after the drain"
     );
     // A connection the kernel completed in the microseconds between the last accept and the
-    // listener's close is reset by the kernel, never seen by the server: that is a refusal. Every
+    // listener's close is reset by the kernel, never seen by the server: that is a rejected. Every
     // connection the server accepted must have had its requests answered. A client port is used
     // again once its connection is closed, so a port's accept events are set against its
     // connections that got an answer (each of them accepted) and those that sent too late (which
