@@ -12,6 +12,7 @@
 //! - `timer`: the deadline heap with lazy deletion.
 //! - `memory`: the allocator's thresholds fixed; its free pages returned as connections close.
 //! - `template`: body templates, parsed at load, rendered per request; error-page formats.
+//! - `answers::pages`: the built-in error pages: themes, languages, and what each says.
 //! - `config`: command line, environment, TOML file and defaults, merged and checked.
 //! - `response`: every response serialized once at start; the `Date` patched once a second.
 //! - `json_lines`: the JSON log line format.

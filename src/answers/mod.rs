@@ -12,6 +12,7 @@
 mod conditional;
 mod error_pages;
 mod head;
+pub mod pages;
 mod prebuilt;
 mod route;
 pub mod router;
@@ -28,6 +29,7 @@ use crate::config::{Config, Endpoints};
 use crate::http::status::{reason_phrase, Rejection};
 use error_pages::ErrorPages;
 use head::DATE_LEN;
+use pages::Words;
 use route::Prepared;
 use template::{Escape, Template, Values};
 
@@ -75,11 +77,22 @@ pub enum Resolved<'a> {
 /// template.
 pub struct Page<'a> {
     status: u16,
+    /// The status line's.
     reason: &'a str,
+    /// The body's `{{reason}}`, `{{message}}` and `{{lang}}`: an error page's, in its language.
+    says: Says<'a>,
     /// `Name: value\r\n` lines.
     headers: &'a [u8],
     template: &'a Template,
     escape: Escape,
+}
+
+/// What a page's body says besides the request's values.
+#[derive(Clone, Copy)]
+struct Says<'a> {
+    reason: &'a str,
+    message: &'a str,
+    lang: &'a str,
 }
 
 impl Responses {
@@ -104,7 +117,7 @@ impl Responses {
         };
         let mut responses = Responses {
             routes: routes.iter().map(Prepared::new).collect(),
-            error_pages: ErrorPages::new(&config.error_pages.files),
+            error_pages: ErrorPages::new(&config.error_pages),
             error_pages_on: config.error_pages.enabled,
             date: [b' '; DATE_LEN],
             endpoints: config.endpoints.clone(),
@@ -137,6 +150,11 @@ impl Responses {
                         return Resolved::Rendered(Page {
                             status: r.status,
                             reason: &r.reason,
+                            says: Says {
+                                reason: &r.reason,
+                                message: "",
+                                lang: "",
+                            },
                             headers: &r.headers,
                             template: &r.template,
                             escape: r.escape,
@@ -145,14 +163,29 @@ impl Responses {
                     None => &prepared.answer,
                 }
             }
-            AnswerId::ErrorPage { code, format } => {
+            AnswerId::ErrorPage {
+                code,
+                format,
+                language,
+            } => {
+                let page = self.error_pages.page(code, format, language);
+                let words = Words::of(language);
+                let reason = reason_phrase(code);
                 return Resolved::Rendered(Page {
                     status: code,
-                    reason: reason_phrase(code),
-                    headers: format.content_type_line(),
-                    template: self.error_pages.page(code, format),
+                    reason,
+                    says: Says {
+                        reason: words
+                            .reason(code)
+                            .filter(|_| page.builtin)
+                            .unwrap_or(reason),
+                        message: words.sentence(code),
+                        lang: language.tag(),
+                    },
+                    headers: page.headers,
+                    template: page.template,
                     escape: format.escape(),
-                })
+                });
             }
             AnswerId::Metrics => return Resolved::Metrics,
             AnswerId::Weighted { route, index } => &self.routes[route].weighted[index].1,
@@ -207,7 +240,9 @@ impl Responses {
     ) -> Sent {
         let values = Values {
             code: page.status,
-            reason: page.reason,
+            reason: page.says.reason,
+            message: page.says.message,
+            lang: page.says.lang,
             ..*values
         };
         BODY.with(|body| {

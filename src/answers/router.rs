@@ -4,6 +4,7 @@
 //! before the routes, then the first route whose path matches: its answer, a 304 when the
 //! request's validators match, its 405, its answer to `OPTIONS`; else 404. It writes nothing.
 
+use super::pages::Language;
 use super::template::Format;
 use super::Responses;
 use crate::config::RouteDelay;
@@ -33,10 +34,12 @@ pub enum AnswerId {
     },
     /// 304 for the route at this index: the request's validators match its answer.
     NotModified(usize),
-    /// Error-page mode: the status an `X-Code` asked for, in a format.
+    /// Error-page mode: the status an `X-Code` asked for, in a format and, for the built-in
+    /// page's words, a language.
     ErrorPage {
         code: u16,
         format: Format,
+        language: Language,
     },
     /// 405 for the route at this index, with its `Allow` header.
     MethodNotAllowed(usize),
@@ -143,7 +146,8 @@ impl Responses {
     }
 
     /// In error-page mode, the page an `X-Code` from 400 to 599 asks for: in the format of
-    /// `X-Format`, else the first `Accept` takes of HTML, JSON and text, else HTML.
+    /// `X-Format`, else the first `Accept` takes of HTML, JSON and text, else HTML; in the
+    /// pinned language, else the one `Accept-Language` prefers, else English.
     fn error_page(&self, selectors: &Selectors<'_>) -> Option<AnswerId> {
         if !self.error_pages_on {
             return None;
@@ -156,7 +160,16 @@ impl Responses {
         let format = Format::from_media_type(selectors.x_format)
             .or_else(|| Format::from_accept(selectors.accept))
             .unwrap_or(Format::Html);
-        Some(AnswerId::ErrorPage { code, format })
+        let language = self
+            .error_pages
+            .language()
+            .or_else(|| Language::from_accept_language(selectors.accept_language))
+            .unwrap_or(Language::En);
+        Some(AnswerId::ErrorPage {
+            code,
+            format,
+            language,
+        })
     }
 
     /// For a route that picks its status by weight, the status `random` picks; any other answer

@@ -4,7 +4,8 @@
 //! `{{hostname}}` and `{{env.NAME}}` are resolved at load (they become text); the others are the
 //! request's: `{{method}}`, `{{path}}`, `{{query}}`, `{{host}}`, `{{remote_addr}}`,
 //! `{{request_id}}`, `{{time}}` (RFC 3339, UTC), `{{header.NAME}}` (any request header, its name
-//! in any case), and in error pages `{{code}}` and `{{reason}}`. A value the request controls is
+//! in any case), and in error pages `{{code}}`, `{{reason}}`, `{{message}}` (the built-in page's
+//! sentence) and `{{lang}}` (its language's tag). A value the request controls is
 //! escaped for the body's media type ([`Escape`]), so that a reflected header can inject neither
 //! markup nor a second document. Where a template comes from and which answer uses it is the
 //! business of `config` and `response`.
@@ -151,10 +152,12 @@ enum Var {
     Header(Vec<u8>),
     Code,
     Reason,
+    Message,
+    Lang,
 }
 
-/// What a template may use besides the request: `{{code}}` and `{{reason}}` exist only in error
-/// pages.
+/// What a template may use besides the request: `{{code}}`, `{{reason}}`, `{{message}}` and
+/// `{{lang}}` exist only in error pages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Route,
@@ -175,6 +178,9 @@ pub struct Values<'a> {
     pub headers: &'a [u8],
     pub code: u16,
     pub reason: &'a str,
+    /// An error page's sentence, in the language of `lang`.
+    pub message: &'a str,
+    pub lang: &'a str,
 }
 
 impl Template {
@@ -218,11 +224,10 @@ impl Template {
                 "remote_addr" => Some(Var::RemoteAddr),
                 "request_id" => Some(Var::RequestId),
                 "time" => Some(Var::Time),
-                "code" | "reason" if kind == Kind::ErrorPage => Some(if name == "code" {
-                    Var::Code
-                } else {
-                    Var::Reason
-                }),
+                "code" if kind == Kind::ErrorPage => Some(Var::Code),
+                "reason" if kind == Kind::ErrorPage => Some(Var::Reason),
+                "message" if kind == Kind::ErrorPage => Some(Var::Message),
+                "lang" if kind == Kind::ErrorPage => Some(Var::Lang),
                 _ => {
                     if let Some(variable) = name.strip_prefix("env.").filter(|n| !n.is_empty()) {
                         text_so_far.extend_from_slice(env(variable).unwrap_or_default().as_bytes());
@@ -280,6 +285,8 @@ fn render_var(var: &Var, values: &Values<'_>, escape: Escape, out: &mut Vec<u8>)
         Var::Header(name) => escaped(header(values.headers, name), escape, out),
         Var::Code => out.extend_from_slice(itoa::Buffer::new().format(values.code).as_bytes()),
         Var::Reason => escaped(values.reason.as_bytes(), escape, out),
+        Var::Message => escaped(values.message.as_bytes(), escape, out),
+        Var::Lang => escaped(values.lang.as_bytes(), escape, out),
     }
 }
 
@@ -351,6 +358,8 @@ mod tests {
             headers,
             code: 503,
             reason: "Service Unavailable",
+            message: "Try \"later\".",
+            lang: "en",
         }
     }
 
@@ -367,10 +376,11 @@ mod tests {
         let v = values(b"X-Thing: one\r\nx-other:  two \r\n", b"/p");
         let text = "{{method}} {{path}}?{{query}} {{host}} {{remote_addr}} {{request_id}} \
                     {{header.x-thing}} {{ header.X-Other }} [{{header.absent}}] {{env.ZONE}} \
-                    [{{env.UNSET}}] {{code}} {{reason}}";
+                    [{{env.UNSET}}] {{code}} {{reason}} {{message}} {{lang}}";
         assert_eq!(
             render(text, Kind::ErrorPage, Escape::Plain, &v),
-            "GET /p?a=1 example.test 127.0.0.1:4000 abc one two [] eu-1 [] 503 Service Unavailable"
+            "GET /p?a=1 example.test 127.0.0.1:4000 abc one two [] eu-1 [] 503 Service Unavailable \
+             Try \"later\". en"
         );
         assert_eq!(
             render("{{hostname}}", Kind::Route, Escape::Plain, &v),
@@ -386,8 +396,11 @@ mod tests {
         let env = |_: &str| None;
         let e = Template::parse("a\n{{nope}}", Kind::Route, &env).unwrap_err();
         assert!(e.contains("`{{nope}}`") && e.contains("line 2"), "{e}");
-        let e = Template::parse("{{code}}", Kind::Route, &env).unwrap_err();
-        assert!(e.contains("`{{code}}`"), "{e}");
+        for error_page_only in ["code", "reason", "message", "lang"] {
+            let text = format!("{{{{{error_page_only}}}}}");
+            let e = Template::parse(&text, Kind::Route, &env).unwrap_err();
+            assert!(e.contains(&format!("`{text}`")), "{e}");
+        }
         let e = Template::parse("x {{path", Kind::Route, &env).unwrap_err();
         assert!(e.contains("without"), "{e}");
         assert!(Template::parse("{{header.}}", Kind::Route, &env).is_err());

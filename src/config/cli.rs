@@ -84,6 +84,9 @@ pub struct Cli {
     /// Directory of error pages (`404.html`, `5xx.json`, ...), read at start and on SIGHUP.
     #[arg(long, env = "RESPONDER_ERROR_PAGES_DIR", value_name = "DIR")]
     pub error_pages_dir: Option<PathBuf>,
+    /// The look of the built-in error pages: `card` (the default), `plain` or `mono`.
+    #[arg(long, env = "RESPONDER_ERROR_PAGES_THEME", value_name = "THEME")]
+    pub error_pages_theme: Option<PageTheme>,
     /// Validate the configuration and exit: 0 when valid, 2 naming the fault otherwise.
     #[arg(long)]
     pub check: bool,

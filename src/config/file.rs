@@ -50,6 +50,10 @@ pub(super) struct ErrorPagesSpec {
     pub(super) enabled: Option<bool>,
     /// Relative to the file.
     pub(super) dir: Option<PathBuf>,
+    pub(super) theme: Option<PageTheme>,
+    /// Pins the built-in pages' language instead of `Accept-Language`'s choice.
+    pub(super) language: Option<PageLanguage>,
+    pub(super) show_details: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -233,6 +233,8 @@ impl Config {
             error_pages: Some(ErrorPagesSpec {
                 enabled: cli.error_pages,
                 dir: cli.error_pages_dir.clone(),
+                theme: cli.error_pages_theme,
+                ..ErrorPagesSpec::default()
             }),
             ..FileConfig::default()
         });
@@ -281,6 +283,11 @@ impl Config {
             if let Some(dir) = &pages.dir {
                 self.error_pages.dir = Some(dir.clone());
             }
+            set(&mut self.error_pages.theme, pages.theme.map(|t| t.0));
+            if let Some(language) = pages.language {
+                self.error_pages.language = Some(language.0);
+            }
+            set(&mut self.error_pages.show_details, pages.show_details);
         }
         self.log_format = file.log_format.or(self.log_format);
     }

@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use super::*;
+use crate::answers::pages::language::Language;
+use crate::answers::pages::themes::Theme;
 use crate::answers::template::{Format, Kind, Template};
 
 /// How long a route holds each answer: `min` when it equals `max`, else uniform between them.
@@ -114,11 +116,17 @@ impl Route {
     }
 }
 
-/// Error-page mode: whether it is on, and the pages read from its directory.
+/// Error-page mode: whether it is on, how the built-in pages look and speak, and the pages read
+/// from its directory.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ErrorPages {
     pub enabled: bool,
     pub dir: Option<PathBuf>,
+    pub theme: Theme,
+    /// None: the language `Accept-Language` prefers.
+    pub language: Option<Language>,
+    /// The request id, the time and the ingress's headers on the built-in pages.
+    pub show_details: bool,
     /// `NNN.ext` and `Nxx.ext` files of `dir`, read once per load.
     pub files: Vec<PageFile>,
 }

@@ -1,6 +1,7 @@
 //! The configuration's value types, each checked where it enters (a flag, a variable, a file
 //! value): durations in one syntax (`"10s"`, `"250ms"`, `"1m"`; a bare number is seconds), bounded
-//! whole numbers, a route's path, method, status and headers, and the log and request-id modes.
+//! whole numbers, a route's path, method, status and headers, the log and request-id modes, and
+//! the error pages' theme and language.
 //! A bad value is an error naming what was wrong; where it came from is the caller's to add.
 
 use std::str::FromStr;
@@ -11,6 +12,8 @@ use serde::de::{self, Deserializer};
 use serde::Deserialize;
 
 use super::*;
+use crate::answers::pages::language::Language;
+use crate::answers::pages::themes::Theme;
 use crate::ascii;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
@@ -283,5 +286,48 @@ impl<'de> Deserialize<'de> for HeaderValue {
             )));
         }
         Ok(HeaderValue(value))
+    }
+}
+
+/// `[error_pages] theme`, `--error-pages-theme`: the name of a built-in theme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageTheme(pub Theme);
+
+impl FromStr for PageTheme {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<PageTheme, String> {
+        Theme::from_name(name).map(PageTheme).ok_or_else(|| {
+            let names: Vec<&str> = Theme::ALL.iter().map(|t| t.name()).collect();
+            format!(
+                "`{name}` is not a theme of the error pages; expected one of `{}`",
+                names.join("`, `")
+            )
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for PageTheme {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(de::Error::custom)
+    }
+}
+
+/// `[error_pages] language`: a language of the built-in pages, by its tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageLanguage(pub Language);
+
+impl<'de> Deserialize<'de> for PageLanguage {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let tag = String::deserialize(d)?;
+        Language::from_tag(tag.as_bytes())
+            .map(PageLanguage)
+            .ok_or_else(|| {
+                let tags: Vec<&str> = Language::ALL.iter().map(|l| l.tag()).collect();
+                de::Error::custom(format!(
+                    "`{tag}` is not a language of the error pages; expected one of `{}`",
+                    tags.join("`, `")
+                ))
+            })
     }
 }

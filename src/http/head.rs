@@ -326,6 +326,7 @@ impl<'a> Head<'a> {
             17 if is(b"if-modified-since") => first(&mut self.selectors.if_modified_since),
             6 if is(b"x-code") => first(&mut self.selectors.x_code),
             8 if is(b"x-format") => first(&mut self.selectors.x_format),
+            15 if is(b"accept-language") => first(&mut self.selectors.accept_language),
             6 if is(b"accept") => first(&mut self.selectors.accept),
             _ => {}
         }

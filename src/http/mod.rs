@@ -93,6 +93,7 @@ pub struct Selectors<'a> {
     pub x_code: &'a [u8],
     pub x_format: &'a [u8],
     pub accept: &'a [u8],
+    pub accept_language: &'a [u8],
     pub if_none_match: &'a [u8],
     pub if_modified_since: &'a [u8],
 }

@@ -146,6 +146,8 @@ impl Exchanges for Responder<'_> {
                     headers: exchange.headers,
                     code: 0,
                     reason: "",
+                    message: "",
+                    lang: "",
                 };
                 responses.write_rendered(&page, &values, &framing, out)
             }

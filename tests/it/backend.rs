@@ -38,7 +38,7 @@ fn error_pages_follow_x_code_x_format_and_accept() {
     assert_eq!(header(&json, "content-type"), Some("application/json"));
     let page: serde_json::Value = serde_json::from_str(body_of(&json)).unwrap();
     assert_eq!(page["code"], 503);
-    assert_eq!(page["message"], "Service Unavailable");
+    assert_eq!(page["reason"], "Service Unavailable");
 
     let text = get(
         &server,
@@ -48,7 +48,10 @@ fn error_pages_follow_x_code_x_format_and_accept() {
         header(&text, "content-type"),
         Some("text/plain; charset=utf-8")
     );
-    assert_eq!(body_of(&text), "502 Bad Gateway\n");
+    assert_eq!(
+        body_of(&text),
+        "502 Bad Gateway\nThe server behind this one gave an invalid answer; try again in a few minutes.\n"
+    );
     // X-Format names none of the three: Accept decides; HTML before JSON when both are taken.
     let accept = get(
         &server,
@@ -107,7 +110,7 @@ fn error_pages_come_from_the_directory_then_the_class_then_the_built_in_page() {
     // Neither 503.html nor 5xx.html: the built-in page.
     let builtin = get(&server, "X-Code: 503\r\n");
     assert!(
-        body_of(&builtin).contains("<h1>503 Service Unavailable</h1>"),
+        body_of(&builtin).contains("<title>503 Service Unavailable</title>"),
         "{builtin}"
     );
 
