@@ -57,10 +57,21 @@ const TEMPLATE: &str = "{{method}} {{path}} {{query}} {{host}} {{remote_addr}} {
 const ERROR_PAGE: &[u8] = b"GET / HTTP/1.1\r\nHost: test\r\nX-Code: 503\r\n\
     Accept: application/json\r\nX-Original-URI: /x\r\n\r\n";
 
+/// The built-in HTML page, with its details, in each language.
+const LANGUAGES: [&str; 7] = ["en", "de", "fr", "es", "pt", "ja", "zh"];
+
+fn html_page(lang: &str) -> Vec<u8> {
+    format!(
+        "GET / HTTP/1.1\r\nHost: test\r\nX-Code: 404\r\nAccept-Language: {lang}\r\n\
+         X-Original-URI: /x\r\nX-Request-Id: hot-3\r\n\r\n"
+    )
+    .into_bytes()
+}
+
 /// Sends `request` `n` times on a kept-alive connection, one at a time, and reads each answer
 /// into a fixed buffer; each must end with `ending`.
 fn ask(s: &mut TcpStream, request: &[u8], n: usize, answer_len: usize, ending: &[u8]) {
-    let mut buf = [0u8; 512];
+    let mut buf = [0u8; 4096];
     for _ in 0..n {
         s.write_all(request).unwrap();
         s.read_exact(&mut buf[..answer_len]).unwrap();
@@ -72,7 +83,7 @@ fn ask(s: &mut TcpStream, request: &[u8], n: usize, answer_len: usize, ending: &
 /// it is as long).
 fn first_answer(s: &mut TcpStream, request: &[u8], ending: &[u8]) -> String {
     s.write_all(request).unwrap();
-    let mut buf = [0u8; 512];
+    let mut buf = [0u8; 4096];
     let mut len = 0;
     while !buf[..len].ends_with(ending) {
         let n = s.read(&mut buf[len..]).unwrap();
@@ -152,6 +163,21 @@ fn keep_alive_requests_allocate_nothing() {
         ALLOCATIONS.load(Ordering::Relaxed) - before
     });
 
+    // The built-in HTML page in every language renders into them too.
+    let languages = LANGUAGES.map(|lang| {
+        let request = html_page(lang);
+        let ending = b"</html>\n";
+        let first = first_answer(&mut s, &request, ending);
+        assert!(
+            first.contains(&format!("\r\nContent-Language: {lang}\r\n")),
+            "{first}"
+        );
+        ask(&mut s, &request, 99, first.len(), ending);
+        let before = ALLOCATIONS.load(Ordering::Relaxed);
+        ask(&mut s, &request, 1_000, first.len(), ending);
+        (lang, ALLOCATIONS.load(Ordering::Relaxed) - before)
+    });
+
     drop(s);
     control.advance(Phase::Draining);
     server.join().unwrap().unwrap();
@@ -175,18 +201,26 @@ fn keep_alive_requests_allocate_nothing() {
         error_page < 10,
         "{error_page} allocations for 10,000 error pages"
     );
+    for (lang, allocations) in languages {
+        assert!(
+            allocations < 10,
+            "{allocations} allocations for 1,000 built-in pages in {lang}"
+        );
+    }
     // And every one of them went through the counted path.
     let mut text = String::new();
     metrics.render(Phase::Draining, &mut text);
     assert!(
         text.contains("responder_requests_total{status=\"200\"} 20200\n")
             && text.contains("responder_requests_total{status=\"405\"} 10100\n")
-            && text.contains("responder_requests_total{status=\"503\"} 10100\n"),
+            && text.contains("responder_requests_total{status=\"503\"} 10100\n")
+            && text.contains("responder_requests_total{status=\"404\"} 7700\n"),
         "{text}"
     );
 }
 
-/// The default answer, a templated route before it, and error pages, with the access log.
+/// The default answer, a templated route before it, and error pages with their details, with
+/// the access log.
 fn config() -> responder::config::Config {
     let mut config = test_config();
     config.access_log = true;
@@ -200,5 +234,6 @@ fn config() -> responder::config::Config {
     };
     config.routes.insert(0, templated);
     config.error_pages.enabled = true;
+    config.error_pages.show_details = true;
     config
 }

@@ -10,6 +10,7 @@ mod cli;
 mod common;
 mod conformance;
 mod deploy;
+mod error_pages;
 mod http;
 mod identity;
 mod lifecycle;
