@@ -15,7 +15,7 @@ mod head;
 pub mod pages;
 mod prebuilt;
 mod route;
-pub mod router;
+mod router;
 pub mod template;
 
 use std::cell::RefCell;

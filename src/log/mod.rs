@@ -14,7 +14,7 @@
 //! format, as JSON members the JSON layer copies whole (`json::stage_members`) or as the text
 //! format's `name=value` pairs, and emits that through `tracing` as one value.
 
-pub mod access;
+pub(crate) mod access;
 pub mod json;
 mod output;
 

@@ -3,7 +3,7 @@
 //! memory tidying a worker keeps. What is served comes from `site`; how bytes are parsed, from
 //! `http`.
 
-pub mod connection;
+pub(crate) mod connection;
 pub mod control;
 pub mod exchange;
 pub mod memory;
