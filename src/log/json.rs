@@ -191,8 +191,8 @@ thread_local! {
 
 /// While it lives, the lines this thread formats carry `now`, the time its event loop read after
 /// its wait, instead of reading the clock each: one pass answers within a few milliseconds at
-/// most, and its `duration_us` figures are counted to that same time. A clock read per line was
-/// the largest single cost of a line's envelope (as nginx's log, the lines share a cached time).
+/// most, and its `duration_us` figures are counted to that same time; as nginx's log lines do, the
+/// lines share a cached time instead of each paying for a clock read.
 pub struct PassTime(());
 
 impl PassTime {

@@ -30,10 +30,9 @@ pub(super) const BUFFERED_BATCHES: usize = 128;
 /// 480 KiB behind (the rest are freed, and `malloc_trim` returns them).
 pub(super) const SPARE_BATCHES: usize = 4;
 /// A thread's batch is handed over when it reaches this size... Each hand-over wakes the writer
-/// thread, which on a busy core takes turns with the event loop (with 470-byte access lines at
-/// 120,000 a second, 64 KiB batches woke it 850 times a second and it took 5% of the core's
-/// samples; 120 KiB halves both). It stays below glibc's 128 KiB mmap threshold, so a batch comes
-/// from the heap, not a fresh mapping.
+/// thread, which on a busy core takes turns with the event loop, so fewer, larger batches cost
+/// less (bench/RESULTS.md has the figures). It stays below glibc's 128 KiB mmap threshold, so a
+/// batch comes from the heap, not a fresh mapping.
 pub(super) const BATCH_BYTES: usize = 120 * 1024;
 /// ...or when its oldest line is this old: short for a reader of the logs, long enough that a
 /// loop serving 100,000 requests a second wakes the writer thread 50 times a second, not 100,000.
