@@ -3,6 +3,7 @@
 //! limit, and always end in answers, a close, or a wait for more bytes.
 
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 
 use std::time::Instant;
 
@@ -140,8 +141,19 @@ fn head_end_byte_by_byte(buf: &[u8], from: usize) -> Option<usize> {
     })
 }
 
+/// The seeds of failures found before, named by path so that proptest reads them wherever it
+/// looks by default.
+const REGRESSIONS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/proptest-regressions/stream_props.txt"
+);
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, .. ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+        cases: 512,
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(REGRESSIONS))),
+        .. ProptestConfig::default()
+    })]
 
     #[test]
     fn a_head_ends_where_a_byte_by_byte_search_finds_its_end(
