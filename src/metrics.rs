@@ -16,7 +16,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 use crate::log::DroppedLines;
-use crate::site::Phase;
+use crate::serve::control::Phase;
 
 /// A counter that one thread writes and any thread reads.
 #[derive(Debug, Default)]

@@ -1,13 +1,11 @@
-//! What is served and how, as inert facts every layer above may read: the prebuilt answers, the
-//! per-connection settings and limits ([`Site`], built from a [`Config`]), the shutdown [`Phase`],
-//! and the cell through which a reload publishes a new `Site` to the event loops.
+//! What is served and how, as inert facts every layer above may read: the prepared answers and
+//! the per-connection settings and limits ([`Site`], built from a [`Config`]). How a reload
+//! publishes a new one to the event loops is `serve::control`'s.
 //!
 //! It decides nothing and does no I/O; it imports only `config` and `response`, so that the
 //! request path, the connections and the counters can all share these types without importing
 //! one another.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::answers::Responses;
@@ -54,72 +52,4 @@ impl Site {
             },
         }
     }
-}
-
-/// The phases of the server's life. They only move forward, in this order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Phase {
-    Serving,
-    /// The shutdown delay: serve as usual, but the readiness probe answers 503.
-    Unready,
-    /// Finish what was accepted, accept nothing new, then exit.
-    Draining,
-    /// Close everything now: the drain deadline passed, or a second signal came.
-    Abort,
-}
-
-impl Phase {
-    pub const ALL: [Phase; 4] = [
-        Phase::Serving,
-        Phase::Unready,
-        Phase::Draining,
-        Phase::Abort,
-    ];
-
-    /// The readiness probe answers 200 only while serving.
-    pub fn ready(self) -> bool {
-        self == Phase::Serving
-    }
-
-    /// From the drain on, every answer says `Connection: close`.
-    pub fn draining(self) -> bool {
-        self >= Phase::Draining
-    }
-}
-
-/// The `Site` every event loop should serve, replaced whole by a reload. Each loop keeps its own
-/// copy and compares generations when woken, so serving never takes this lock.
-pub struct Published {
-    site: Mutex<Arc<Site>>,
-    generation: AtomicU64,
-}
-
-impl Published {
-    pub fn new(site: Site) -> Published {
-        Published {
-            site: Mutex::new(Arc::new(site)),
-            generation: AtomicU64::new(0),
-        }
-    }
-
-    /// Replaces the site; the caller then wakes the loops.
-    pub fn publish(&self, site: Site) {
-        let mut current = lock(&self.site);
-        *current = Arc::new(site);
-        // Under the lock, so that `current` never pairs a new generation with an old site.
-        self.generation.fetch_add(1, Ordering::AcqRel);
-    }
-
-    /// The current site and its generation, which every publication increments.
-    pub fn current(&self) -> (u64, Arc<Site>) {
-        let site = lock(&self.site);
-        (self.generation.load(Ordering::Acquire), Arc::clone(&site))
-    }
-}
-
-/// A panic elsewhere cannot leave the value half-updated (it is replaced whole): keep using it.
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use responder::site::Phase;
+use responder::serve::control::Phase;
 
 mod in_process;
 use in_process::{in_process_worker, test_config, InProcess};

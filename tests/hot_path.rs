@@ -9,7 +9,7 @@ use std::net::TcpStream;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use responder::site::Phase;
+use responder::serve::control::Phase;
 
 struct Counting;
 

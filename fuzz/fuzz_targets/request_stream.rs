@@ -14,7 +14,8 @@ use responder::http::{RequestStream, Verdict};
 use responder::metrics::{Metrics, WorkerStats};
 use responder::serve::exchange::{Pass, RequestIds};
 use responder::answers::Role;
-use responder::site::{Phase, Site};
+use responder::serve::control::Phase;
+use responder::site::Site;
 
 const MAX_HEADER_BYTES: usize = 1024;
 

@@ -1,16 +1,16 @@
-//! The one piece of state the supervisor and the workers share besides the published site: which
-//! phase of its life the server is in, and how to wake every event loop when it changes (or when a
-//! reload published a new site).
+//! What the supervisor and the workers share: the phase of the server's life ([`Phase`]), the
+//! site a reload publishes ([`Published`]), and how to wake every event loop when either changes
+//! ([`Control`]).
 //!
-//! The supervisor (see `server`) turns signals and deadlines into changes here; each worker reads
-//! them when its `Waker` fires. Nothing on a request's path touches this type.
+//! The supervisor turns signals, deadlines and reloads into changes here; each worker reads them
+//! when its `Waker` fires. Nothing on a request's path takes a lock here.
 
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use mio::Waker;
 
-use crate::site::{lock, Phase};
+use crate::site::Site;
 
 #[derive(Default)]
 pub struct Control {
@@ -43,4 +43,72 @@ impl Control {
             }
         }
     }
+}
+
+/// The phases of the server's life. They only move forward, in this order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Phase {
+    Serving,
+    /// The shutdown delay: serve as usual, but the readiness probe answers 503.
+    Unready,
+    /// Finish what was accepted, accept nothing new, then exit.
+    Draining,
+    /// Close everything now: the drain deadline passed, or a second signal came.
+    Abort,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 4] = [
+        Phase::Serving,
+        Phase::Unready,
+        Phase::Draining,
+        Phase::Abort,
+    ];
+
+    /// The readiness probe answers 200 only while serving.
+    pub fn ready(self) -> bool {
+        self == Phase::Serving
+    }
+
+    /// From the drain on, every answer says `Connection: close`.
+    pub fn draining(self) -> bool {
+        self >= Phase::Draining
+    }
+}
+
+/// The `Site` every event loop should serve, replaced whole by a reload. Each loop keeps its own
+/// copy and compares generations when woken, so serving never takes this lock.
+pub struct Published {
+    site: Mutex<Arc<Site>>,
+    generation: AtomicU64,
+}
+
+impl Published {
+    pub fn new(site: Site) -> Published {
+        Published {
+            site: Mutex::new(Arc::new(site)),
+            generation: AtomicU64::new(0),
+        }
+    }
+
+    /// Replaces the site; the caller then wakes the loops.
+    pub fn publish(&self, site: Site) {
+        let mut current = lock(&self.site);
+        *current = Arc::new(site);
+        // Under the lock, so that `current` never pairs a new generation with an old site.
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The current site and its generation, which every publication increments.
+    pub fn current(&self) -> (u64, Arc<Site>) {
+        let site = lock(&self.site);
+        (self.generation.load(Ordering::Acquire), Arc::clone(&site))
+    }
+}
+
+/// A panic elsewhere cannot leave the value half-updated (it is replaced whole): keep using it.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -22,7 +22,8 @@ use crate::http::{
 };
 use crate::log::{self, key, FieldWriter, Record};
 use crate::metrics::{Metrics, WorkerStats};
-use crate::site::{Phase, Site};
+use crate::serve::control::Phase;
+use crate::site::Site;
 use crate::{ascii, escape};
 
 /// What answering needs from the event loop for one pass over its ready connections.

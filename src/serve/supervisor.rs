@@ -24,8 +24,9 @@ use crate::log::{self, DroppedLines};
 use crate::metrics::{Metrics, WorkerStats};
 use crate::net::{self, BindError, ListenOptions};
 use crate::serve::control::Control;
+use crate::serve::control::{Phase, Published};
 use crate::serve::worker::{Listener, Worker, WorkerEnd, WorkerOptions, ADMIN_CONNECTIONS};
-use crate::site::{Phase, Published, Site};
+use crate::site::Site;
 use crate::sys;
 
 const SIGNALS: Token = Token(0);

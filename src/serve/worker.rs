@@ -26,10 +26,11 @@ use crate::metrics::{ErrorClass, Metrics, WorkerStats};
 use crate::net::is_resource_exhaustion;
 use crate::serve::connection::{CloseReason, Connection, Scratch};
 use crate::serve::control::Control;
+use crate::serve::control::{Phase, Published};
 use crate::serve::exchange::{self, Pass, RequestIds};
 use crate::serve::memory::{self, Tidy};
 use crate::serve::timer::Deadlines;
-use crate::site::{Phase, Published, Site};
+use crate::site::Site;
 
 const WAKER: Token = Token(usize::MAX);
 /// Listener `i` has the token `FIRST_LISTENER - i`: no connection's token comes near (its low 32

@@ -9,8 +9,9 @@ use responder::config::Config;
 use responder::metrics::{Metrics, WorkerStats};
 use responder::net::{bind_listeners, ListenOptions};
 use responder::serve::control::Control;
+use responder::serve::control::Published;
 use responder::serve::worker::{Listener, Worker, WorkerOptions};
-use responder::site::{Published, Site};
+use responder::site::Site;
 
 pub struct InProcess {
     pub worker: Worker,

@@ -11,8 +11,9 @@ use responder::answers::Role;
 use responder::config::Config;
 use responder::http::{find_head_end, RequestStream, Verdict};
 use responder::metrics::{Metrics, WorkerStats};
+use responder::serve::control::Phase;
 use responder::serve::exchange::{Pass, RequestIds};
-use responder::site::{Phase, Site};
+use responder::site::Site;
 
 const MAX_HEADER_BYTES: usize = 512;
 
