@@ -59,9 +59,17 @@ pub struct Responses {
     not_found: Answer,
     /// In the order of `Rejection::ALL`.
     rejected: Vec<Answer>,
+    /// The metrics' header lines.
+    metrics_headers: Vec<u8>,
     /// `X-Request-Id: ` (or the configured `request_id_header`), for an echoed request id.
     request_id_prefix: Vec<u8>,
     stamped_second: u64,
+}
+
+/// On the probes' and metrics' answers (RFC 9111 5.2.2.5): each says how the process is at this
+/// moment, so no cache may keep one and answer a later probe with it, by heuristic or otherwise.
+fn not_stored() -> (String, String) {
+    ("Cache-Control".to_string(), "no-store".to_string())
 }
 
 /// How an answer is written: copied, rendered from a page, or the metrics.
@@ -98,7 +106,8 @@ struct Says<'a> {
 impl Responses {
     pub fn new(config: &Config) -> Responses {
         let routes = &config.routes;
-        let probe_allows = route::allow(["GET", "HEAD"]);
+        let mut probe_allows = route::allow(["GET", "HEAD"]);
+        probe_allows.push(not_stored());
         let any_allows = route::allow(
             ["GET", "HEAD"].into_iter().chain(
                 routes
@@ -106,8 +115,11 @@ impl Responses {
                     .flat_map(|r| r.methods.iter().map(String::as_str)),
             ),
         );
-        let text = |status: u16, body: &str| {
-            let headers = [("Content-Type".to_string(), "text/plain".to_string())];
+        let probe = |status: u16, body: &str| {
+            let headers = [
+                ("Content-Type".to_string(), "text/plain".to_string()),
+                not_stored(),
+            ];
             Answer::new(
                 status,
                 reason_phrase(status),
@@ -122,9 +134,9 @@ impl Responses {
             date: [b' '; DATE_LEN],
             endpoints: config.endpoints.clone(),
             admin_listener: config.admin_listen.is_some(),
-            health: text(200, "ok\n"),
-            ready: text(200, "ready\n"),
-            not_ready: text(503, "shutting down\n"),
+            health: probe(200, "ok\n"),
+            ready: probe(200, "ready\n"),
+            not_ready: probe(503, "shutting down\n"),
             probe_not_allowed: Answer::plain(405, &probe_allows),
             probe_options: route::no_content(&probe_allows),
             options_any: route::no_content(&any_allows),
@@ -133,6 +145,13 @@ impl Responses {
                 .iter()
                 .map(|r| Answer::plain(r.status(), &[]))
                 .collect(),
+            metrics_headers: head::lines(&[
+                (
+                    "Content-Type".to_string(),
+                    "text/plain; version=0.0.4; charset=utf-8".to_string(),
+                ),
+                not_stored(),
+            ]),
             request_id_prefix: format!("{}: ", config.request_id_header).into_bytes(),
             stamped_second: u64::MAX,
         };
@@ -225,7 +244,7 @@ impl Responses {
 
     /// Appends a metrics answer with `body` (its body changes with every scrape).
     pub fn write_metrics(&self, body: &str, framing: &Framing<'_>, out: &mut Vec<u8>) -> Sent {
-        let headers = b"Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n";
+        let headers = &self.metrics_headers;
         self.write_written(200, "OK", headers, body.as_bytes(), framing, out)
     }
 

@@ -64,16 +64,17 @@ pub(super) struct RouteSpec {
     pub(super) match_kind: MatchKind,
     #[serde(default = "default_methods")]
     pub(super) methods: Vec<Method>,
-    pub(super) status: Option<Status>,
+    /// `status`, `statuses`, `body`, `body_file` and `template` keep where they were set, so
+    /// that content a status forbids is blamed on its line (`routes::check_content_allowed`).
+    pub(super) status: Option<toml::Spanned<Status>>,
     /// Statuses picked at random by weight, instead of `status`.
-    pub(super) statuses: Option<BTreeMap<String, u32>>,
+    pub(super) statuses: Option<toml::Spanned<BTreeMap<String, u32>>>,
     pub(super) reason: Option<HeaderValue>,
     #[serde(default)]
     pub(super) headers: BTreeMap<HeaderName, HeaderValue>,
-    pub(super) body: Option<String>,
-    pub(super) body_file: Option<PathBuf>,
-    #[serde(default)]
-    pub(super) template: bool,
+    pub(super) body: Option<toml::Spanned<String>>,
+    pub(super) body_file: Option<toml::Spanned<PathBuf>>,
+    pub(super) template: Option<toml::Spanned<bool>>,
     pub(super) delay: Option<DelaySpec>,
 }
 

@@ -1,7 +1,7 @@
 //! The routes and the error pages, built from the file's specs: each route's body (or body file,
-//! or template) loaded and checked, its methods, headers, weighted statuses and delay; the
-//! built-in endpoints' paths; the pages directory read. The bytes they answer with are
-//! `answers`'s.
+//! or template) loaded and checked, its methods, headers, weighted statuses and delay, and no
+//! content where HTTP forbids it (a 205's, a configured 304); the built-in endpoints' paths; the
+//! pages directory read. The bytes they answer with are `answers`'s.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -210,10 +210,62 @@ pub(super) fn build_routes(
         .into_iter()
         .map(|spanned| {
             let at = source.at(spanned.span().start);
-            build_route(spanned.into_inner(), source, reserved)
+            let spec = spanned.into_inner();
+            check_content_allowed(&spec, source)?;
+            build_route(spec, source, reserved)
                 .map_err(|message| ConfigError(format!("{at}: {message}")))
         })
         .collect()
+}
+
+/// No content where HTTP forbids it, blamed on the key at fault: a 304 is refused (a configured
+/// one has no validator to be "not modified" against; responder answers 304 itself, to
+/// conditional requests on routes with validators, RFC 9110 15.4.5), and a 205 takes no `body`,
+/// `body_file` or `template` (RFC 9110 15.3.6: a server MUST NOT send content in a 205).
+fn check_content_allowed(spec: &RouteSpec, source: &Source) -> Result<(), ConfigError> {
+    let fail = |key: &str, offset: usize, message: &str| {
+        let (at, path) = (source.at(offset), &spec.path.0);
+        Err(ConfigError(format!(
+            "{at}: {key}: route `{path}` {message}"
+        )))
+    };
+    let status = spec
+        .status
+        .iter()
+        .map(|s| ("status", s.span().start, s.get_ref().0));
+    let weighted = spec.statuses.iter().flat_map(|statuses| {
+        let offset = statuses.span().start;
+        let keys = statuses.get_ref().keys();
+        keys.filter_map(move |key| Some(("statuses", offset, key.trim().parse().ok()?)))
+    });
+    let mut resets = false;
+    for (key, offset, code) in status.chain(weighted) {
+        if code == 304 {
+            let message = "answers 304 Not Modified, which has nothing to be compared with; \
+                           responder answers 304 itself to a conditional request on a route with \
+                           validators (RFC 9110 15.4.5)";
+            return fail(key, offset, message);
+        }
+        resets |= code == 205;
+    }
+    let content = [
+        spec.body.as_ref().map(|b| ("body", b.span().start)),
+        spec.body_file
+            .as_ref()
+            .map(|b| ("body_file", b.span().start)),
+        spec.template
+            .as_ref()
+            .filter(|t| *t.get_ref())
+            .map(|t| ("template", t.span().start)),
+    ];
+    match content.into_iter().flatten().next() {
+        Some((key, offset)) if resets => fail(
+            key,
+            offset,
+            "answers 205 Reset Content, which carries no content (RFC 9110 15.3.6); remove it",
+        ),
+        _ => Ok(()),
+    }
 }
 
 /// `reserved`: the built-in endpoints, when they share the traffic ports with the routes.
@@ -237,9 +289,9 @@ pub(super) fn build_route(
                 "route `{path}` sets both `body` and `body_file`; keep one"
             ))
         }
-        (Some(body), None) => body.into_bytes(),
+        (Some(body), None) => body.into_inner().into_bytes(),
         (None, Some(name)) => {
-            let file = source.relative(&name);
+            let file = source.relative(name.get_ref());
             let fail = |e: std::io::Error| {
                 format!("body_file `{}` of route `{path}`: {e}", file.display())
             };
@@ -251,7 +303,7 @@ pub(super) fn build_route(
         }
         (None, None) => Vec::new(),
     };
-    let template = if spec.template {
+    let template = if spec.template.is_some_and(|t| t.into_inner()) {
         let text = std::str::from_utf8(&body)
             .map_err(|_| format!("route `{path}`: a template must be UTF-8 text"))?;
         let env = |name: &str| std::env::var(name).ok();
@@ -261,27 +313,35 @@ pub(super) fn build_route(
     } else {
         None
     };
-    let statuses = match (spec.status, spec.statuses) {
+    let statuses = match (&spec.status, spec.statuses) {
         (Some(_), Some(_)) => {
             return Err(format!(
                 "route `{path}` sets both `status` and `statuses`; keep one"
             ))
         }
-        (_, Some(weights)) => weighted_statuses(&path, weights)?,
+        (_, Some(weights)) => weighted_statuses(&path, weights.into_inner())?,
         (_, None) => Vec::new(),
     };
-    let status = statuses
-        .first()
-        .map_or(spec.status.map_or(200, |s| s.0), |&(status, _)| status);
+    let status = statuses.first().map_or(
+        spec.status.map_or(200, |s| s.into_inner().0),
+        |&(status, _)| status,
+    );
     let delay = spec.delay.as_ref().map(DelaySpec::delay).transpose()?;
     if spec.methods.is_empty() {
         return Err(format!("route `{path}` allows no method"));
     }
     let mut headers: Vec<(String, String)> =
         spec.headers.into_iter().map(|(n, v)| (n.0, v.0)).collect();
-    if !headers
+    // A route that only answers 205 has no content for a `Content-Type` to describe.
+    let resets = statuses
         .iter()
-        .any(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+        .map(|&(s, _)| s)
+        .chain([status])
+        .all(|s| s == 205);
+    if !resets
+        && !headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("content-type"))
     {
         headers.insert(0, ("Content-Type".into(), "text/plain".into()));
     }

@@ -5,6 +5,7 @@
 
 use super::status::Rejection;
 use super::{Limits, MAX_HEADERS};
+use crate::ascii;
 
 /// The longest chunk-size line (size, extensions, CRLF) accepted, or the head limit if smaller:
 /// extensions are rare and short, and an endless line must not be buffered.
@@ -102,33 +103,98 @@ impl Chunked {
 /// CRLF. `Ok(Some((line length, size)))`, `Ok(None)` while it is incomplete.
 fn chunk_size(rest: &[u8], limits: Limits) -> Result<Option<(usize, u64)>, Rejection> {
     let max_line = MAX_CHUNK_LINE.min(limits.max_header_bytes);
-    let line_end = rest.iter().position(|&b| b == b'\n');
-    // httparse takes a size line without digits as zero and any byte in an extension; a
-    // stricter front (a digit first, visible characters, CRLF) keeps both from meaning something
-    // else to a proxy.
-    let visible = |b: &u8| b.is_ascii_graphic() || *b == b' ' || *b == b'\t';
-    let content = match line_end {
-        Some(end) if end > 0 && rest[end - 1] == b'\r' => &rest[..end - 1],
-        Some(_) => return Err(Rejection::BadRequest),
-        None => rest.strip_suffix(b"\r").unwrap_or(rest),
-    };
-    let starts_with_digit = rest.first().is_none_or(u8::is_ascii_hexdigit);
-    if !starts_with_digit || !content.iter().all(visible) {
-        return Err(Rejection::BadRequest);
-    }
-    let Some(end) = line_end else {
-        return if rest.len() >= max_line {
-            Err(Rejection::BadRequest)
-        } else {
+    let Some(end) = ascii::newline(rest) else {
+        // Refused as soon as it cannot become a size line, rather than after the read timeout.
+        let started = rest.strip_suffix(b"\r").unwrap_or(rest);
+        let plausible = started.first().is_none_or(u8::is_ascii_hexdigit)
+            && started.iter().all(|&b| is_text(b));
+        return if plausible && rest.len() < max_line {
             Ok(None)
+        } else {
+            Err(Rejection::BadRequest)
         };
     };
     if end + 1 > max_line {
         return Err(Rejection::BadRequest);
     }
-    match httparse::parse_chunk_size(&rest[..=end]) {
-        Ok(httparse::Status::Complete(parsed)) => Ok(Some(parsed)),
-        _ => Err(Rejection::BadRequest),
+    match rest[..end].strip_suffix(b"\r") {
+        Some(line) => size_line(line).map(|size| Some((end + 1, size))),
+        None => Err(Rejection::BadRequest),
+    }
+}
+
+/// The content of a chunk-size line, without its CRLF, read in one pass as RFC 9112 7.1 and 7.1.1
+/// write it: `chunk-size *( BWS ";" BWS token [ BWS "=" BWS ( token / quoted-string ) ] )`.
+/// Anything else, whitespace that ends the line included, is refused: a proxy in front may have
+/// framed it differently (httparse takes a line without digits as size zero and any byte in an
+/// extension).
+fn size_line(line: &[u8]) -> Result<u64, Rejection> {
+    let mut size: u64 = 0;
+    let mut at = 0;
+    while let Some(digit) = line.get(at).and_then(|&b| char::from(b).to_digit(16)) {
+        size = size.checked_mul(16).ok_or(Rejection::BadRequest)? | u64::from(digit);
+        at += 1;
+    }
+    if at == 0 {
+        return Err(Rejection::BadRequest);
+    }
+    loop {
+        let ext = skip(line, at, is_blank);
+        match line.get(ext) {
+            // Whitespace is allowed only before a `;`.
+            None if ext == at => return Ok(size),
+            Some(b';') => {}
+            _ => return Err(Rejection::BadRequest),
+        }
+        let name = skip(line, ext + 1, is_blank);
+        at = skip(line, name, ascii::is_token_byte);
+        if at == name {
+            return Err(Rejection::BadRequest);
+        }
+        let equals = skip(line, at, is_blank);
+        if line.get(equals) == Some(&b'=') {
+            let value = skip(line, equals + 1, is_blank);
+            at = if line.get(value) == Some(&b'"') {
+                skip_quoted_string(line, value + 1).ok_or(Rejection::BadRequest)?
+            } else {
+                skip(line, value, ascii::is_token_byte)
+            };
+            if at == value {
+                return Err(Rejection::BadRequest);
+            }
+        }
+    }
+}
+
+/// Past the bytes of `class` from `at`.
+fn skip(line: &[u8], at: usize, class: fn(u8) -> bool) -> usize {
+    let rest = line.get(at..).unwrap_or_default();
+    at + rest.iter().take_while(|&&b| class(b)).count()
+}
+
+/// `BWS`'s bytes: space and tab.
+fn is_blank(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+/// Visible ASCII, space, tab or `obs-text` (above 0x7F): a quoted string's text, the byte a
+/// backslash quotes.
+fn is_text(b: u8) -> bool {
+    b.is_ascii_graphic() || is_blank(b) || b >= 0x80
+}
+
+/// Past the closing quote of a quoted string whose opening quote is before `at` (RFC 9110
+/// 5.6.4): `qdtext` (text but `"` and `\`) and `\` before a text byte. `None` if it does not
+/// close.
+fn skip_quoted_string(line: &[u8], mut at: usize) -> Option<usize> {
+    loop {
+        match *line.get(at)? {
+            b'"' => return Some(at + 1),
+            b'\\' if is_text(*line.get(at + 1)?) => at += 2,
+            b'\\' => return None,
+            b if is_text(b) => at += 1,
+            _ => return None,
+        }
     }
 }
 
@@ -147,15 +213,21 @@ fn trailer_section(rest: &[u8], limits: Limits) -> Result<Option<usize>, Rejecti
 mod tests {
     use super::*;
 
+    const LIMITS: Limits = Limits {
+        max_header_bytes: 8192,
+        max_body_bytes: 100,
+    };
+
     #[test]
     fn chunk_size_lines_are_strict() {
-        let limits = Limits {
-            max_header_bytes: 8192,
-            max_body_bytes: 100,
-        };
-        assert_eq!(chunk_size(b"1a\r\nrest", limits), Ok(Some((4, 26))));
-        assert_eq!(chunk_size(b"5;name=value\r\n", limits), Ok(Some((14, 5))));
-        assert_eq!(chunk_size(b"5", limits), Ok(None));
+        assert_eq!(chunk_size(b"1a\r\nrest", LIMITS), Ok(Some((4, 26))));
+        assert_eq!(chunk_size(b"5;name=value\r\n", LIMITS), Ok(Some((14, 5))));
+        assert_eq!(chunk_size(b"5", LIMITS), Ok(None));
+        assert_eq!(
+            chunk_size(b"5;", LIMITS),
+            Ok(None),
+            "an extension may follow"
+        );
         for bad in [
             &b"\r\n"[..],
             b";x\r\n",
@@ -163,17 +235,77 @@ mod tests {
             b"-5\r\n",
             b"5\x00\r\n",
             b"0x5\r\n",
+            b"\x005",
+            b"5\r5\r\n",
         ] {
             assert_eq!(
-                chunk_size(bad, limits),
+                chunk_size(bad, LIMITS),
                 Err(Rejection::BadRequest),
                 "{bad:?}"
             );
         }
         assert_eq!(
-            chunk_size(&[b'1'; 1100], limits),
+            chunk_size(&[b'1'; 1100], LIMITS),
             Err(Rejection::BadRequest),
             "an endless size line"
         );
+    }
+
+    /// RFC 9112 7.1 and 7.1.1, to the letter.
+    #[test]
+    fn chunk_extensions_follow_the_grammar() {
+        for (good, size) in [
+            ("5", 5),
+            ("0", 0),
+            ("00000A", 10),
+            ("fF", 255),
+            ("ffffffffffffffff", u64::MAX),
+            ("5;a", 5),
+            ("5;a=b", 5),
+            ("5;a=\"b c\"", 5),
+            ("5;a=\"\"", 5),
+            ("5;a=\"q\\\"\\\\\"", 5),
+            ("5 ;a", 5),
+            ("5\t; a = b ;c", 5),
+            ("5;a=b;c=\"d\";e", 5),
+            ("5;!#$%&'*+-.^_`|~=x", 5),
+            ("5;a=\"\u{e9}\\\u{e9}\"", 5),
+        ] {
+            assert_eq!(size_line(good.as_bytes()), Ok(size), "{good:?}");
+        }
+        for bad in [
+            "",
+            "5;",
+            "5; ",
+            "5;;a",
+            "5;a b",
+            "5;a,b",
+            "5;a=",
+            "5;a=b c",
+            "5;a=\"b",
+            "5;a=\"b\"c",
+            "5;a=\"\\\"",
+            "5;a=b=c",
+            "5;=b",
+            "5;a=(b)",
+            "5;a=\"\x01\"",
+            "5;a=\u{e9}",
+            "5;\u{e9}",
+            "5\u{e9}",
+            "5 ",
+            "5\t",
+            "5;a ",
+            "5;a=b ",
+            "5 5",
+            "5g;x",
+            "x5",
+            "10000000000000000",
+        ] {
+            assert_eq!(
+                size_line(bad.as_bytes()),
+                Err(Rejection::BadRequest),
+                "{bad:?}"
+            );
+        }
     }
 }

@@ -3,7 +3,7 @@
 //! it was given and nothing else.
 
 use super::chunked::Chunked;
-use super::request_line::{absolute_form, strip_query, valid_authority, RequestLine};
+use super::request_line::{absolute_form, is_target, strip_query, valid_authority, RequestLine};
 use super::status::Rejection;
 use super::{
     Body, Client, Context, Limits, Rejected, Selectors, Target, HIGHEST_MINOR, MAX_HEADERS,
@@ -172,10 +172,15 @@ impl<'a> Head<'a> {
         }
     }
 
-    /// RFC 9112 3.2: an HTTP/1.1 request names its host once, validly, in `Host`, unless its
-    /// target is in absolute form, whose authority wins. Returns the path to route by, if any.
+    /// RFC 9112 3.2: a target of visible ASCII, and an HTTP/1.1 request names its host once,
+    /// validly, in `Host`, unless its target is in absolute form, whose authority wins. Returns
+    /// the path to route by, if any.
     fn check_target(&self) -> Result<Option<&'a [u8]>, Rejection> {
         let target = self.target.as_bytes();
+        // A URI is visible ASCII (RFC 9112 3.2, RFC 3986 2); httparse also takes UTF-8.
+        if !is_target(target) {
+            return Err(Rejection::BadRequest);
+        }
         if let Some((authority, path)) = absolute_form(target) {
             if !valid_authority(authority) {
                 return Err(Rejection::BadRequest);

@@ -672,8 +672,9 @@ mod tests {
 
     #[test]
     fn statuses_for_bad_heads() {
-        let cases: [(&[u8], &str); 9] = [
+        let cases: [(&[u8], &str); 10] = [
             (b"GET / HTTP/2.0\r\n\r\n", "505 1.1"),
+            (b"GET /caf\xc3\xa9 HTTP/1.1\r\nHost: x\r\n\r\n", "400 1.1"),
             (b"GET / FOO\r\n\r\n", "400 1.1"),
             (b"GET /a b HTTP/1.1\r\nHost: x\r\n\r\n", "400 1.1"),
             (b"\x16\x03\x01\x02\x00\x01", "400 1.1"),

@@ -50,7 +50,8 @@ impl<'a> RequestLine<'a> {
     }
 }
 
-fn is_target(s: &[u8]) -> bool {
+/// A request target's bytes: visible ASCII, at least one.
+pub(super) fn is_target(s: &[u8]) -> bool {
     !s.is_empty() && s.iter().all(u8::is_ascii_graphic)
 }
 

@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use crate::common::{read_response, read_to_close, status_of, Server};
+use crate::common::{self, body_of, header, read_response, read_to_close, status_of, Server};
 
 /// Sends `request` and returns the first answer and whether the server then closed the
 /// connection (a follow-up request gets no answer).
@@ -27,7 +27,8 @@ fn closed_after(s: &mut TcpStream) -> bool {
 }
 
 /// One case: the request, the status it gets, and whether the connection closes after it.
-fn check(server: &Server, section: &str, request: &[u8], status: u16, closes: bool) {
+/// Returns the answer.
+fn check(server: &Server, section: &str, request: &[u8], status: u16, closes: bool) -> String {
     let (answer, closed) = ask(server, request);
     let what = format!(
         "{section}: {:?} -> {answer}",
@@ -40,6 +41,7 @@ fn check(server: &Server, section: &str, request: &[u8], status: u16, closes: bo
         closes,
         "Connection header: {what}"
     );
+    answer
 }
 
 #[test]
@@ -444,4 +446,254 @@ fn rfc9110_10_1_1_expect_100_continue_gets_the_final_answer_at_once() {
         200,
         false,
     );
+}
+
+#[test]
+fn rfc9112_7_1_1_chunk_lines_follow_the_grammar() {
+    let server = routes_post();
+    let s = "RFC 9112 7.1.1";
+    // Each a framing a proxy in front may read another way: 400 and close.
+    for bad in [
+        &b"5;\r\nhello\r\n0\r\n\r\n"[..],
+        b"5;a b\r\nhello\r\n0\r\n\r\n",
+        b"5;a=b c\r\nhello\r\n0\r\n\r\n",
+        b"5;a=\"b\r\nhello\r\n0\r\n\r\n",
+        b"5;a=(b)\r\nhello\r\n0\r\n\r\n",
+        b"5 \r\nhello\r\n0\r\n\r\n",
+        b"5\t\r\nhello\r\n0\r\n\r\n",
+        b"5;a \r\nhello\r\n0\r\n\r\n",
+        b"5\r\nhello\r\n0 \r\n\r\n",
+        b"5;a=caf\xc3\xa9\r\nhello\r\n0\r\n\r\n",
+    ] {
+        check(&server, s, &chunked(bad), 400, true);
+    }
+    // Their neighbours that the grammar allows, BWS included.
+    for good in [
+        &b"5;a=b\r\nhello\r\n0\r\n\r\n"[..],
+        b"5;a=\"b c\"\r\nhello\r\n0\r\n\r\n",
+        b"5 ;a\r\nhello\r\n0\r\n\r\n",
+        b"5\t; a = \"q\\\"\" ;b=c\r\nhello\r\n0;z\r\n\r\n",
+        // obs-text, which a quoted string may hold.
+        b"5;a=\"caf\xc3\xa9\"\r\nhello\r\n0\r\n\r\n",
+    ] {
+        check(&server, s, &chunked(good), 200, false);
+    }
+}
+
+#[test]
+fn rfc9112_3_2_targets_are_visible_ascii() {
+    // A route for every path: the refusal comes before routing.
+    let server = Server::start(&[]);
+    let s = "RFC 9112 3.2, RFC 3986 2";
+    for bad in [
+        &b"GET /caf\xc3\xa9 HTTP/1.1\r\nHost: t\r\n\r\n"[..],
+        b"GET /\x80 HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"GET /\xff HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"GET /a\x7f HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"GET /a\x01b HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"GET /a\tb HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"GET http://t/caf\xc3\xa9 HTTP/1.1\r\n\r\n",
+        b"GET /caf\xc3\xa9 HTTP/1.2\r\nHost: t\r\n\r\n",
+        b"GET /caf\xc3\xa9 HTTP/1.0\r\n\r\n",
+    ] {
+        check(&server, s, bad, 400, true);
+    }
+    check(
+        &server,
+        s,
+        b"GET /caf%C3%A9?q=%E2%82%AC HTTP/1.1\r\nHost: t\r\n\r\n",
+        200,
+        false,
+    );
+}
+
+#[test]
+fn rfc9112_4_reason_phrases_are_the_registrys_or_empty() {
+    let mut toml = String::new();
+    for status in [409, 422, 451, 507, 599] {
+        toml += &format!("[[route]]\npath = \"/{status}\"\nstatus = {status}\n\n");
+    }
+    let server = Server::with_config(&toml, &["--error-pages"]);
+    let s = "RFC 9110 15, RFC 9112 4";
+    for (status, line) in [
+        (409, "HTTP/1.1 409 Conflict\r\n"),
+        (422, "HTTP/1.1 422 Unprocessable Content\r\n"),
+        (451, "HTTP/1.1 451 Unavailable For Legal Reasons\r\n"),
+        (507, "HTTP/1.1 507 Insufficient Storage\r\n"),
+        // An unregistered status has the empty phrase, never "Unknown".
+        (599, "HTTP/1.1 599 \r\n"),
+    ] {
+        let request = format!("GET /{status} HTTP/1.1\r\nHost: t\r\n\r\n");
+        let answer = check(&server, s, request.as_bytes(), status, false);
+        assert!(answer.starts_with(line), "{answer}");
+    }
+    // Error pages say the same phrase, in every format.
+    let ask_page = |code: u16, accept: &str| {
+        let request =
+            format!("GET / HTTP/1.1\r\nHost: t\r\nX-Code: {code}\r\nAccept: {accept}\r\n\r\n");
+        check(&server, s, request.as_bytes(), code, false)
+    };
+    let html = ask_page(422, "text/html");
+    assert!(
+        html.starts_with("HTTP/1.1 422 Unprocessable Content\r\n"),
+        "{html}"
+    );
+    assert!(
+        body_of(&html).contains("<title>422 Unprocessable Content</title>"),
+        "{html}"
+    );
+    let json = ask_page(451, "application/json");
+    assert!(
+        body_of(&json).starts_with("{\"code\":451,\"reason\":\"Unavailable For Legal Reasons\","),
+        "{json}"
+    );
+    let text = ask_page(599, "text/plain");
+    assert!(text.starts_with("HTTP/1.1 599 \r\n"), "{text}");
+    assert!(body_of(&text).starts_with("599 \n"), "{text}");
+    assert!(!html.contains("Unknown") && !json.contains("Unknown") && !text.contains("Unknown"));
+}
+
+#[test]
+fn rfc9110_15_3_6_a_205_has_no_content_and_no_validators() {
+    let server = Server::with_config(
+        "[[route]]\npath = \"/reset\"\nmethods = [\"GET\", \"HEAD\", \"POST\"]\nstatus = 205\n",
+        &[],
+    );
+    let s = "RFC 9110 15.3.6";
+    for request in [
+        &b"POST /reset HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nab"[..],
+        b"GET /reset HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"HEAD /reset HTTP/1.1\r\nHost: t\r\n\r\n",
+    ] {
+        let answer = check(&server, s, request, 205, false);
+        assert!(
+            answer.starts_with("HTTP/1.1 205 Reset Content\r\n"),
+            "{answer}"
+        );
+        assert_eq!(header(&answer, "Content-Length"), Some("0"), "{answer}");
+        assert!(answer.ends_with("\r\n\r\n"), "no content: {answer}");
+        for absent in ["ETag", "Last-Modified", "Content-Type"] {
+            assert_eq!(header(&answer, absent), None, "{absent}: {answer}");
+        }
+    }
+    // Validators would make a 304 of it: a conditional request gets the 205 too.
+    check(
+        &server,
+        s,
+        b"GET /reset HTTP/1.1\r\nHost: t\r\nIf-None-Match: *\r\n\r\n",
+        205,
+        false,
+    );
+    // Content for a 205 is a configuration error naming the file, the line and the key.
+    for (toml, key, line) in [
+        ("status = 205\nbody = \"x\"\n", "body", 4),
+        ("status = 205\nbody_file = \"page.html\"\n", "body_file", 4),
+        ("status = 205\ntemplate = true\n", "template", 4),
+        ("body = \"\"\nstatus = 205\n", "body", 3),
+        (
+            "body = \"x\"\nstatuses = { \"200\" = 1, \"205\" = 1 }\n",
+            "body",
+            3,
+        ),
+    ] {
+        let (ok, out) = common::check(&format!("[[route]]\npath = \"/r\"\n{toml}"));
+        assert!(!ok, "{toml}: {out}");
+        assert!(
+            out.contains(&format!(
+                "FILE at line {line}: {key}: route `/r` answers 205"
+            )),
+            "{toml}: {out}"
+        );
+        assert!(out.contains("RFC 9110 15.3.6"), "{out}");
+    }
+}
+
+#[test]
+fn rfc9110_15_4_5_only_the_server_sends_304() {
+    for (toml, key) in [
+        ("status = 304\n", "status"),
+        ("statuses = { \"200\" = 1, \"304\" = 1 }\n", "statuses"),
+    ] {
+        let (ok, out) = common::check(&format!("[[route]]\npath = \"/r\"\n\n{toml}"));
+        assert!(!ok, "{toml}: {out}");
+        assert!(
+            out.contains(&format!("FILE at line 4: {key}: route `/r` answers 304")),
+            "{toml}: {out}"
+        );
+    }
+    // The 304 it sends itself, to a conditional request: no content, no `Content-Type`.
+    let server = Server::start(&[]);
+    let answer = check(
+        &server,
+        "RFC 9110 15.4.5",
+        b"GET / HTTP/1.1\r\nHost: t\r\nIf-None-Match: *\r\n\r\n",
+        304,
+        false,
+    );
+    assert!(
+        answer.starts_with("HTTP/1.1 304 Not Modified\r\n"),
+        "{answer}"
+    );
+    assert!(header(&answer, "ETag").is_some(), "{answer}");
+    for absent in ["Content-Type", "Content-Length"] {
+        assert_eq!(header(&answer, absent), None, "{absent}: {answer}");
+    }
+    assert!(answer.ends_with("\r\n\r\n"), "{answer}");
+}
+
+/// Each request gets its status, keeps its connection, and has `field` set to `value` (`None`:
+/// absent).
+fn each_says(
+    server: &Server,
+    section: &str,
+    cases: &[(&[u8], u16)],
+    field: &str,
+    value: Option<&str>,
+) {
+    for &(request, status) in cases {
+        let answer = check(server, section, request, status, false);
+        assert_eq!(header(&answer, field), value, "{field}: {answer}");
+    }
+}
+
+#[test]
+fn rfc9110_12_5_5_error_pages_vary_by_the_fields_that_chose_them() {
+    let server = Server::start(&["--error-pages"]);
+    let s = "RFC 9110 12.5.5";
+    let pages: [(&[u8], u16); 3] = [
+        (b"GET / HTTP/1.1\r\nHost: t\r\nX-Code: 503\r\n\r\n", 503),
+        (
+            b"GET / HTTP/1.1\r\nHost: t\r\nX-Code: 404\r\nAccept: application/json\r\n\r\n",
+            404,
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: t\r\nX-Code: 500\r\nX-Format: text/plain\r\n\r\n",
+            500,
+        ),
+    ];
+    let chosen_by = "X-Code, X-Format, Accept, Accept-Language";
+    each_says(&server, s, &pages, "Vary", Some(chosen_by));
+    // Accept chooses a format nowhere else: a route's own answer varies by nothing.
+    let route: [(&[u8], u16); 1] = [(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n", 200)];
+    each_says(&server, s, &route, "Vary", None);
+    // A pinned language is chosen by no field.
+    let pinned = Server::with_config("[error_pages]\nenabled = true\nlanguage = \"de\"\n", &[]);
+    each_says(&pinned, s, &pages, "Vary", Some("X-Code, X-Format, Accept"));
+}
+
+#[test]
+fn rfc9111_5_2_2_5_probes_and_metrics_are_not_stored() {
+    let server = Server::start(&[]);
+    let s = "RFC 9111 5.2.2.5";
+    let probes: [(&[u8], u16); 5] = [
+        (b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n", 200),
+        (b"GET /readyz HTTP/1.1\r\nHost: t\r\n\r\n", 200),
+        (b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n", 200),
+        (b"POST /healthz HTTP/1.1\r\nHost: t\r\n\r\n", 405),
+        (b"OPTIONS /readyz HTTP/1.1\r\nHost: t\r\n\r\n", 204),
+    ];
+    each_says(&server, s, &probes, "Cache-Control", Some("no-store"));
+    // The routes' answers keep their own caching, which is none unless configured.
+    let route: [(&[u8], u16); 1] = [(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n", 200)];
+    each_says(&server, s, &route, "Cache-Control", None);
 }

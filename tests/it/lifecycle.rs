@@ -59,7 +59,12 @@ fn the_shutdown_delay_serves_while_readiness_fails() {
     std::thread::sleep(Duration::from_millis(100));
     // During the delay: readiness says 503, everything else is served as usual, new connections
     // included, and kept-alive connections stay alive.
-    assert_eq!(status_of(&get(&server, "/readyz")), 503);
+    let not_ready = get(&server, "/readyz");
+    assert_eq!(status_of(&not_ready), 503);
+    assert!(
+        not_ready.contains("Cache-Control: no-store\r\n"),
+        "{not_ready}"
+    );
     assert_eq!(status_of(&get(&server, "/healthz")), 200);
     assert_eq!(status_of(&get(&server, "/")), 200);
     kept.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
