@@ -22,6 +22,8 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+pub mod watch;
+
 /// The body every request gets when no route is configured: the article's answer.
 pub const DEFAULT_BODY: &str = "Hello, world!";
 /// The article's port on every interface, IPv6 and IPv4 alike (one dual-stack socket), as a
