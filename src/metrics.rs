@@ -6,7 +6,8 @@
 //! and encodes; what is counted is decided where it happens (`respond`, `conn`, `worker`).
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
@@ -16,7 +17,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 use crate::log::DroppedLines;
-use crate::serve::control::Phase;
+use crate::serve::control::{lock, Phase};
 
 /// A counter that one thread writes and any thread reads.
 #[derive(Debug, Default)]
@@ -181,12 +182,67 @@ impl WorkerStats {
     }
 }
 
-/// Everything `/metrics` reports besides the shutdown phase: every worker's counters and the log
-/// writer's dropped lines.
+/// What made the supervisor load the configuration again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// SIGHUP.
+    Signal,
+    /// A change in the files it follows (`--watch`).
+    Watch,
+}
+
+impl Cause {
+    const ALL: [Cause; 2] = [Cause::Signal, Cause::Watch];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Cause::Signal => "signal",
+            Cause::Watch => "watch",
+        }
+    }
+}
+
+/// The reloads' outcomes, as counted.
+const RESULTS: [&str; 2] = ["ok", "refused"];
+
+/// The configuration's reloads and the one in force, written by the supervisor alone.
+#[derive(Debug, Default)]
+pub struct Reloads {
+    /// By cause, then by result.
+    counts: [[Counter; RESULTS.len()]; Cause::ALL.len()],
+    /// When the configuration in force was loaded, in milliseconds since the epoch.
+    loaded_ms: Counter,
+    /// The hash of the configuration in force. A scrape takes this lock, which only a load also
+    /// takes, for a string's copy.
+    sha256: Mutex<String>,
+}
+
+impl Reloads {
+    /// A configuration was loaded (at start, or by a reload of `cause`), its files hashing to
+    /// `sha256`.
+    pub fn applied(&self, cause: Option<Cause>, sha256: String) {
+        if let Some(cause) = cause {
+            self.counts[cause as usize][0].add(1);
+        }
+        let now = SystemTime::now().duration_since(UNIX_EPOCH);
+        self.loaded_ms
+            .set(now.map_or(0, |d| d.as_millis().try_into().unwrap_or(u64::MAX)));
+        *lock(&self.sha256) = sha256;
+    }
+
+    /// A reload of `cause` was refused.
+    pub fn refused(&self, cause: Cause) {
+        self.counts[cause as usize][1].add(1);
+    }
+}
+
+/// Everything `/metrics` reports besides the shutdown phase: every worker's counters, the log
+/// writer's dropped lines and the configuration's reloads.
 #[derive(Debug)]
 pub struct Metrics {
     workers: Vec<Arc<WorkerStats>>,
     dropped_log_lines: DroppedLines,
+    reloads: Reloads,
 }
 
 impl Metrics {
@@ -194,7 +250,12 @@ impl Metrics {
         Metrics {
             workers,
             dropped_log_lines,
+            reloads: Reloads::default(),
         }
+    }
+
+    pub fn reloads(&self) -> &Reloads {
+        &self.reloads
     }
 
     pub fn dropped_log_lines(&self) -> u64 {
@@ -234,6 +295,18 @@ impl Metrics {
             duration_sum_us: sum(&|w| w.duration_sum_us.get()),
             dropped_log_lines: self.dropped_log_lines(),
             phase,
+            reloads: Cause::ALL
+                .iter()
+                .flat_map(|&cause| {
+                    let counts = &self.reloads.counts[cause as usize];
+                    RESULTS
+                        .iter()
+                        .zip(counts)
+                        .map(move |(result, n)| (cause.label(), *result, n.get()))
+                })
+                .collect(),
+            loaded_ms: self.reloads.loaded_ms.get(),
+            config_sha256: lock(&self.reloads.sha256).clone(),
         }
     }
 }
@@ -252,6 +325,10 @@ struct Snapshot {
     duration_sum_us: u64,
     dropped_log_lines: u64,
     phase: Phase,
+    /// Cause, result and count.
+    reloads: Vec<(&'static str, &'static str, u64)>,
+    loaded_ms: u64,
+    config_sha256: String,
 }
 
 fn counter(e: &mut DescriptorEncoder, name: &str, help: &str, value: u64) -> std::fmt::Result {
@@ -367,7 +444,34 @@ impl Collector for Snapshot {
             "responder_shutdown_phase",
             "0 serving, 1 shutdown delay (not ready), 2 draining, 3 closing what is left.",
             self.phase as i64,
-        )
+        )?;
+        let mut reloads = e.encode_descriptor(
+            "responder_config_reloads",
+            "Configuration reloads, by cause (signal, watch) and result (ok, refused).",
+            None,
+            MetricType::Counter,
+        )?;
+        for (cause, result, n) in &self.reloads {
+            let labels = [("cause", *cause), ("result", *result)];
+            reloads
+                .encode_family(&labels)?
+                .encode_counter::<NoLabelSet, _, u64>(n, None)?;
+        }
+        let loaded = ConstGauge::new(self.loaded_ms as f64 / 1e3);
+        loaded.encode(e.encode_descriptor(
+            "responder_config_last_reload_success_timestamp_seconds",
+            "When the configuration in force was loaded, in seconds since the epoch.",
+            None,
+            loaded.metric_type(),
+        )?)?;
+        let mut info = e.encode_descriptor(
+            "responder_config_info",
+            "The configuration in force: a SHA-256 of its file and the files it names.",
+            None,
+            MetricType::Gauge,
+        )?;
+        let labels = [("sha256", self.config_sha256.as_str())];
+        info.encode_family(&labels)?.encode_gauge(&1i64)
     }
 }
 

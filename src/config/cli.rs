@@ -87,6 +87,16 @@ pub struct Cli {
     /// The look of the built-in error pages: `card` (the default), `plain` or `mono`.
     #[arg(long, env = "RESPONDER_ERROR_PAGES_THEME", value_name = "THEME")]
     pub error_pages_theme: Option<PageTheme>,
+    /// Follow the configuration file and the files it names: a change is applied as SIGHUP
+    /// applies it, after `watch_debounce`.
+    #[arg(long, env = "RESPONDER_WATCH", value_name = "BOOL", num_args = 0..=1,
+          default_missing_value = "true")]
+    pub watch: Option<bool>,
+    /// With --watch: compare the files every `watch_interval` instead of using inotify (for file
+    /// systems whose changes inotify does not see, such as network mounts).
+    #[arg(long, env = "RESPONDER_WATCH_POLL", value_name = "BOOL", num_args = 0..=1,
+          default_missing_value = "true")]
+    pub watch_poll: Option<bool>,
     /// Validate the configuration and exit: 0 when valid, 2 naming the fault otherwise.
     #[arg(long)]
     pub check: bool,

@@ -39,6 +39,10 @@ pub(super) struct FileConfig {
     pub(super) request_id: Option<RequestIdMode>,
     pub(super) request_id_header: Option<HeaderName>,
     pub(super) error_pages: Option<ErrorPagesSpec>,
+    pub(super) watch: Option<bool>,
+    pub(super) watch_interval: Option<Seconds>,
+    pub(super) watch_debounce: Option<Seconds>,
+    pub(super) watch_poll: Option<bool>,
     #[serde(default)]
     pub(super) route: Vec<toml::Spanned<RouteSpec>>,
 }

@@ -19,10 +19,12 @@ pub use values::*;
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub mod watch;
+
+use watch::WatchOptions;
 
 /// The body every request gets when no route is configured: the article's answer.
 pub const DEFAULT_BODY: &str = "Hello, world!";
@@ -77,6 +79,9 @@ pub struct Config {
     pub request_id_header: String,
     pub error_pages: ErrorPages,
     pub routes: Vec<Route>,
+    /// The configuration file, when there is one.
+    pub file: Option<PathBuf>,
+    pub watch: WatchOptions,
 }
 
 /// The embedded defaults: what `cargo run --release` serves.
@@ -106,6 +111,8 @@ impl Default for Config {
             request_id_header: DEFAULT_REQUEST_ID_HEADER.into(),
             error_pages: ErrorPages::default(),
             routes: vec![Route::default_hello()],
+            file: None,
+            watch: WatchOptions::default(),
         }
     }
 }
@@ -129,11 +136,30 @@ impl Config {
         let mut config = Config::default();
         if let Some(path) = &cli.config {
             config.apply_file(path, cli.admin_listen.is_some())?;
+            config.file = Some(path.clone());
         }
         config.apply_command_line(cli);
         config.check_admin_listen()?;
         config.error_pages.read_dir()?;
         Ok(config)
+    }
+
+    /// The configuration file and every file it names (each route's `body_file`, the error
+    /// pages' directory when error-page mode is on): what `--watch` follows and
+    /// `responder_config_info` hashes.
+    pub fn files(&self) -> Vec<PathBuf> {
+        let pages = self
+            .error_pages
+            .dir
+            .as_ref()
+            .filter(|_| self.error_pages.enabled);
+        let bodies = self.routes.iter().filter_map(|r| r.body_file.as_ref());
+        self.file
+            .iter()
+            .chain(bodies)
+            .chain(pages)
+            .cloned()
+            .collect()
     }
 
     /// The admin listener needs a port of its own: sharing one with a traffic address (every
@@ -238,6 +264,8 @@ impl Config {
                 theme: cli.error_pages_theme,
                 ..ErrorPagesSpec::default()
             }),
+            watch: cli.watch,
+            watch_poll: cli.watch_poll,
             ..FileConfig::default()
         });
     }
@@ -292,6 +320,10 @@ impl Config {
             set(&mut self.error_pages.show_details, pages.show_details);
         }
         self.log_format = file.log_format.or(self.log_format);
+        set(&mut self.watch.enabled, file.watch);
+        set(&mut self.watch.interval, file.watch_interval.map(|s| s.0));
+        set(&mut self.watch.debounce, file.watch_debounce.map(|s| s.0));
+        set(&mut self.watch.poll, file.watch_poll);
     }
 }
 

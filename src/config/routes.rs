@@ -79,6 +79,8 @@ pub struct Route {
     pub delay: Option<RouteDelay>,
     /// The body file's modification time, else the load's time: the `Last-Modified`.
     pub modified: SystemTime,
+    /// The file the body was read from, for `--watch`.
+    pub body_file: Option<PathBuf>,
 }
 
 impl Route {
@@ -96,6 +98,7 @@ impl Route {
             statuses: Vec::new(),
             delay: None,
             modified: SystemTime::now(),
+            body_file: None,
         }
     }
 
@@ -283,6 +286,7 @@ pub(super) fn build_route(
         }
     }
     let mut modified = SystemTime::now();
+    let mut body_file = None;
     let body = match (spec.body, spec.body_file) {
         (Some(_), Some(_)) => {
             return Err(format!(
@@ -299,6 +303,7 @@ pub(super) fn build_route(
             // Never later than now: a clock ahead on the file's side must not make it "newer".
             let mtime = std::fs::metadata(&file).and_then(|m| m.modified());
             modified = mtime.map_or(modified, |m| m.min(modified));
+            body_file = Some(file);
             body
         }
         (None, None) => Vec::new(),
@@ -357,6 +362,7 @@ pub(super) fn build_route(
         statuses,
         delay,
         modified,
+        body_file,
     })
 }
 

@@ -44,8 +44,16 @@ fn mask() -> WatchMask {
         | WatchMask::ONLYDIR
 }
 
+/// How often the files are compared when they are polled.
+pub const DEFAULT_WATCH_INTERVAL: Duration = Duration::from_secs(5);
+/// Long enough for a kubelet's or an editor's swap to finish, short enough not to be waited for.
+pub const DEFAULT_WATCH_DEBOUNCE: Duration = Duration::from_millis(500);
+
+/// `watch`, `watch_interval`, `watch_debounce` and `watch_poll`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WatchOptions {
+    /// Whether the files are followed at all (`--watch`).
+    pub enabled: bool,
     /// How often the files are compared when inotify cannot be had (or `poll` asks for it).
     pub interval: Duration,
     /// How long a change waits for the rest of a swap.
@@ -53,6 +61,17 @@ pub struct WatchOptions {
     /// Compare every `interval` even where inotify works (file systems whose changes inotify
     /// does not see, such as network mounts).
     pub poll: bool,
+}
+
+impl Default for WatchOptions {
+    fn default() -> WatchOptions {
+        WatchOptions {
+            enabled: false,
+            interval: DEFAULT_WATCH_INTERVAL,
+            debounce: DEFAULT_WATCH_DEBOUNCE,
+            poll: false,
+        }
+    }
 }
 
 /// What each file held when it was read: a SHA-256 of its contents, `None` when it could not be
@@ -159,11 +178,10 @@ struct Pending {
 pub struct Watch {
     options: WatchOptions,
     files: Vec<PathBuf>,
-    /// The files as the last load read them.
+    /// The files as the last load read them, applied or refused: a refused configuration is
+    /// tried again when a file changes again, not at every event (its own refusal's log line may
+    /// be written into a watched directory).
     baseline: Snapshot,
-    /// The last load was refused: the next change is tried even if the files compare equal (a
-    /// file the refused configuration named, and that was missing, may have come).
-    retry: bool,
     way: Way,
     pending: Option<Pending>,
 }
@@ -281,7 +299,7 @@ impl Drop for Notify {
 
 /// Errors of a watch on a path that is not (or no longer) a directory.
 fn gone(e: &io::Error) -> bool {
-    e.kind() == ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOTDIR)
+    matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory)
 }
 
 /// The directories to watch for `files`: each one's parent, and the parent of the file it
@@ -332,7 +350,6 @@ impl Watch {
             options,
             files,
             baseline,
-            retry: false,
             way,
             pending: None,
         };
@@ -465,14 +482,13 @@ impl Watch {
         }
         self.pending = None;
         let changed = snapshot.changed_since(&self.baseline);
-        (self.retry || !changed.is_empty()).then_some(Change { snapshot, changed })
+        (!changed.is_empty()).then_some(Change { snapshot, changed })
     }
 
-    /// After a load (applied, or `refused`): follows `files`, as `snapshot` holds them.
-    pub fn follow(&mut self, files: Vec<PathBuf>, snapshot: Snapshot, refused: bool, now: Instant) {
+    /// After a load, applied or refused: follows `files`, as `snapshot` holds them.
+    pub fn follow(&mut self, files: Vec<PathBuf>, snapshot: Snapshot, now: Instant) {
         self.files = files;
         self.baseline = snapshot;
-        self.retry = refused;
         self.arm(now);
     }
 }
@@ -495,6 +511,7 @@ mod tests {
 
     fn options(poll: bool) -> WatchOptions {
         WatchOptions {
+            enabled: true,
             interval: Duration::from_millis(50),
             debounce: Duration::from_millis(100),
             poll,
@@ -614,7 +631,7 @@ mod tests {
         let change = next_change(&mut poll, &mut watch, LIMIT).expect("the write is seen");
         assert!(written.elapsed() >= options(false).debounce);
         assert_eq!(change.changed, vec![file.clone()]);
-        watch.follow(vec![file], change.snapshot, false, Instant::now());
+        watch.follow(vec![file], change.snapshot, Instant::now());
         assert!(
             next_change(&mut poll, &mut watch, Duration::from_millis(300)).is_none(),
             "nothing more changed"
@@ -633,7 +650,7 @@ mod tests {
             let change = next_change(&mut poll, &mut watch, LIMIT).expect("the swap is seen");
             assert_eq!(change.changed, vec![file.clone()]);
             assert_eq!(std::fs::read_to_string(&file).unwrap(), text);
-            watch.follow(vec![file.clone()], change.snapshot, false, Instant::now());
+            watch.follow(vec![file.clone()], change.snapshot, Instant::now());
         }
     }
 
@@ -649,7 +666,7 @@ mod tests {
         std::fs::rename(conf.join(".responder.toml.swp"), &file).unwrap();
         let change = next_change(&mut poll, &mut watch, LIMIT).expect("the rename is seen");
         assert_eq!(change.changed, vec![file.clone()]);
-        watch.follow(vec![file.clone()], change.snapshot, false, Instant::now());
+        watch.follow(vec![file.clone()], change.snapshot, Instant::now());
         // The directory goes (its watch with it) and comes back later.
         std::fs::remove_dir_all(&conf).unwrap();
         let change = next_change(&mut poll, &mut watch, LIMIT).expect("the removal is seen");
@@ -657,7 +674,7 @@ mod tests {
             change.snapshot.missing(),
             "a file that stays gone is handed on"
         );
-        watch.follow(vec![file.clone()], change.snapshot, true, Instant::now());
+        watch.follow(vec![file.clone()], change.snapshot, Instant::now());
         std::fs::create_dir(&conf).unwrap();
         std::fs::write(&file, "three").unwrap();
         let change = next_change(&mut poll, &mut watch, LIMIT).expect("the return is seen");
@@ -705,7 +722,7 @@ mod tests {
                 continue;
             };
             changes += 1;
-            watch.follow(vec![file.clone()], change.snapshot, false, Instant::now());
+            watch.follow(vec![file.clone()], change.snapshot, Instant::now());
         }
         writer.join().unwrap();
         assert!(

@@ -4,8 +4,9 @@
 //!
 //! The first SIGTERM or SIGINT starts the shutdown: after `--shutdown-delay` (during which the
 //! readiness probe fails) the drain, bounded by `--shutdown-timeout`; that deadline or a second
-//! signal aborts it. SIGHUP reloads the configuration. The server's outcome is the exit status
-//! `main` reports. Request handling is the workers' (see `worker`).
+//! signal aborts it. SIGHUP reloads the configuration, and so does a change in its files with
+//! `--watch` (their `config::watch::Watch` is one more source of the same `Poll`). The server's
+//! outcome is the exit status `main` reports. Request handling is the workers' (see `worker`).
 
 use std::io::{self, ErrorKind};
 use std::net::SocketAddr;
@@ -19,9 +20,10 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
 use crate::answers::Role;
+use crate::config::watch::{Change, Snapshot, Watch};
 use crate::config::{default_listen_v4, Config, ConfigError};
 use crate::log::{self, DroppedLines};
-use crate::metrics::{Metrics, WorkerStats};
+use crate::metrics::{Cause, Metrics, WorkerStats};
 use crate::net::{self, BindError, ListenOptions};
 use crate::serve::control::Control;
 use crate::serve::control::{Phase, Published};
@@ -31,6 +33,7 @@ use crate::sys;
 
 const SIGNALS: Token = Token(0);
 const WORKER_EXIT: Token = Token(1);
+const WATCH: Token = Token(2);
 /// How often the supervisor looks at the log writer's dropped-line count.
 const DROPPED_LOG_CHECK: Duration = Duration::from_secs(10);
 
@@ -89,6 +92,8 @@ pub fn run(
     let published = Arc::new(Published::new(Site::new(config)));
     let stats: Vec<Arc<WorkerStats>> = (0..listeners.len()).map(|_| Arc::default()).collect();
     let metrics = Arc::new(Metrics::new(stats.clone(), dropped_log_lines));
+    let loaded = Snapshot::take(&config.files());
+    metrics.reloads().applied(None, loaded.sha256());
     let (ended_tx, ended_rx) = mpsc::channel();
     let count = listeners.len();
     let mut workers = Vec::with_capacity(count);
@@ -139,7 +144,10 @@ pub fn run(
         metrics,
         dropped_reported: 0,
         next_drop_check: Instant::now() + DROPPED_LOG_CHECK,
+        watch: None,
+        loaded,
     };
+    supervisor.follow_files(Instant::now());
     let outcome = supervisor.run();
     for handle in workers {
         let _ = handle.join();
@@ -320,6 +328,10 @@ struct Supervisor<'a> {
     /// Dropped log lines already reported, and when to look again.
     dropped_reported: u64,
     next_drop_check: Instant,
+    /// With `watch`: what follows the configuration's files.
+    watch: Option<Watch>,
+    /// The configuration's files as the configuration in force was loaded from them.
+    loaded: Snapshot,
 }
 
 impl Supervisor<'_> {
@@ -332,6 +344,12 @@ impl Supervisor<'_> {
                 self.control.advance(Phase::Abort);
                 failure = Some(e);
                 break;
+            }
+            let now = Instant::now();
+            if let Some(watch) = self.watch.as_mut() {
+                if events.iter().any(|e| e.token() == WATCH) {
+                    watch.on_readable(now);
+                }
             }
             let pending: Vec<i32> = self.signals.pending().collect();
             for signal in pending {
@@ -357,10 +375,16 @@ impl Supervisor<'_> {
 
     /// Waits for a signal, a worker's end, or the next deadline of the supervisor's own.
     fn wait(&mut self, events: &mut Events) -> Result<(), ServerError> {
-        let next = [self.delay_ends, self.drain_ends, Some(self.next_drop_check)]
-            .into_iter()
-            .flatten()
-            .min();
+        let watch = self.watch.as_ref().and_then(Watch::deadline);
+        let next = [
+            self.delay_ends,
+            self.drain_ends,
+            Some(self.next_drop_check),
+            watch,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         let timeout = next.map(|at| at.saturating_duration_since(Instant::now()));
         match self.poll.poll(events, timeout) {
             Err(e) if e.kind() != ErrorKind::Interrupted => Err(ServerError::Io {
@@ -396,7 +420,8 @@ impl Supervisor<'_> {
     fn on_signal(&mut self, signal: i32) {
         let name = signal_hook::low_level::signal_name(signal).unwrap_or("signal");
         if signal == SIGHUP {
-            self.reload();
+            let snapshot = Snapshot::take(&self.config.files());
+            self.reload(Cause::Signal, snapshot);
             return;
         }
         let now = Instant::now();
@@ -418,6 +443,9 @@ impl Supervisor<'_> {
     }
 
     fn on_time(&mut self, now: Instant) {
+        if let Some(Change { snapshot, .. }) = self.watch.as_mut().and_then(|w| w.due(now)) {
+            self.reload(Cause::Watch, snapshot);
+        }
         if self.next_drop_check <= now {
             self.next_drop_check = now + DROPPED_LOG_CHECK;
             self.report_dropped_log_lines();
@@ -455,13 +483,27 @@ impl Supervisor<'_> {
         self.control.advance(Phase::Draining);
     }
 
-    /// SIGHUP: a valid new configuration replaces the routes, limits and timeouts for new
-    /// requests; an invalid one is refused and the old one stays. Sockets are not reopened.
-    fn reload(&mut self) {
+    /// SIGHUP, or a change in the files with `watch`: a valid new configuration replaces the
+    /// routes, limits and timeouts for new requests; an invalid one is refused and the old one
+    /// stays. Sockets are not reopened. `snapshot` holds the files as read just before the load.
+    fn reload(&mut self, cause: Cause, snapshot: Snapshot) {
+        let changed: Vec<String> = snapshot
+            .changed_since(&self.loaded)
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect();
         let mut config = match (self.reload)() {
             Ok(config) => config,
             Err(e) => {
-                tracing::error!(error = %e, "reload refused; the previous configuration stays");
+                tracing::error!(
+                    cause = cause.label(),
+                    error = %e,
+                    "configuration refused"
+                );
+                self.metrics.reloads().refused(cause);
+                if let Some(watch) = self.watch.as_mut() {
+                    watch.follow(self.config.files(), snapshot, Instant::now());
+                }
                 return;
             }
         };
@@ -497,7 +539,38 @@ impl Supervisor<'_> {
         config.admin_listen = self.started.admin_listen;
         self.published.publish(Site::new(&config));
         self.control.wake_all();
-        tracing::info!(routes = config.routes.len(), "configuration reloaded");
+        let loaded = snapshot.extended(&config.files());
+        self.metrics.reloads().applied(Some(cause), loaded.sha256());
+        tracing::info!(
+            cause = cause.label(),
+            changed = changed.join(", "),
+            routes = config.routes.len(),
+            "configuration reloaded"
+        );
+        let watching = self.config.watch;
         self.config = config;
+        self.loaded = loaded;
+        let now = Instant::now();
+        match self.watch.as_mut() {
+            Some(watch) if self.config.watch == watching => {
+                watch.follow(self.config.files(), self.loaded.clone(), now)
+            }
+            _ => self.follow_files(now),
+        }
+    }
+
+    /// Starts following the configuration's files as `watch` and its settings say (or stops).
+    fn follow_files(&mut self, now: Instant) {
+        self.watch = None;
+        if self.config.watch.enabled {
+            self.watch = Some(Watch::new(
+                self.poll.registry(),
+                WATCH,
+                self.config.files(),
+                self.loaded.clone(),
+                self.config.watch,
+                now,
+            ));
+        }
     }
 }

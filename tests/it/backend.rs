@@ -124,7 +124,7 @@ fn error_pages_come_from_the_directory_then_the_class_then_the_built_in_page() {
     // A page with an unknown variable is refused at reload, and the pages in use stay.
     std::fs::write(dir.path().join("404.html"), "{{nonsense}}").unwrap();
     server.signal(libc::SIGHUP);
-    let refused = server.await_log(&["reload refused"]);
+    let refused = server.await_log(&["configuration refused", "\"cause\":\"signal\""]);
     assert!(
         refused.contains("404.html") && refused.contains("nonsense"),
         "{refused}"

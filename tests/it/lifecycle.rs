@@ -174,7 +174,7 @@ fn sighup_reloads_a_valid_config_without_dropping_a_connection() {
     )
     .unwrap();
     server.signal(libc::SIGHUP);
-    server.await_log(&["configuration reloaded"]);
+    server.await_log(&["configuration reloaded", "\"cause\":\"signal\""]);
     server.await_log(&["changes only on restart", "\"key\":\"backlog\""]);
     std::thread::sleep(Duration::from_millis(100));
     assert!(get(&server, "/x").ends_with("new"));
@@ -182,7 +182,7 @@ fn sighup_reloads_a_valid_config_without_dropping_a_connection() {
     // An invalid file is refused, and the previous configuration stays.
     std::fs::write(&path, "[[route]]\npath = \"/\"\nstatus = 42\n").unwrap();
     server.signal(libc::SIGHUP);
-    let line = server.await_log(&["reload refused"]);
+    let line = server.await_log(&["configuration refused", "\"cause\":\"signal\""]);
     assert!(
         line.contains("status 42") && line.contains("line 3"),
         "{line}"

@@ -19,3 +19,4 @@ mod listeners;
 mod shutdown;
 mod stream_props;
 mod telemetry;
+mod watch;
