@@ -2,8 +2,9 @@
 //!
 //! Each worker owns a [`WorkerStats`] that only its own thread writes, with a plain load and store
 //! (no locked instruction, no cache line written by two threads); a scrape reads every worker's
-//! and sums them ([`Metrics::render`]), encoding through `prometheus-client`. This module counts
-//! and encodes; what is counted is decided where it happens (`respond`, `conn`, `worker`).
+//! and sums them ([`Metrics::render`]), encoding through `prometheus-client`. The supervisor
+//! alone writes [`Reloads`]: the configuration's reloads and the hash of the one in force. This
+//! module counts and encodes; what is counted is decided where it happens (`respond`, `conn`, `worker`).
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};

@@ -223,3 +223,37 @@ fn the_ingress_nginx_example_matches_the_server() {
     assert_eq!(page["service"], "cart");
     assert_eq!(page["request_id"], "r-1");
 }
+
+#[test]
+fn the_deployment_mounts_its_config_map_where_the_image_reads_and_follows_it() {
+    let yaml = read("deploy/kubernetes/deployment.yaml");
+    let map = read("deploy/kubernetes/configmap.yaml");
+    let config_path = read("Dockerfile")
+        .lines()
+        .find_map(|l| l.strip_prefix("ENV RESPONDER_CONFIG="))
+        .expect("the image names its configuration")
+        .to_string();
+    let (dir, name) = config_path.rsplit_once('/').unwrap();
+    assert_eq!(value_after(&yaml, "volumeMounts:", "mountPath"), dir);
+    assert_eq!(
+        value_after(&yaml, "volumeMounts:", "name"),
+        value_after(&yaml, "volumes:", "name")
+    );
+    assert_eq!(
+        value_after(&yaml, "configMap:", "name"),
+        value_after(&map, "metadata:", "name")
+    );
+    assert!(
+        !yaml.lines().any(|l| l.trim_start().starts_with("subPath:")),
+        "a subPath mount is never updated"
+    );
+    // The file as the volume holds it: valid, and followed.
+    let files = config_map_files(&map);
+    let (_, text) = files
+        .iter()
+        .find(|(file, _)| file == name)
+        .unwrap_or_else(|| panic!("no {name} in the ConfigMap: {files:?}"));
+    assert!(text.lines().any(|l| l.trim() == "watch = true"), "{text}");
+    let (ok, out) = crate::common::check(text);
+    assert!(ok, "{out}");
+}
