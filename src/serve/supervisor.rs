@@ -119,6 +119,8 @@ pub fn run(
             Arc::clone(&exit_waker),
         )?);
     }
+    // Watching before `listening` is said: a change made once the server is up is seen.
+    let watch = watch(&poll, config, &loaded);
     let named: Vec<String> = addrs.iter().map(SocketAddr::to_string).collect();
     tracing::info!(
         addr = named.first().map(String::as_str),
@@ -144,10 +146,9 @@ pub fn run(
         metrics,
         dropped_reported: 0,
         next_drop_check: Instant::now() + DROPPED_LOG_CHECK,
-        watch: None,
+        watch,
         loaded,
     };
-    supervisor.follow_files(Instant::now());
     let outcome = supervisor.run();
     for handle in workers {
         let _ = handle.join();
@@ -495,12 +496,12 @@ impl Supervisor<'_> {
         let mut config = match (self.reload)() {
             Ok(config) => config,
             Err(e) => {
+                self.metrics.reloads().refused(cause);
                 tracing::error!(
                     cause = cause.label(),
                     error = %e,
                     "configuration refused"
                 );
-                self.metrics.reloads().refused(cause);
                 if let Some(watch) = self.watch.as_mut() {
                     watch.follow(self.config.files(), snapshot, Instant::now());
                 }
@@ -537,10 +538,11 @@ impl Supervisor<'_> {
         }
         // Which paths the traffic ports route follows the listeners that are open.
         config.admin_listen = self.started.admin_listen;
-        self.published.publish(Site::new(&config));
-        self.control.wake_all();
+        // Counted first: whoever sees the new answers sees the reload in /metrics too.
         let loaded = snapshot.extended(&config.files());
         self.metrics.reloads().applied(Some(cause), loaded.sha256());
+        self.published.publish(Site::new(&config));
+        self.control.wake_all();
         tracing::info!(
             cause = cause.label(),
             changed = changed.join(", "),
@@ -555,22 +557,25 @@ impl Supervisor<'_> {
             Some(watch) if self.config.watch == watching => {
                 watch.follow(self.config.files(), self.loaded.clone(), now)
             }
-            _ => self.follow_files(now),
+            _ => {
+                // The old watch's registration goes before the new one takes its token.
+                self.watch = None;
+                self.watch = watch(&self.poll, &self.config, &self.loaded);
+            }
         }
     }
+}
 
-    /// Starts following the configuration's files as `watch` and its settings say (or stops).
-    fn follow_files(&mut self, now: Instant) {
-        self.watch = None;
-        if self.config.watch.enabled {
-            self.watch = Some(Watch::new(
-                self.poll.registry(),
-                WATCH,
-                self.config.files(),
-                self.loaded.clone(),
-                self.config.watch,
-                now,
-            ));
-        }
-    }
+/// What follows `config`'s files, which `loaded` holds as loaded, when its `watch` is on.
+fn watch(poll: &Poll, config: &Config, loaded: &Snapshot) -> Option<Watch> {
+    config.watch.enabled.then(|| {
+        Watch::new(
+            poll.registry(),
+            WATCH,
+            config.files(),
+            loaded.clone(),
+            config.watch,
+            Instant::now(),
+        )
+    })
 }
