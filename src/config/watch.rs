@@ -4,10 +4,11 @@
 //! rename-over and an in-place write all show there), its descriptor one more source of the
 //! supervisor's `mio::Poll`; where inotify cannot be had, it compares the files' contents every
 //! `watch_interval` instead. A change waits `watch_debounce` for the rest of a swap, then
-//! [`Watch::due`] says which files hold something new, by their [`Snapshot`] (a SHA-256 of each).
+//! [`Watch::due`] hands on the files as they are, when their [`Snapshot`] (a SHA-256 of each)
+//! differs from the last load's.
 //!
 //! It reads files and says when; loading and applying a configuration is the supervisor's (see
-//! `server`), and which files a configuration names is the loader's.
+//! `serve::supervisor`), and which files a configuration names is the loader's (`Config::files`).
 
 use std::collections::{BTreeSet, HashMap};
 use std::io::{self, ErrorKind};
@@ -155,15 +156,6 @@ fn digest(path: &Path) -> Option<[u8; 32]> {
         all.update(Sha256::digest(std::fs::read(&name).ok()?));
     }
     Some(all.finalize().into())
-}
-
-/// What changed, once a change has waited its debounce.
-#[derive(Debug)]
-pub struct Change {
-    /// The files as they are now, for the next comparison and the hash in force.
-    pub snapshot: Snapshot,
-    /// The files whose contents changed.
-    pub changed: Vec<PathBuf>,
 }
 
 /// A change seen and not yet handed on.
@@ -452,9 +444,10 @@ impl Watch {
         }
     }
 
-    /// What changed, once a change has settled and no file is missing (or one has been missing
-    /// for `VANISHED_DEBOUNCES`); `None` before that, and when the files hold what they held.
-    pub fn due(&mut self, now: Instant) -> Option<Change> {
+    /// The files as they are, once a change has settled and no file is missing (or one has been
+    /// missing for `VANISHED_DEBOUNCES`); `None` before that, and when they hold what the last
+    /// load read.
+    pub fn due(&mut self, now: Instant) -> Option<Snapshot> {
         if matches!(self.way, Way::Poll { next } if next <= now) {
             self.way = Way::Poll {
                 next: now + self.options.interval,
@@ -465,7 +458,7 @@ impl Watch {
     }
 
     /// The pending change, if it has settled.
-    fn settle(&mut self, now: Instant) -> Option<Change> {
+    fn settle(&mut self, now: Instant) -> Option<Snapshot> {
         let pending = self.pending?;
         if self.settles(pending) > now {
             return None;
@@ -482,8 +475,8 @@ impl Watch {
             return None;
         }
         self.pending = None;
-        let changed = snapshot.changed_since(&self.baseline);
-        (!changed.is_empty()).then_some(Change { snapshot, changed })
+        let changed = !snapshot.changed_since(&self.baseline).is_empty();
+        changed.then_some(snapshot)
     }
 
     /// After a load, applied or refused: follows `files`, as `snapshot` holds them.
@@ -546,6 +539,12 @@ mod tests {
     }
 
     /// Runs the poll as the supervisor does until the watch hands on a change, or `limit`.
+    /// What a change handed on holds: the files as they are, and which of them changed.
+    struct Change {
+        snapshot: Snapshot,
+        changed: Vec<PathBuf>,
+    }
+
     fn next_change(poll: &mut Poll, watch: &mut Watch, limit: Duration) -> Option<Change> {
         let end = Instant::now() + limit;
         let mut events = Events::with_capacity(4);
@@ -559,8 +558,9 @@ mod tests {
             if events.iter().any(|e| e.token() == TOKEN) {
                 watch.on_readable(now);
             }
-            if let Some(change) = watch.due(now) {
-                return Some(change);
+            if let Some(snapshot) = watch.due(now) {
+                let changed = snapshot.changed_since(&watch.baseline);
+                return Some(Change { snapshot, changed });
             }
         }
         None

@@ -20,7 +20,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
 use crate::answers::Role;
-use crate::config::watch::{Change, Snapshot, Watch};
+use crate::config::watch::{Snapshot, Watch};
 use crate::config::{default_listen_v4, Config, ConfigError};
 use crate::log::{self, DroppedLines};
 use crate::metrics::{Cause, Metrics, WorkerStats};
@@ -120,7 +120,7 @@ pub fn run(
         )?);
     }
     // Watching before `listening` is said: a change made once the server is up is seen.
-    let watch = watch(&poll, config, &loaded);
+    let watch = watch_files(&poll, config, &loaded);
     let named: Vec<String> = addrs.iter().map(SocketAddr::to_string).collect();
     tracing::info!(
         addr = named.first().map(String::as_str),
@@ -444,7 +444,7 @@ impl Supervisor<'_> {
     }
 
     fn on_time(&mut self, now: Instant) {
-        if let Some(Change { snapshot, .. }) = self.watch.as_mut().and_then(|w| w.due(now)) {
+        if let Some(snapshot) = self.watch.as_mut().and_then(|w| w.due(now)) {
             self.reload(Cause::Watch, snapshot);
         }
         if self.next_drop_check <= now {
@@ -560,14 +560,14 @@ impl Supervisor<'_> {
             _ => {
                 // The old watch's registration goes before the new one takes its token.
                 self.watch = None;
-                self.watch = watch(&self.poll, &self.config, &self.loaded);
+                self.watch = watch_files(&self.poll, &self.config, &self.loaded);
             }
         }
     }
 }
 
 /// What follows `config`'s files, which `loaded` holds as loaded, when its `watch` is on.
-fn watch(poll: &Poll, config: &Config, loaded: &Snapshot) -> Option<Watch> {
+fn watch_files(poll: &Poll, config: &Config, loaded: &Snapshot) -> Option<Watch> {
     config.watch.enabled.then(|| {
         Watch::new(
             poll.registry(),
