@@ -231,8 +231,13 @@ fn an_invalid_swap_is_refused_and_counted_then_a_valid_one_applied() {
         sha,
         "the configuration in force is the old one"
     );
-    mount.swap(&[("responder.toml", &config("fixed"))]);
+    // A key that changes only on restart is said, as on SIGHUP.
+    mount.swap(&[(
+        "responder.toml",
+        &format!("backlog = 16\n{}", config("fixed")),
+    )]);
     await_body(&server, "fixed");
+    server.await_log(&["changes only on restart", "\"key\":\"backlog\""]);
     assert_eq!(reloads(&server, "watch", "ok"), 1);
     assert_ne!(config_sha(&server), sha);
 }
