@@ -3,8 +3,8 @@
 //! Each worker owns a [`WorkerStats`] that only its own thread writes, with a plain load and store
 //! (no locked instruction, no cache line written by two threads); a scrape reads every worker's
 //! and sums them ([`Metrics::render`]), encoding through `prometheus-client`. The supervisor
-//! alone writes [`Reloads`]: the configuration's reloads and the hash of the one in force. This
-//! module counts and encodes; what is counted is decided where it happens (`respond`, `conn`, `worker`).
+//! alone writes [`Reloads`]: the configuration's reloads and the hash of the one in force.
+//! This module counts and encodes; what is counted is decided where it happens (`respond`, `conn`, `worker`).
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -203,14 +203,30 @@ impl Cause {
     }
 }
 
-/// The reloads' outcomes, as counted.
-const RESULTS: [&str; 2] = ["ok", "refused"];
+/// How a reload ended, as counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reloaded {
+    Applied,
+    Refused,
+}
+
+impl Reloaded {
+    /// In declaration order, which is each one's counter index.
+    const ALL: [Reloaded; 2] = [Reloaded::Applied, Reloaded::Refused];
+
+    fn label(self) -> &'static str {
+        match self {
+            Reloaded::Applied => "ok",
+            Reloaded::Refused => "refused",
+        }
+    }
+}
 
 /// The configuration's reloads and the one in force, written by the supervisor alone.
 #[derive(Debug, Default)]
 pub struct Reloads {
     /// By cause, then by result.
-    counts: [[Counter; RESULTS.len()]; Cause::ALL.len()],
+    counts: [[Counter; Reloaded::ALL.len()]; Cause::ALL.len()],
     /// When the configuration in force was loaded, in milliseconds since the epoch.
     loaded_ms: Counter,
     /// The hash of the configuration in force. A scrape takes this lock, which only a load also
@@ -223,7 +239,7 @@ impl Reloads {
     /// `sha256`.
     pub fn applied(&self, cause: Option<Cause>, sha256: String) {
         if let Some(cause) = cause {
-            self.counts[cause as usize][0].add(1);
+            self.counts[cause as usize][Reloaded::Applied as usize].add(1);
         }
         let now = SystemTime::now().duration_since(UNIX_EPOCH);
         self.loaded_ms
@@ -233,7 +249,7 @@ impl Reloads {
 
     /// A reload of `cause` was refused.
     pub fn refused(&self, cause: Cause) {
-        self.counts[cause as usize][1].add(1);
+        self.counts[cause as usize][Reloaded::Refused as usize].add(1);
     }
 }
 
@@ -297,13 +313,12 @@ impl Metrics {
             dropped_log_lines: self.dropped_log_lines(),
             phase,
             reloads: Cause::ALL
-                .iter()
-                .flat_map(|&cause| {
-                    let counts = &self.reloads.counts[cause as usize];
-                    RESULTS
-                        .iter()
-                        .zip(counts)
-                        .map(move |(result, n)| (cause.label(), *result, n.get()))
+                .into_iter()
+                .flat_map(|cause| {
+                    Reloaded::ALL.into_iter().map(move |result| {
+                        let n = self.reloads.counts[cause as usize][result as usize].get();
+                        (cause.label(), result.label(), n)
+                    })
                 })
                 .collect(),
             loaded_ms: self.reloads.loaded_ms.get(),
@@ -489,5 +504,33 @@ mod tests {
         labels.sort_unstable();
         labels.dedup();
         assert_eq!(labels.len(), Closed::ALL.len());
+    }
+
+    #[test]
+    fn each_reload_is_counted_under_its_cause_and_result() {
+        for (i, cause) in Cause::ALL.into_iter().enumerate() {
+            assert_eq!(cause as usize, i, "{cause:?}");
+        }
+        for (i, result) in Reloaded::ALL.into_iter().enumerate() {
+            assert_eq!(result as usize, i, "{result:?}");
+        }
+        let metrics = Metrics::new(Vec::new(), DroppedLines::default());
+        metrics.reloads().applied(None, "a".repeat(64));
+        metrics.reloads().refused(Cause::Watch);
+        metrics
+            .reloads()
+            .applied(Some(Cause::Signal), "b".repeat(64));
+        let mut text = String::new();
+        metrics.render(Phase::Serving, &mut text);
+        for line in [
+            "responder_config_reloads_total{cause=\"signal\",result=\"ok\"} 1",
+            "responder_config_reloads_total{cause=\"signal\",result=\"refused\"} 0",
+            "responder_config_reloads_total{cause=\"watch\",result=\"ok\"} 0",
+            "responder_config_reloads_total{cause=\"watch\",result=\"refused\"} 1",
+            &format!("responder_config_info{{sha256=\"{}\"}} 1", "b".repeat(64)),
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line} in {text}");
+        }
+        assert!(text.contains("responder_config_last_reload_success_timestamp_seconds "));
     }
 }
