@@ -751,6 +751,18 @@ mod tests {
     }
 
     #[test]
+    fn a_directory_inotify_refuses_makes_the_watch_poll() {
+        // A link to itself: the kernel refuses a watch on it (ELOOP), whoever asks.
+        let dir = tempfile::tempdir().unwrap();
+        let ring = dir.path().join("ring");
+        std::os::unix::fs::symlink(&ring, &ring).unwrap();
+        let file = ring.join("responder.toml");
+        let (_poll, watch) = watching(std::slice::from_ref(&file), false);
+        assert!(watch.polling());
+        assert!(watch.deadline().is_some(), "polling keeps a timer");
+    }
+
+    #[test]
     fn polling_sees_a_change_without_inotify() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("responder.toml");
