@@ -538,6 +538,15 @@ mod tests {
         (p, watch)
     }
 
+    /// A directory holding `name` with `text` in it, and a watch on that file alone.
+    fn one_file(name: &str, text: &str, poll: bool) -> (tempfile::TempDir, PathBuf, Poll, Watch) {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(name);
+        std::fs::write(&file, text).unwrap();
+        let (p, watch) = watching(std::slice::from_ref(&file), poll);
+        (dir, file, p, watch)
+    }
+
     /// Runs the poll as the supervisor does until the watch hands on a change, or `limit`.
     /// What a change handed on holds: the files as they are, and which of them changed.
     struct Change {
@@ -634,10 +643,7 @@ mod tests {
 
     #[test]
     fn an_in_place_write_is_handed_on_once_after_the_debounce() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("responder.toml");
-        std::fs::write(&file, "one").unwrap();
-        let (mut poll, mut watch) = watching(std::slice::from_ref(&file), false);
+        let (_dir, file, mut poll, mut watch) = one_file("responder.toml", "one", false);
         assert!(!watch.polling());
         let written = Instant::now();
         std::fs::write(&file, "two").unwrap();
@@ -697,10 +703,7 @@ mod tests {
 
     #[test]
     fn a_file_deleted_and_put_back_within_the_debounce_is_not_missing() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("body.html");
-        std::fs::write(&file, "one").unwrap();
-        let (mut poll, mut watch) = watching(std::slice::from_ref(&file), false);
+        let (_dir, file, mut poll, mut watch) = one_file("body.html", "one", false);
         std::fs::remove_file(&file).unwrap();
         std::thread::sleep(Duration::from_millis(30));
         std::fs::write(&file, "two").unwrap();
@@ -711,10 +714,7 @@ mod tests {
 
     #[test]
     fn many_writes_make_few_changes_and_the_last_wins() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("responder.toml");
-        std::fs::write(&file, "0").unwrap();
-        let (mut poll, mut watch) = watching(std::slice::from_ref(&file), false);
+        let (_dir, file, mut poll, mut watch) = one_file("responder.toml", "0", false);
         let writer = {
             let file = file.clone();
             std::thread::spawn(move || {
@@ -764,10 +764,7 @@ mod tests {
 
     #[test]
     fn polling_sees_a_change_without_inotify() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("responder.toml");
-        std::fs::write(&file, "one").unwrap();
-        let (mut poll, mut watch) = watching(std::slice::from_ref(&file), true);
+        let (_dir, file, mut poll, mut watch) = one_file("responder.toml", "one", true);
         assert!(watch.polling());
         assert!(watch.deadline().is_some(), "polling keeps a timer");
         std::fs::write(&file, "two").unwrap();
