@@ -17,8 +17,9 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
+use crate::answers::Probe;
 use crate::log::DroppedLines;
-use crate::serve::control::{lock, Phase};
+use crate::serve::control::{lock, Phase, Switches};
 
 /// A counter that one thread writes and any thread reads.
 #[derive(Debug, Default)]
@@ -280,14 +281,14 @@ impl Metrics {
     }
 
     /// Appends the Prometheus text exposition of the current values and `phase` to `out`.
-    pub fn render(&self, phase: Phase, out: &mut String) {
+    pub fn render(&self, phase: Phase, switches: &Switches, out: &mut String) {
         let mut registry = Registry::default();
-        registry.register_collector(Box::new(self.snapshot(phase)));
+        registry.register_collector(Box::new(self.snapshot(phase, switches)));
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::prometheus_text::encode(out, &registry);
     }
 
-    fn snapshot(&self, phase: Phase) -> Snapshot {
+    fn snapshot(&self, phase: Phase, switches: &Switches) -> Snapshot {
         let sum = |f: &dyn Fn(&WorkerStats) -> u64| self.workers.iter().map(|w| f(w)).sum::<u64>();
         Snapshot {
             responses: (0..600usize)
@@ -323,6 +324,7 @@ impl Metrics {
                 .collect(),
             loaded_ms: self.reloads.loaded_ms.get(),
             config_sha256: lock(&self.reloads.sha256).clone(),
+            probes_enabled: Probe::ALL.map(|p| switches.enabled(p)),
         }
     }
 }
@@ -345,6 +347,8 @@ struct Snapshot {
     reloads: Vec<(&'static str, &'static str, u64)>,
     loaded_ms: u64,
     config_sha256: String,
+    /// In the order of `Probe::ALL`.
+    probes_enabled: [bool; 2],
 }
 
 fn counter(e: &mut DescriptorEncoder, name: &str, help: &str, value: u64) -> std::fmt::Result {
@@ -487,7 +491,20 @@ impl Collector for Snapshot {
             MetricType::Gauge,
         )?;
         let labels = [("sha256", self.config_sha256.as_str())];
-        info.encode_family(&labels)?.encode_gauge(&1i64)
+        info.encode_family(&labels)?.encode_gauge(&1i64)?;
+        let mut probes = e.encode_descriptor(
+            "responder_probe_enabled",
+            "1 while the probe's switch is on, 0 once the admin listener turned it off.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (probe, &enabled) in Probe::ALL.iter().zip(&self.probes_enabled) {
+            let labels = [("probe", probe.label())];
+            probes
+                .encode_family(&labels)?
+                .encode_gauge(&i64::from(enabled))?;
+        }
+        Ok(())
     }
 }
 

@@ -23,6 +23,8 @@ pub struct Settings {
     pub access_log: bool,
     /// Whether requests to the built-in endpoints are logged too.
     pub log_health_checks: bool,
+    /// How much of a body an echo shows.
+    pub echo_max_body: usize,
     pub request_id: RequestIdMode,
 }
 
@@ -48,6 +50,7 @@ impl Site {
                 tcp_cork: config.tcp_cork,
                 access_log: config.access_log,
                 log_health_checks: config.endpoints.log_health_checks,
+                echo_max_body: config.echo_max_body,
                 request_id: config.request_id,
             },
         }

@@ -126,7 +126,7 @@ fn out_of_descriptors_the_loop_backs_off_and_serves_every_queued_client() {
 /// How many accepts failed for lack of descriptors, from the worker's metrics.
 fn accept_failures(metrics: &responder::metrics::Metrics) -> u64 {
     let mut text = String::new();
-    metrics.render(Phase::Serving, &mut text);
+    metrics.render(Phase::Serving, &Default::default(), &mut text);
     text.lines()
         .find_map(|l| l.strip_prefix("responder_errors_total{kind=\"accept_out_of_resources\"} "))
         .and_then(|v| v.trim().parse().ok())

@@ -209,7 +209,7 @@ fn keep_alive_requests_allocate_nothing() {
     }
     // And every one of them went through the counted path.
     let mut text = String::new();
-    metrics.render(Phase::Draining, &mut text);
+    metrics.render(Phase::Draining, control.switches(), &mut text);
     assert!(
         text.contains("responder_requests_total{status=\"200\"} 20200\n")
             && text.contains("responder_requests_total{status=\"405\"} 10100\n")

@@ -47,13 +47,13 @@ fn entity_tag(route: &Route) -> String {
 }
 
 impl Validators {
-    /// A route's validators, if its answer has them: a 2xx that is neither templated nor
-    /// weighted, nor a 205, which tells the client to reset its view and has no representation
+    /// A route's validators, if its answer has them: a 2xx that is not templated, weighted
+    /// or an echo, nor a 205, which tells the client to reset its view and has no representation
     /// to validate (RFC 9110 15.3.6). The entity tag changes with the status, reason, headers or
     /// body.
     pub(super) fn of(route: &Route) -> Option<Validators> {
         let validated = route.status / 100 == 2 && route.status != 205;
-        if route.template.is_some() || !route.statuses.is_empty() || !validated {
+        if route.template.is_some() || route.echo || !route.statuses.is_empty() || !validated {
             return None;
         }
         let modified = route

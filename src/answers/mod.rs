@@ -3,13 +3,14 @@
 //!
 //! Most answers are prebuilt ([`prebuilt::Answer`]) and copied per request; the only parts that
 //! change are the `Date` header, patched in place once a second by [`Responses::stamp`], the
-//! status line's minor version and the connection's framing. Templated routes, error pages and
-//! the metrics are written per request by the same head writer ([`head`]) into the caller's
-//! buffer. [`Responses::resolve`] says which of the three an answer is, so that the caller must
-//! write each the way it is written. Choosing the answer is the router's ([`router`]); parsing
+//! status line's minor version and the connection's framing. Templated routes, error pages,
+//! echoes ([`echo`]) and the metrics are written per request by the same head writer ([`head`])
+//! into the caller's buffer. [`Responses::resolve`] says which of the four an answer is, so that
+//! the caller must write each the way it is written. Choosing the answer is the router's ([`router`]); parsing
 //! the request is `http`'s. It does no I/O.
 
 mod conditional;
+mod echo;
 mod error_pages;
 mod head;
 pub mod pages;
@@ -21,12 +22,14 @@ pub mod template;
 use std::cell::RefCell;
 use std::time::SystemTime;
 
+pub use echo::Echoed;
 pub use head::Framing;
 pub use prebuilt::{Answer, Sent};
-pub use router::{AnswerId, Role};
+pub use router::{AnswerId, Probe, Probes, Role};
 
 use crate::config::{Config, Endpoints};
 use crate::http::status::{reason_phrase, Rejection};
+use crate::sys;
 use error_pages::ErrorPages;
 use head::DATE_LEN;
 use pages::Words;
@@ -50,9 +53,19 @@ pub struct Responses {
     endpoints: Endpoints,
     /// The probes and metrics are served on the admin listener, not on the traffic listeners.
     admin_listener: bool,
+    /// The probes' switches are served on the admin listener.
+    switches_on: bool,
+    /// This machine's name, for echoes.
+    hostname: String,
     health: Answer,
     ready: Answer,
     not_ready: Answer,
+    /// A probe switched off, in the order of `Probe::ALL`.
+    disabled: [Answer; 2],
+    /// A switch's answer: for each probe in the order of `Probe::ALL`, disabled then enabled.
+    switched: [[Answer; 2]; 2],
+    switch_not_allowed: Answer,
+    switch_options: Answer,
     probe_not_allowed: Answer,
     probe_options: Answer,
     options_any: Answer,
@@ -72,10 +85,13 @@ fn not_stored() -> (String, String) {
     ("Cache-Control".to_string(), "no-store".to_string())
 }
 
-/// How an answer is written: copied, rendered from a page, or the metrics.
+/// How an answer is written: copied, rendered from a page, an echo of the request, or the
+/// metrics.
 pub enum Resolved<'a> {
     Prebuilt(&'a Answer),
     Rendered(Page<'a>),
+    /// Written by [`Responses::write_echo`] for the request the caller holds.
+    Echo(&'a echo::Fixed),
     /// Rendered at each scrape by the caller, which holds the counters
     /// ([`Responses::write_metrics`]).
     Metrics,
@@ -108,6 +124,7 @@ impl Responses {
         let routes = &config.routes;
         let mut probe_allows = route::allow(["GET", "HEAD"]);
         probe_allows.push(not_stored());
+        let switch_allows = route::allow(["POST"]);
         let any_allows = route::allow(
             ["GET", "HEAD"].into_iter().chain(
                 routes
@@ -137,6 +154,14 @@ impl Responses {
             health: probe(200, "ok\n"),
             ready: probe(200, "ready\n"),
             not_ready: probe(503, "shutting down\n"),
+            switches_on: config.admin_switches && config.admin_listen.is_some(),
+            hostname: sys::hostname(),
+            disabled: Probe::ALL.map(|p| probe(503, &format!("{} disabled\n", p.label()))),
+            switched: Probe::ALL.map(|p| {
+                ["disabled", "enabled"].map(|state| probe(200, &format!("{} {state}\n", p.label())))
+            }),
+            switch_not_allowed: Answer::plain(405, &switch_allows),
+            switch_options: route::no_content(&switch_allows),
             probe_not_allowed: Answer::plain(405, &probe_allows),
             probe_options: route::no_content(&probe_allows),
             options_any: route::no_content(&any_allows),
@@ -207,6 +232,11 @@ impl Responses {
                 });
             }
             AnswerId::Metrics => return Resolved::Metrics,
+            AnswerId::Echo(i) => match &self.routes[i].echo {
+                Some(fixed) => return Resolved::Echo(fixed),
+                // Chosen only for an echo route.
+                None => &self.routes[i].answer,
+            },
             AnswerId::Weighted { route, index } => &self.routes[route].weighted[index].1,
             // Chosen only for a route with validators; without them, the route's own answer.
             AnswerId::NotModified(i) => match &self.routes[i].validators {
@@ -220,6 +250,10 @@ impl Responses {
             AnswerId::Health => &self.health,
             AnswerId::Ready { ready: true } => &self.ready,
             AnswerId::Ready { ready: false } => &self.not_ready,
+            AnswerId::Disabled(probe) => &self.disabled[probe as usize],
+            AnswerId::Switch { probe, enabled } => &self.switched[probe as usize][enabled as usize],
+            AnswerId::SwitchMethodNotAllowed => &self.switch_not_allowed,
+            AnswerId::SwitchOptions => &self.switch_options,
             AnswerId::ProbeMethodNotAllowed => &self.probe_not_allowed,
             AnswerId::ProbeOptions => &self.probe_options,
         };
@@ -272,6 +306,25 @@ impl Responses {
         })
     }
 
+    /// Appends the echo of `echoed` (in the form it asks for) with an echo route's status and
+    /// headers.
+    pub fn write_echo(
+        &self,
+        fixed: &echo::Fixed,
+        echoed: &Echoed<'_>,
+        framing: &Framing<'_>,
+        out: &mut Vec<u8>,
+    ) -> Sent {
+        let form = echo::Form::of(echoed);
+        BODY.with(|body| {
+            let mut body = body.borrow_mut();
+            body.clear();
+            echo::render(echoed, &self.hostname, form, &mut body);
+            let headers = fixed.headers(form);
+            self.write_written(fixed.status, &fixed.reason, headers, &body, framing, out)
+        })
+    }
+
     /// Appends an answer that is not prebuilt, through the head writer prebuilt answers are
     /// made with.
     fn write_written(
@@ -321,8 +374,11 @@ impl Responses {
             &mut self.ready,
             &mut self.not_ready,
             &mut self.probe_not_allowed,
+            &mut self.switch_not_allowed,
+            &mut self.switch_options,
         ]);
-        for answer in answers {
+        let switches = self.switched.iter_mut().flatten();
+        for answer in answers.chain(&mut self.disabled).chain(switches) {
             answer.stamp(&date);
         }
     }

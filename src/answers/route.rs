@@ -1,9 +1,10 @@
 //! One prepared route: everything a configured route can answer, built once at load and kept
 //! together, so that stamping a new `Date` or adding an answer cannot miss one of them: its answer
-//! (or the statuses it picks by weight), its validators and 304, its template, its 405 and its
-//! answer to `OPTIONS`. Which route a request reaches is the router's.
+//! (or the statuses it picks by weight), its validators and 304, its template or echo, its 405
+//! and its answer to `OPTIONS`. Which route a request reaches is the router's.
 
 use super::conditional::Validators;
+use super::echo;
 use super::head::{self, DATE_LEN};
 use super::prebuilt::Answer;
 use super::template::{Escape, Template};
@@ -32,6 +33,8 @@ pub(super) struct Prepared {
     pub(super) validators: Option<Validators>,
     /// For a templated route.
     pub(super) rendered: Option<Rendered>,
+    /// For an echo route.
+    pub(super) echo: Option<echo::Fixed>,
     pub(super) not_allowed: Answer,
     pub(super) options: Answer,
 }
@@ -76,6 +79,9 @@ impl Prepared {
             template,
             escape: Escape::for_content_type(route.content_type()),
         });
+        let echo = route
+            .echo
+            .then(|| echo::Fixed::new(route, reason_of(route.status)));
         let allows = allow(route.methods.iter().map(String::as_str));
         Prepared {
             route: route.clone(),
@@ -83,6 +89,7 @@ impl Prepared {
             weighted,
             validators,
             rendered,
+            echo,
             not_allowed: Answer::plain(405, &allows),
             options: no_content(&allows),
         }

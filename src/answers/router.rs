@@ -1,8 +1,10 @@
 //! Routing: which answer a checked request gets, from its method, its target, the fields that
-//! select among answers and the role of the listener it came in on. The probes and metrics (on
-//! the admin listener when there is one, else before the routes), in error-page mode an `X-Code`
-//! before the routes, then the first route whose path matches: its answer, a 304 when the
-//! request's validators match, its 405, its answer to `OPTIONS`; else 404. It writes nothing.
+//! select among answers, the probes' states and the role of the listener it came in on. The
+//! probes and metrics (on the admin listener when there is one, else before the routes), the
+//! probes' switches (on the admin listener, with `admin_switches`), in error-page mode an `X-Code`
+//! or a `/{code}.{ext}` path before the routes, then the first route whose path matches: its
+//! answer (or its echo), a 304 when the request's validators match, its 405, its answer to
+//! `OPTIONS`; else 404. It writes nothing, and switches nothing: a switch's answer says which.
 
 use super::pages::Language;
 use super::template::Format;
@@ -21,11 +23,41 @@ pub enum Role {
     Admin,
 }
 
+/// A probe the admin listener's switches turn off and on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
+    Health,
+    Ready,
+}
+
+impl Probe {
+    pub const ALL: [Probe; 2] = [Probe::Health, Probe::Ready];
+
+    /// Its name in logs and in `responder_probe_enabled{probe}`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Probe::Health => "health",
+            Probe::Ready => "ready",
+        }
+    }
+}
+
+/// What the probes answer now: a shutdown makes readiness 503 whatever its switch says; a switch
+/// turned off makes its probe 503.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Probes {
+    pub shutting_down: bool,
+    pub health_enabled: bool,
+    pub ready_enabled: bool,
+}
+
 /// Which answer to send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AnswerId {
     /// The route at this index, which allows the request's method.
     Route(usize),
+    /// The echo route at this index, which allows the request's method.
+    Echo(usize),
     /// The route at `route`, with the status at `index` of its `statuses`, picked by weight
     /// ([`Responses::pick`]).
     Weighted {
@@ -54,6 +86,17 @@ pub enum AnswerId {
     Ready {
         ready: bool,
     },
+    /// A probe its switch turned off: 503.
+    Disabled(Probe),
+    /// `POST` to a switch: 200 with the probe's new state (the caller sets it).
+    Switch {
+        probe: Probe,
+        enabled: bool,
+    },
+    /// 405 for a switch's path (`Allow: POST, OPTIONS`).
+    SwitchMethodNotAllowed,
+    /// 204 to `OPTIONS` on a switch's path.
+    SwitchOptions,
     /// 405 for a built-in endpoint's path (`Allow: GET, HEAD, OPTIONS`).
     ProbeMethodNotAllowed,
     /// 204 to `OPTIONS` on a built-in endpoint's path.
@@ -69,6 +112,10 @@ impl AnswerId {
             self,
             AnswerId::Health
                 | AnswerId::Ready { .. }
+                | AnswerId::Disabled(_)
+                | AnswerId::Switch { .. }
+                | AnswerId::SwitchMethodNotAllowed
+                | AnswerId::SwitchOptions
                 | AnswerId::ProbeMethodNotAllowed
                 | AnswerId::ProbeOptions
                 | AnswerId::Metrics
@@ -77,14 +124,14 @@ impl AnswerId {
 }
 
 impl Responses {
-    /// Picks the answer for a request that came in on a listener of `role`. `ready` is false
-    /// once a shutdown has begun. `OPTIONS` is answered for every path that has an answer,
-    /// unless its route lists `OPTIONS` itself.
+    /// Picks the answer for a request that came in on a listener of `role`, the probes being as
+    /// `probes` says. `OPTIONS` is answered for every path that has an answer, unless its route
+    /// lists `OPTIONS` itself.
     pub fn choose(
         &self,
         method: &str,
         target: Target<'_>,
-        ready: bool,
+        probes: Probes,
         role: Role,
         selectors: &Selectors<'_>,
     ) -> AnswerId {
@@ -97,7 +144,7 @@ impl Responses {
                 }
             }
         };
-        if let Some(probe) = self.probe(path, ready, role) {
+        if let Some(probe) = self.probe(path, probes, role) {
             return match method {
                 "GET" | "HEAD" => probe,
                 "OPTIONS" => AnswerId::ProbeOptions,
@@ -105,9 +152,16 @@ impl Responses {
             };
         }
         if role == Role::Admin {
-            return AnswerId::NotFound;
+            return match self.switch(path) {
+                Some(switch) => match method {
+                    "POST" => switch,
+                    "OPTIONS" => AnswerId::SwitchOptions,
+                    _ => AnswerId::SwitchMethodNotAllowed,
+                },
+                None => AnswerId::NotFound,
+            };
         }
-        if let Some(page) = self.error_page(selectors) {
+        if let Some(page) = self.error_page(path, selectors) {
             return page;
         }
         let Some(i) = self.routes.iter().position(|r| r.route.matches(path)) else {
@@ -119,6 +173,7 @@ impl Responses {
                 Some(v) if matches!(method, "GET" | "HEAD") && v.fresh(selectors) => {
                     AnswerId::NotModified(i)
                 }
+                _ if prepared.echo.is_some() => AnswerId::Echo(i),
                 _ => AnswerId::Route(i),
             }
         } else if method == "OPTIONS" {
@@ -129,15 +184,29 @@ impl Responses {
     }
 
     /// The built-in endpoint at `path`, where the listener's role reaches them.
-    fn probe(&self, path: &[u8], ready: bool, role: Role) -> Option<AnswerId> {
+    fn probe(&self, path: &[u8], probes: Probes, role: Role) -> Option<AnswerId> {
         if role == Role::Traffic && self.admin_listener {
             return None;
         }
         let endpoints = &self.endpoints;
         if path == endpoints.health_path.as_bytes() {
-            Some(AnswerId::Health)
+            Some(if probes.health_enabled {
+                AnswerId::Health
+            } else {
+                AnswerId::Disabled(Probe::Health)
+            })
         } else if path == endpoints.ready_path.as_bytes() {
-            Some(AnswerId::Ready { ready })
+            Some(match probes {
+                Probes {
+                    shutting_down: true,
+                    ..
+                } => AnswerId::Ready { ready: false },
+                Probes {
+                    ready_enabled: false,
+                    ..
+                } => AnswerId::Disabled(Probe::Ready),
+                _ => AnswerId::Ready { ready: true },
+            })
         } else if path == endpoints.metrics_path.as_bytes() {
             Some(AnswerId::Metrics)
         } else {
@@ -145,26 +214,69 @@ impl Responses {
         }
     }
 
-    /// In error-page mode, the page an `X-Code` from 400 to 599 asks for: in the format of
-    /// `X-Format`, else the first `Accept` takes of HTML, JSON and text, else HTML; in the
-    /// pinned language, else the one `Accept-Language` prefers, else English.
-    fn error_page(&self, selectors: &Selectors<'_>) -> Option<AnswerId> {
+    /// On the admin listener with `admin_switches`: the switch at `path`
+    /// (`{health_path}/disable`, `{ready_path}/enable`, ...).
+    fn switch(&self, path: &[u8]) -> Option<AnswerId> {
+        if !self.switches_on {
+            return None;
+        }
+        let endpoints = &self.endpoints;
+        let probes = [
+            (Probe::Health, endpoints.health_path.as_bytes()),
+            (Probe::Ready, endpoints.ready_path.as_bytes()),
+        ];
+        probes.into_iter().find_map(|(probe, probe_path)| {
+            let enabled = match path.strip_prefix(probe_path)? {
+                b"/enable" => true,
+                b"/disable" => false,
+                _ => return None,
+            };
+            Some(AnswerId::Switch { probe, enabled })
+        })
+    }
+
+    /// In error-page mode, the page an `X-Code` from 400 to 599 asks for (in the format of
+    /// `X-Format`, else the first `Accept` takes of HTML, JSON and text, else HTML), or without
+    /// one, the page a path `/{code}` or `/{code}.{ext}` names (`/503`, `/404.json`: in the
+    /// extension's format, else as for `X-Code`); in the pinned language, else the one
+    /// `Accept-Language` prefers, else English.
+    fn error_page(&self, path: &[u8], selectors: &Selectors<'_>) -> Option<AnswerId> {
         if !self.error_pages_on {
             return None;
         }
-        let code = std::str::from_utf8(selectors.x_code.trim_ascii())
-            .ok()?
-            .parse::<u16>()
-            .ok()
-            .filter(|c| (400..=599).contains(c))?;
-        let format = Format::from_media_type(selectors.x_format)
-            .or_else(|| Format::from_accept(selectors.accept))
-            .unwrap_or(Format::Html);
+        let negotiated = || {
+            Format::from_media_type(selectors.x_format)
+                .or_else(|| Format::from_accept(selectors.accept))
+                .unwrap_or(Format::Html)
+        };
         let language = self
             .error_pages
             .language()
             .or_else(|| Language::from_accept_language(selectors.accept_language))
             .unwrap_or(Language::En);
+        if !selectors.x_code.is_empty() {
+            let code = error_code(selectors.x_code.trim_ascii())?;
+            return Some(AnswerId::ErrorPage {
+                code,
+                format: negotiated(),
+                language,
+            });
+        }
+        let name = path.strip_prefix(b"/")?;
+        let (code, format) = match name.iter().position(|&b| b == b'.') {
+            Some(dot) => {
+                let ext = &name[dot + 1..];
+                let format = Format::ALL
+                    .into_iter()
+                    .find(|f| f.ext().as_bytes() == ext)?;
+                (&name[..dot], format)
+            }
+            None => (name, negotiated()),
+        };
+        if code.len() != 3 || !code.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let code = error_code(code)?;
         Some(AnswerId::ErrorPage {
             code,
             format,
@@ -187,10 +299,20 @@ impl Responses {
     /// How long the answer is held, when its route has a `delay`.
     pub fn delay(&self, id: AnswerId) -> Option<RouteDelay> {
         match id {
-            AnswerId::Route(i) | AnswerId::NotModified(i) | AnswerId::Weighted { route: i, .. } => {
-                self.routes[i].route.delay
-            }
+            AnswerId::Route(i)
+            | AnswerId::Echo(i)
+            | AnswerId::NotModified(i)
+            | AnswerId::Weighted { route: i, .. } => self.routes[i].route.delay,
             _ => None,
         }
     }
+}
+
+/// A status from 400 to 599.
+fn error_code(digits: &[u8]) -> Option<u16> {
+    std::str::from_utf8(digits)
+        .ok()?
+        .parse::<u16>()
+        .ok()
+        .filter(|c| (400..=599).contains(c))
 }

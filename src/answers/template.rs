@@ -291,7 +291,7 @@ fn render_var(var: &Var, values: &Values<'_>, escape: Escape, out: &mut Vec<u8>)
 }
 
 /// The value of the first header line named `name` (lowercase), trimmed; empty when absent.
-fn header<'a>(headers: &'a [u8], name: &[u8]) -> &'a [u8] {
+pub(super) fn header<'a>(headers: &'a [u8], name: &[u8]) -> &'a [u8] {
     headers
         .split(|&b| b == b'\n')
         .find_map(|line| {

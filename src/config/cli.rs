@@ -81,6 +81,11 @@ pub struct Cli {
     #[arg(long, env = "RESPONDER_ERROR_PAGES", value_name = "BOOL", num_args = 0..=1,
           default_missing_value = "true")]
     pub error_pages: Option<bool>,
+    /// Switches on the admin listener: `POST /readyz/disable` (and `enable`, and the same for
+    /// `/healthz`) turn a probe's answer to 503 and back while the traffic is served.
+    #[arg(long, env = "RESPONDER_ADMIN_SWITCHES", value_name = "BOOL", num_args = 0..=1,
+          default_missing_value = "true")]
+    pub admin_switches: Option<bool>,
     /// Directory of error pages (`404.html`, `5xx.json`, ...), read at start and on SIGHUP.
     #[arg(long, env = "RESPONDER_ERROR_PAGES_DIR", value_name = "DIR")]
     pub error_pages_dir: Option<PathBuf>,

@@ -17,6 +17,7 @@ use super::*;
 pub(super) struct FileConfig {
     pub(super) listen: Option<Addresses>,
     pub(super) admin_listen: Option<SocketAddr>,
+    pub(super) admin_switches: Option<bool>,
     pub(super) backlog: Option<Backlog>,
     pub(super) tcp_nodelay: Option<bool>,
     pub(super) tcp_cork: Option<bool>,
@@ -24,6 +25,7 @@ pub(super) struct FileConfig {
     pub(super) max_connections: Option<MaxConnections>,
     pub(super) max_header_bytes: Option<HeaderBytes>,
     pub(super) max_body_bytes: Option<u64>,
+    pub(super) echo_max_body: Option<EchoMaxBody>,
     pub(super) read_timeout: Option<Seconds>,
     pub(super) idle_timeout: Option<Seconds>,
     pub(super) write_timeout: Option<Seconds>,
@@ -79,6 +81,8 @@ pub(super) struct RouteSpec {
     pub(super) body: Option<toml::Spanned<String>>,
     pub(super) body_file: Option<toml::Spanned<PathBuf>>,
     pub(super) template: Option<toml::Spanned<bool>>,
+    /// The request as it arrived, instead of a body.
+    pub(super) echo: Option<toml::Spanned<bool>>,
     pub(super) delay: Option<DelaySpec>,
 }
 

@@ -10,11 +10,13 @@
 mod cli;
 mod file;
 mod routes;
+mod size;
 mod values;
 
 pub use cli::*;
 use file::*;
 pub use routes::*;
+use size::EchoMaxBody;
 pub use values::*;
 
 use std::fmt;
@@ -42,6 +44,9 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 pub const DEFAULT_MAX_HEADER_BYTES: usize = 8 * 1024;
 /// Request bodies are read and discarded; beyond this they are refused with 413.
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 1024 * 1024;
+/// What an echo shows of a body: a form or a JSON document whole, without holding much per
+/// connection.
+pub const DEFAULT_ECHO_MAX_BODY: usize = 64 * 1024;
 pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -59,6 +64,8 @@ pub struct Config {
     pub listen_given: bool,
     /// Where the probes and the metrics are served, when not on the traffic addresses.
     pub admin_listen: Option<SocketAddr>,
+    /// The probes' switches are served on the admin listener.
+    pub admin_switches: bool,
     pub backlog: u32,
     pub tcp_nodelay: bool,
     pub tcp_cork: bool,
@@ -66,6 +73,8 @@ pub struct Config {
     pub max_connections: usize,
     pub max_header_bytes: usize,
     pub max_body_bytes: u64,
+    /// How much of a body an echo shows.
+    pub echo_max_body: usize,
     pub read_timeout: Duration,
     pub idle_timeout: Duration,
     pub write_timeout: Duration,
@@ -91,6 +100,7 @@ impl Default for Config {
             listen: vec![default_listen()],
             listen_given: false,
             admin_listen: None,
+            admin_switches: false,
             backlog: DEFAULT_BACKLOG,
             tcp_nodelay: true,
             tcp_cork: false,
@@ -98,6 +108,7 @@ impl Default for Config {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            echo_max_body: DEFAULT_ECHO_MAX_BODY,
             read_timeout: DEFAULT_READ_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             write_timeout: DEFAULT_WRITE_TIMEOUT,
@@ -166,6 +177,13 @@ impl Config {
     /// listener has `SO_REUSEPORT`) would let the kernel spread each kind's connections over both.
     fn check_admin_listen(&self) -> Result<(), ConfigError> {
         let Some(admin) = self.admin_listen else {
+            if self.admin_switches {
+                return Err(ConfigError(
+                    "admin_switches needs admin_listen: the switches are served on the admin \
+                     listener and never on a traffic listener"
+                        .into(),
+                ));
+            }
             return Ok(());
         };
         match self.listen.iter().find(|&&addr| overlap(addr, admin)) {
@@ -248,6 +266,7 @@ impl Config {
         self.apply_values(&FileConfig {
             listen: (!cli.listen.is_empty()).then(|| Addresses(cli.listen.clone())),
             admin_listen: cli.admin_listen,
+            admin_switches: cli.admin_switches,
             max_connections: cli.max_connections,
             max_header_bytes: cli.max_header_bytes,
             read_timeout: cli.read_timeout,
@@ -277,6 +296,7 @@ impl Config {
             self.listen_given = true;
         }
         self.admin_listen = file.admin_listen.or(self.admin_listen);
+        set(&mut self.admin_switches, file.admin_switches);
         set(&mut self.backlog, file.backlog.map(|b| b.0 as u32));
         set(&mut self.tcp_nodelay, file.tcp_nodelay);
         set(&mut self.tcp_cork, file.tcp_cork);
@@ -290,6 +310,10 @@ impl Config {
             file.max_header_bytes.map(Bounded::get),
         );
         set(&mut self.max_body_bytes, file.max_body_bytes);
+        set(
+            &mut self.echo_max_body,
+            file.echo_max_body.map(|s| s.0 as usize),
+        );
         set(&mut self.read_timeout, file.read_timeout.map(|s| s.0));
         set(&mut self.idle_timeout, file.idle_timeout.map(|s| s.0));
         set(&mut self.write_timeout, file.write_timeout.map(|s| s.0));

@@ -73,6 +73,8 @@ pub struct Route {
     pub body: Vec<u8>,
     /// With `template = true`: the body as a template, rendered per request.
     pub template: Option<Template>,
+    /// With `echo = true`: the answer shows the request as it arrived, instead of a body.
+    pub echo: bool,
     /// Statuses picked by weight (status, weight), when `statuses` is set; `status` is the
     /// first.
     pub statuses: Vec<(u16, u32)>,
@@ -95,6 +97,7 @@ impl Route {
             headers: vec![("Content-Type".into(), "text/plain".into())],
             body: DEFAULT_BODY.as_bytes().to_vec(),
             template: None,
+            echo: false,
             statuses: Vec::new(),
             delay: None,
             modified: SystemTime::now(),
@@ -215,6 +218,7 @@ pub(super) fn build_routes(
             let at = source.at(spanned.span().start);
             let spec = spanned.into_inner();
             check_content_allowed(&spec, source)?;
+            check_echo(&spec, source)?;
             build_route(spec, source, reserved)
                 .map_err(|message| ConfigError(format!("{at}: {message}")))
         })
@@ -271,6 +275,24 @@ fn check_content_allowed(spec: &RouteSpec, source: &Source) -> Result<(), Config
     }
 }
 
+/// An echo answers with the request: no `body`, `body_file` or `template` beside it, and one
+/// `status`; blamed on the `echo` key.
+fn check_echo(spec: &RouteSpec, source: &Source) -> Result<(), ConfigError> {
+    let Some(echo) = spec.echo.as_ref().filter(|e| *e.get_ref()) else {
+        return Ok(());
+    };
+    let template = spec.template.as_ref().is_some_and(|t| *t.get_ref());
+    let message = if spec.body.is_some() || spec.body_file.is_some() || template {
+        "answers with the request, in place of `body`, `body_file` and `template`; keep one"
+    } else if spec.statuses.is_some() {
+        "answers with one `status`, not `statuses`"
+    } else {
+        return Ok(());
+    };
+    let (at, path) = (source.at(echo.span().start), &spec.path.0);
+    Err(ConfigError(format!("{at}: echo: route `{path}` {message}")))
+}
+
 /// `reserved`: the built-in endpoints, when they share the traffic ports with the routes.
 pub(super) fn build_route(
     spec: RouteSpec,
@@ -285,6 +307,7 @@ pub(super) fn build_route(
             ));
         }
     }
+    let echo = spec.echo.as_ref().is_some_and(|e| *e.get_ref());
     let mut modified = SystemTime::now();
     let mut body_file = None;
     let body = match (spec.body, spec.body_file) {
@@ -359,6 +382,7 @@ pub(super) fn build_route(
         headers,
         body,
         template,
+        echo,
         statuses,
         delay,
         modified,

@@ -34,8 +34,10 @@ enum Stage {
 /// What one step of decoding found at the front of the input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Decoded {
-    /// This many bytes were decoded; go on after them.
+    /// This many bytes of framing were decoded; go on after them.
     Took(usize),
+    /// This many bytes at the front are chunk data; go on after them.
+    Data(usize),
     /// What is left is the start of something not complete yet: wait for more.
     Incomplete,
     /// The body ends after this many bytes (the end of the trailer section).
@@ -76,7 +78,7 @@ impl Chunked {
                 if take == 0 {
                     Decoded::Incomplete
                 } else {
-                    Decoded::Took(take as usize)
+                    Decoded::Data(take as usize)
                 }
             }
             Stage::DataEnd => match rest {

@@ -113,6 +113,11 @@ pub trait Exchanges {
         target: Target<'_>,
         selectors: &Selectors<'_>,
     ) -> Self::Choice;
+    /// How many bytes of a request's body its answer shows (the start of it; the rest is read and
+    /// discarded as any body is). Zero, the default, keeps none and allocates nothing.
+    fn body_kept(&self, _choice: Self::Choice) -> usize {
+        0
+    }
     /// Appends the answer to `exchange` to `out`; returns how long to hold it, if at all.
     fn write_answer(
         &mut self,
@@ -188,6 +193,11 @@ pub struct Exchange<'a, C> {
     /// The head as received, for templates' `{{header.NAME}}`: the request line, then the
     /// header lines.
     pub headers: &'a [u8],
+    /// The start of the body, as much of it as [`Exchanges::body_kept`] asked for (decoded, for a
+    /// chunked body).
+    pub body: &'a [u8],
+    /// The whole body's length, of which `body` is the start.
+    pub body_bytes: u64,
 }
 
 /// The parts of a pending request's text: method, target, header lines, the client fields.
@@ -205,10 +215,14 @@ struct Pending<C> {
     text: Vec<u8>,
     /// Where each part ends in `text`: method, target, header lines, then the client fields.
     ends: [usize; PENDING_PARTS],
+    /// The start of the body, up to `keep` bytes; allocated only when `keep` is above zero.
+    body: Vec<u8>,
+    keep: usize,
+    body_bytes: u64,
 }
 
 impl<C: Copy> Pending<C> {
-    fn new(exchange: &Exchange<'_, C>) -> Pending<C> {
+    fn new(exchange: &Exchange<'_, C>, keep: usize) -> Pending<C> {
         let mut pending = Pending {
             choice: exchange.choice,
             keep_alive: exchange.keep_alive,
@@ -217,13 +231,19 @@ impl<C: Copy> Pending<C> {
             started: exchange.started,
             text: Vec::new(),
             ends: [0; PENDING_PARTS],
+            body: Vec::new(),
+            keep: 0,
+            body_bytes: 0,
         };
-        pending.keep(exchange);
+        pending.keep(exchange, keep);
         pending
     }
 
-    /// Takes `exchange` in, reusing the buffer.
-    fn keep(&mut self, exchange: &Exchange<'_, C>) {
+    /// Takes `exchange` in, reusing the buffers; `keep` bytes of its body will be kept.
+    fn keep(&mut self, exchange: &Exchange<'_, C>, keep: usize) {
+        self.body.clear();
+        self.keep = keep;
+        self.body_bytes = 0;
         self.choice = exchange.choice;
         self.keep_alive = exchange.keep_alive;
         self.head_only = exchange.head_only;
@@ -241,6 +261,13 @@ impl<C: Copy> Pending<C> {
             self.text.extend_from_slice(part);
             *end = self.text.len();
         }
+    }
+
+    /// `data`, the next bytes of the body: counted, and kept as far as asked.
+    fn body_data(&mut self, data: &[u8]) {
+        self.body_bytes += data.len() as u64;
+        let room = self.keep.saturating_sub(self.body.len()).min(data.len());
+        self.body.extend_from_slice(&data[..room]);
     }
 
     fn exchange(&self) -> Exchange<'_, C> {
@@ -262,6 +289,8 @@ impl<C: Copy> Pending<C> {
             started: self.started,
             client: Client::from_parts(client),
             headers,
+            body: &self.body,
+            body_bytes: self.body_bytes,
         }
     }
 }
@@ -370,6 +399,7 @@ impl<C: Copy> RequestStream<C> {
         out: &mut Vec<u8>,
     ) -> Step {
         let take = left.min((input.len() - pos) as u64);
+        self.body_data(&input[pos..pos + take as usize]);
         let pos = pos + take as usize;
         if take < left {
             self.body = Body::Length(left - take);
@@ -398,6 +428,10 @@ impl<C: Copy> RequestStream<C> {
                     return Step::Stop(progress(pos, Verdict::Wait));
                 }
                 Ok(Decoded::Took(len)) => pos += len,
+                Ok(Decoded::Data(len)) => {
+                    self.body_data(&input[pos..pos + len]);
+                    pos += len;
+                }
                 Ok(Decoded::End(len)) => return self.body_done(input, pos + len, exchanges, out),
             }
         }
@@ -433,11 +467,19 @@ impl<C: Copy> RequestStream<C> {
         }
     }
 
-    /// Keeps the decision for `exchange` until its body is read, reusing the box it had.
-    fn keep_pending(&mut self, exchange: &Exchange<'_, C>) {
+    /// Keeps the decision for `exchange` until its body is read, with `keep` bytes of the body,
+    /// reusing the box it had.
+    fn keep_pending(&mut self, exchange: &Exchange<'_, C>, keep: usize) {
         match self.pending.as_deref_mut() {
-            Some(pending) => pending.keep(exchange),
-            None => self.pending = Some(Box::new(Pending::new(exchange))),
+            Some(pending) => pending.keep(exchange, keep),
+            None => self.pending = Some(Box::new(Pending::new(exchange, keep))),
+        }
+    }
+
+    /// Body bytes of the pending request.
+    fn body_data(&mut self, data: &[u8]) {
+        if let Some(pending) = self.pending.as_deref_mut() {
+            pending.body_data(data);
         }
     }
 
@@ -494,6 +536,8 @@ impl<C: Copy> RequestStream<C> {
             started,
             client: head.client,
             headers: head.headers,
+            body: &[],
+            body_bytes: 0,
         };
         if early {
             // The body the client may send must not wait behind a delay: answered at once.
@@ -504,7 +548,7 @@ impl<C: Copy> RequestStream<C> {
             return answer_then_go_on(&exchange, input, pos, exchanges, out);
         }
         self.body = body;
-        self.keep_pending(&exchange);
+        self.keep_pending(&exchange, exchanges.body_kept(exchange.choice));
         Step::Next(pos)
     }
 

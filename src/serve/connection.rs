@@ -381,7 +381,7 @@ impl Connection {
     /// stream and sends what it answers.
     fn feed(&mut self, pass: &Pass<'_>, scratch: &mut Scratch, n: usize) -> io::Result<()> {
         let cx = pass.context();
-        let mut responder = pass.responder(self.id, self.peer, self.role);
+        let mut responder = pass.responder(self.id, self.peer, self.role, Some(&self.socket));
         scratch.output.clear();
         let fresh = &scratch.input[..n];
         let progress = if self.partial.is_empty() {

@@ -3,25 +3,34 @@
 //! ([`Control`]).
 //!
 //! The supervisor turns signals, deadlines and reloads into changes here; each worker reads them
-//! when its `Waker` fires. Nothing on a request's path takes a lock here.
+//! when its `Waker` fires. Nothing on a request's path takes a lock here; the probes'
+//! [`Switches`] are read there with a plain atomic load, and written by an admin listener's `POST`
+//! to a switch.
 
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use mio::Waker;
 
+use crate::answers::Probe;
 use crate::site::Site;
 
 #[derive(Default)]
 pub struct Control {
     phase: AtomicU8,
     wakers: Mutex<Vec<Arc<Waker>>>,
+    switches: Switches,
 }
 
 impl Control {
     pub fn phase(&self) -> Phase {
         let code = usize::from(self.phase.load(Ordering::Acquire));
         Phase::ALL[code.min(Phase::ALL.len() - 1)]
+    }
+
+    /// The probes' switches, shared by every worker.
+    pub fn switches(&self) -> &Switches {
+        &self.switches
     }
 
     /// Registers a worker's waker; the worker is told of every later change.
@@ -73,6 +82,40 @@ impl Phase {
     /// From the drain on, every answer says `Connection: close`.
     pub fn draining(self) -> bool {
         self >= Phase::Draining
+    }
+}
+
+/// Whether each probe is switched on (`admin_switches`), shared by every worker: written by an
+/// admin request, read with a plain load by every probe request. Both start on.
+#[derive(Debug)]
+pub struct Switches {
+    health: AtomicBool,
+    ready: AtomicBool,
+}
+
+impl Default for Switches {
+    fn default() -> Switches {
+        Switches {
+            health: AtomicBool::new(true),
+            ready: AtomicBool::new(true),
+        }
+    }
+}
+
+impl Switches {
+    fn cell(&self, probe: Probe) -> &AtomicBool {
+        match probe {
+            Probe::Health => &self.health,
+            Probe::Ready => &self.ready,
+        }
+    }
+
+    pub fn enabled(&self, probe: Probe) -> bool {
+        self.cell(probe).load(Ordering::Relaxed)
+    }
+
+    pub fn set(&self, probe: Probe, enabled: bool) {
+        self.cell(probe).store(enabled, Ordering::Relaxed);
     }
 }
 

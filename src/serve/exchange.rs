@@ -13,8 +13,10 @@ use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use mio::net::TcpStream;
+
 use crate::answers::template::Values;
-use crate::answers::{AnswerId, Framing, Resolved, Responses, Role, Sent};
+use crate::answers::{AnswerId, Echoed, Framing, Probe, Probes, Resolved, Responses, Role, Sent};
 use crate::config::RequestIdMode;
 use crate::http::status::Rejection;
 use crate::http::{
@@ -22,7 +24,7 @@ use crate::http::{
 };
 use crate::log::{self, key, FieldWriter, Record};
 use crate::metrics::{Metrics, WorkerStats};
-use crate::serve::control::Phase;
+use crate::serve::control::{Phase, Switches};
 use crate::site::Site;
 use crate::{ascii, escape};
 
@@ -39,6 +41,8 @@ pub struct Pass<'a> {
     pub metrics: &'a Metrics,
     /// This worker's maker of request ids.
     pub ids: &'a RequestIds,
+    /// The probes' switches, every worker's.
+    pub switches: &'a Switches,
 }
 
 impl<'a> Pass<'a> {
@@ -54,14 +58,34 @@ impl<'a> Pass<'a> {
         }
     }
 
-    /// The writer of the answers of one connection, which came in on a listener of `role`, in
+    /// The writer of the answers of one connection on `socket` (none for a stream fed without
+    /// one: an echo then shows no local address), which came in on a listener of `role`, in
     /// this pass.
-    pub fn responder(&self, conn_id: u64, peer: SocketAddr, role: Role) -> Responder<'a> {
+    pub fn responder<'s>(
+        &self,
+        conn_id: u64,
+        peer: SocketAddr,
+        role: Role,
+        socket: Option<&'s TcpStream>,
+    ) -> Responder<'s>
+    where
+        'a: 's,
+    {
         Responder {
             pass: *self,
             conn_id,
             peer,
             role,
+            socket,
+        }
+    }
+
+    /// What the probes answer now.
+    fn probes(&self) -> Probes {
+        Probes {
+            shutting_down: !self.phase.ready(),
+            health_enabled: self.switches.enabled(Probe::Health),
+            ready_enabled: self.switches.enabled(Probe::Ready),
         }
     }
 }
@@ -72,6 +96,8 @@ pub struct Responder<'a> {
     conn_id: u64,
     peer: SocketAddr,
     role: Role,
+    /// Asked for its local address by an echo only.
+    socket: Option<&'a TcpStream>,
 }
 
 impl Exchanges for Responder<'_> {
@@ -89,9 +115,15 @@ impl Exchanges for Responder<'_> {
     }
 
     fn choose(&mut self, method: &str, target: Target<'_>, selectors: &Selectors<'_>) -> AnswerId {
-        let ready = self.pass.phase.ready();
         let responses = &self.pass.site.responses;
-        responses.choose(method, target, ready, self.role, selectors)
+        responses.choose(method, target, self.pass.probes(), self.role, selectors)
+    }
+
+    fn body_kept(&self, choice: AnswerId) -> usize {
+        match choice {
+            AnswerId::Echo(_) => self.pass.site.settings.echo_max_body,
+            _ => 0,
+        }
     }
 
     fn write_answer(
@@ -106,6 +138,7 @@ impl Exchanges for Responder<'_> {
             stats,
             metrics,
             ids,
+            switches,
         } = self.pass;
         let settings = &site.settings;
         let mut made = [0u8; RequestIds::LEN];
@@ -118,6 +151,17 @@ impl Exchanges for Responder<'_> {
             _ => exchange.client.request_id,
         };
         let responses = &site.responses;
+        if let AnswerId::Switch { probe, enabled } = exchange.choice {
+            switches.set(probe, enabled);
+            let state = if enabled { "enabled" } else { "disabled" };
+            tracing::info!(
+                conn = self.conn_id,
+                probe = probe.label(),
+                state,
+                remote_addr = %self.peer,
+                "switch"
+            );
+        }
         let answer = responses.pick(exchange.choice, || ids.random());
         let framing = Framing {
             minor: exchange.version,
@@ -129,8 +173,22 @@ impl Exchanges for Responder<'_> {
             Resolved::Prebuilt(prebuilt) => responses.write(prebuilt, &framing, out),
             Resolved::Metrics => {
                 let mut body = String::new();
-                metrics.render(phase, &mut body);
+                metrics.render(phase, switches, &mut body);
                 responses.write_metrics(&body, &framing, out)
+            }
+            Resolved::Echo(fixed) => {
+                let echoed = Echoed {
+                    method: exchange.method,
+                    target: exchange.target,
+                    version: exchange.version,
+                    head: exchange.headers,
+                    host: exchange.client.host,
+                    local: self.socket.and_then(|s| s.local_addr().ok()),
+                    peer: self.peer,
+                    body: exchange.body,
+                    body_bytes: exchange.body_bytes,
+                };
+                responses.write_echo(fixed, &echoed, &framing, out)
             }
             Resolved::Rendered(page) => {
                 let (path, query) = match exchange.target.split_once('?') {

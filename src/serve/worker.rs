@@ -483,6 +483,7 @@ impl Worker {
             stats: &self.stats,
             metrics: &self.metrics,
             ids: &self.request_ids,
+            switches: self.control.switches(),
         };
         let buffered_before = conn.buffered_bytes();
         let outcome = step(conn, &pass, &mut self.scratch);
