@@ -215,6 +215,14 @@ impl Drop for Server {
     }
 }
 
+/// The admin address the `listening` line names.
+pub fn admin_addr(server: &Server) -> SocketAddr {
+    let line = server.await_log(&["\"listening\""]);
+    field(&line, "admin_addr")
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no admin_addr in {line}"))
+}
+
 /// The string value of `"key":"value"` in a JSON log line.
 pub fn field(line: &str, key: &str) -> Option<String> {
     let marker = format!("\"{key}\":\"");

@@ -7,7 +7,9 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::common::{binary, field, read_to_close, status_of, temp_file, Killed, Server, LIMIT};
+use crate::common::{
+    admin_addr, binary, field, read_to_close, status_of, temp_file, Killed, Server, LIMIT,
+};
 
 /// Every address the `listening` line names.
 fn listening_on(server: &Server) -> Vec<SocketAddr> {
@@ -35,14 +37,6 @@ fn get_path_with(addr: SocketAddr, head: &str) -> String {
     // request, so a second write (as `write!` makes, one per piece) could meet its reset.
     s.write_all(format!("{head}\r\n\r\n").as_bytes()).unwrap();
     read_to_close(&mut s)
-}
-
-/// The admin address the `listening` line names.
-fn admin_addr(server: &Server) -> SocketAddr {
-    let line = server.await_log(&["\"listening\""]);
-    field(&line, "admin_addr")
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no admin_addr in {line}"))
 }
 
 #[test]
