@@ -10,7 +10,7 @@ use responder::config::{
     DEFAULT_SHUTDOWN_TIMEOUT,
 };
 
-fn read(path: &str) -> String {
+pub(super) fn read(path: &str) -> String {
     std::fs::read_to_string(format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap()
 }
 
@@ -20,7 +20,7 @@ fn default_port() -> u16 {
 
 /// The value of the first `key:` line (or `- key:` list item) after the first line containing
 /// `anchor`.
-fn value_after<'a>(yaml: &'a str, anchor: &str, key: &str) -> &'a str {
+pub(super) fn value_after<'a>(yaml: &'a str, anchor: &str, key: &str) -> &'a str {
     let mut lines = yaml.lines().skip_while(|l| !l.contains(anchor));
     lines
         .find_map(|l| {
@@ -144,7 +144,7 @@ fn the_dockerfile_matches_the_server() {
 }
 
 /// The `data:` entries of a ConfigMap whose values are literal blocks (`name: |`).
-fn config_map_files(yaml: &str) -> Vec<(String, String)> {
+pub(super) fn config_map_files(yaml: &str) -> Vec<(String, String)> {
     let mut files: Vec<(String, String)> = Vec::new();
     let mut in_data = false;
     for line in yaml.lines() {

@@ -12,6 +12,7 @@ mod conformance;
 mod deploy;
 mod echo;
 mod error_pages;
+mod gateway;
 mod http;
 mod identity;
 mod lifecycle;
