@@ -68,6 +68,13 @@ fn html_page(lang: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// Echoes: a body with a length, a chunked one, and JSON.
+const ECHO: &[u8] = b"POST /e HTTP/1.1\r\nHost: test\r\nContent-Length: 5\r\n\r\nhello";
+const ECHO_CHUNKED: &[u8] = b"POST /e HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n\
+    5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
+const ECHO_JSON: &[u8] =
+    b"GET /e?format=json HTTP/1.1\r\nHost: test\r\nUser-Agent: hot-path\r\n\r\n";
+
 /// Sends `request` `n` times on a kept-alive connection, one at a time, and reads each answer
 /// into a fixed buffer; each must end with `ending`.
 fn ask(s: &mut TcpStream, request: &[u8], n: usize, answer_len: usize, ending: &[u8]) {
@@ -154,8 +161,16 @@ fn keep_alive_requests_allocate_nothing() {
     ask(&mut s, CHUNKED, 10_000, chunked_len, refused);
     let chunked_allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
 
-    // A templated route and an error page render into the worker's buffers.
-    let rendered = [(TEMPLATED, &b" end."[..]), (ERROR_PAGE, b"}\n")].map(|(request, ending)| {
+    // A templated route, an error page and echoes render into the worker's buffers; an echo's
+    // body is kept in the connection's pending answer, made by the first.
+    let rendered = [
+        (TEMPLATED, &b" end."[..]),
+        (ERROR_PAGE, b"}\n"),
+        (ECHO, b"\nhello\n"),
+        (ECHO_CHUNKED, b"\nhello world\n"),
+        (ECHO_JSON, b"}\n"),
+    ]
+    .map(|(request, ending)| {
         let len = first_answer(&mut s, request, ending).len();
         ask(&mut s, request, 99, len, ending);
         let before = ALLOCATIONS.load(Ordering::Relaxed);
@@ -192,7 +207,13 @@ fn keep_alive_requests_allocate_nothing() {
         "{chunked_allocations} allocations for 10,000 chunked requests"
     );
     assert_eq!(traced, 10_000, "access lines with the request's trace");
-    let [templated, error_page] = rendered;
+    let [templated, error_page, echoes @ ..] = rendered;
+    for (echo, name) in echoes.iter().zip(["length", "chunked", "JSON"]) {
+        assert!(
+            *echo < 10,
+            "{echo} allocations for 10,000 echoes of a request ({name})"
+        );
+    }
     assert!(
         templated < 10,
         "{templated} allocations for 10,000 templated answers"
@@ -211,7 +232,7 @@ fn keep_alive_requests_allocate_nothing() {
     let mut text = String::new();
     metrics.render(Phase::Draining, control.switches(), &mut text);
     assert!(
-        text.contains("responder_requests_total{status=\"200\"} 20200\n")
+        text.contains("responder_requests_total{status=\"200\"} 50500\n")
             && text.contains("responder_requests_total{status=\"405\"} 10100\n")
             && text.contains("responder_requests_total{status=\"503\"} 10100\n")
             && text.contains("responder_requests_total{status=\"404\"} 7700\n"),
@@ -219,8 +240,8 @@ fn keep_alive_requests_allocate_nothing() {
     );
 }
 
-/// The default answer, a templated route before it, and error pages with their details, with
-/// the access log.
+/// The default answer, a templated route and an echo before it, and error pages with their
+/// details, with the access log.
 fn config() -> responder::config::Config {
     let mut config = test_config();
     config.access_log = true;
@@ -233,6 +254,15 @@ fn config() -> responder::config::Config {
         ..Route::default_hello()
     };
     config.routes.insert(0, templated);
+    let echo = Route {
+        path: "/e".into(),
+        match_kind: MatchKind::Exact,
+        methods: vec!["GET".into(), "POST".into()],
+        body: Vec::new(),
+        echo: true,
+        ..Route::default_hello()
+    };
+    config.routes.insert(0, echo);
     config.error_pages.enabled = true;
     config.error_pages.show_details = true;
     config
