@@ -35,20 +35,23 @@ fn switches_flip_the_probes_for_every_worker_while_the_traffic_never_fails() {
     ]);
     let admin = admin_addr(&server);
     let stop = Arc::new(AtomicBool::new(false));
-    let load = {
-        let stop = Arc::clone(&stop);
-        let mut s = server.connect();
-        std::thread::spawn(move || {
-            let mut answered = 0u32;
-            while !stop.load(Ordering::Relaxed) {
-                s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
-                let answer = read_response(&mut s);
-                assert_eq!(status_of(&answer), 200, "{answer}");
-                answered += 1;
-            }
-            answered
+    // Four keep-alive clients, spread over the workers, asking all along.
+    let load: Vec<_> = (0..4)
+        .map(|_| {
+            let stop = Arc::clone(&stop);
+            let mut s = server.connect();
+            std::thread::spawn(move || {
+                let mut answered = 0u32;
+                while !stop.load(Ordering::Relaxed) {
+                    s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+                    let answer = read_response(&mut s);
+                    assert_eq!(status_of(&answer), 200, "{answer}");
+                    answered += 1;
+                }
+                answered
+            })
         })
-    };
+        .collect();
     for (probe, path, label) in [
         ("readyz", "/readyz", "ready"),
         ("healthz", "/healthz", "health"),
@@ -74,8 +77,10 @@ fn switches_flip_the_probes_for_every_worker_while_the_traffic_never_fails() {
         );
     }
     stop.store(true, Ordering::Relaxed);
-    let answered = load.join().expect("the traffic never failed");
-    assert!(answered > 0);
+    for client in load {
+        let answered = client.join().expect("the traffic never failed");
+        assert!(answered > 0);
+    }
     assert_eq!(status_of(&ask(admin, "GET", "/readyz/disable")), 405);
 }
 
