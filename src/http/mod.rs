@@ -200,6 +200,10 @@ pub struct Exchange<'a, C> {
     pub body_bytes: u64,
 }
 
+/// A kept body's buffer up to this size stays with its connection for the next body; a larger one
+/// is released after its answer.
+const KEPT_BODY_CAPACITY: usize = 4 * 1024;
+
 /// The parts of a pending request's text: method, target, header lines, the client fields.
 const PENDING_PARTS: usize = 3 + Client::FIELDS;
 
@@ -260,6 +264,14 @@ impl<C: Copy> Pending<C> {
         for (end, part) in self.ends.iter_mut().zip(parts) {
             self.text.extend_from_slice(part);
             *end = self.text.len();
+        }
+    }
+
+    /// Gives back a kept body's buffer once answered if it is large, so that connections which
+    /// once sent a large body to an echo do not each hold one while idle.
+    fn release_large_body(&mut self) {
+        if self.body.capacity() > KEPT_BODY_CAPACITY {
+            self.body = Vec::new();
         }
     }
 
@@ -461,10 +473,12 @@ impl<C: Copy> RequestStream<C> {
         out: &mut Vec<u8>,
     ) -> Step {
         self.body = Body::None;
-        match self.pending.as_deref() {
-            Some(pending) => answer_then_go_on(&pending.exchange(), input, pos, exchanges, out),
-            None => Step::Next(pos),
-        }
+        let Some(pending) = self.pending.as_deref_mut() else {
+            return Step::Next(pos);
+        };
+        let step = answer_then_go_on(&pending.exchange(), input, pos, exchanges, out);
+        pending.release_large_body();
+        step
     }
 
     /// Keeps the decision for `exchange` until its body is read, with `keep` bytes of the body,
@@ -741,6 +755,64 @@ mod tests {
             let (out, _) = run(input);
             assert_eq!(out, format!("{status}\n"), "{input:?}");
         }
+    }
+
+    /// Keeps its number of bytes of every body and answers with what it kept and the body's length.
+    struct Kept(usize);
+
+    impl Exchanges for Kept {
+        type Choice = ();
+
+        fn request(&mut self, _: &Request<'_>) {}
+
+        fn choose(&mut self, _: &str, _: Target<'_>, _: &Selectors<'_>) {}
+
+        fn body_kept(&self, _: ()) -> usize {
+            self.0
+        }
+
+        fn write_answer(&mut self, e: &Exchange<'_, ()>, out: &mut Vec<u8>) -> Option<Duration> {
+            out.extend_from_slice(e.body);
+            out.extend_from_slice(format!(" of {}\n", e.body_bytes).as_bytes());
+            None
+        }
+
+        fn reject(&mut self, _: Rejected, _: &Client<'_>, _: &mut Vec<u8>) {}
+    }
+
+    #[test]
+    fn a_kept_body_is_cut_and_a_large_buffer_released_after_its_answer() {
+        let cx = Context {
+            limits: Limits {
+                max_header_bytes: 8192,
+                max_body_bytes: 1 << 20,
+            },
+            draining: false,
+            now: Instant::now(),
+            request_id_header: None,
+        };
+        let mut stream = RequestStream::default();
+        let mut out = Vec::new();
+        let post = |body: &[u8]| {
+            let mut request = format!(
+                "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            )
+            .into_bytes();
+            request.extend_from_slice(body);
+            request
+        };
+        stream.advance(&post(b"hello"), &cx, &mut Kept(3), &mut out);
+        assert_eq!(out, b"hel of 5\n");
+        let capacity = |s: &RequestStream<()>| s.pending.as_ref().map(|p| p.body.capacity());
+        assert!(
+            capacity(&stream).is_some_and(|c| c > 0),
+            "a small buffer stays"
+        );
+        out.clear();
+        stream.advance(&post(&[b'x'; 10_000]), &cx, &mut Kept(8192), &mut out);
+        assert!(out.ends_with(b" of 10000\n") && out.len() == 8192 + 10);
+        assert_eq!(capacity(&stream), Some(0), "a large buffer is released");
     }
 
     #[test]
