@@ -86,8 +86,14 @@ fn switches_flip_the_probes_for_every_worker_while_the_traffic_never_fails() {
 
 #[test]
 fn switches_are_never_on_a_traffic_listener_and_off_by_default() {
-    let server = Server::start(&["--admin-listen", "127.0.0.1:0", "--admin-switches"]);
+    let server = Server::with_config(
+        "admin_switches = true\n",
+        &["--admin-listen", "127.0.0.1:0"],
+    );
     let admin = admin_addr(&server);
+    assert_eq!(status_of(&ask(admin, "POST", "/healthz/disable")), 200);
+    assert_eq!(status_of(&ask(admin, "GET", "/healthz")), 503);
+    assert_eq!(status_of(&ask(admin, "POST", "/healthz/enable")), 200);
     for path in ["/readyz/disable", "/healthz/disable"] {
         let status = status_of(&ask(server.addr, "POST", path));
         assert!(status == 404 || status == 405, "{path}: {status}");
