@@ -22,7 +22,7 @@ pub mod template;
 use std::cell::RefCell;
 use std::time::SystemTime;
 
-pub use echo::Echoed;
+pub(crate) use echo::Echoed;
 pub use head::Framing;
 pub use prebuilt::{Answer, Sent};
 pub use router::{AnswerId, Probe, Probes, Role};
@@ -308,7 +308,7 @@ impl Responses {
 
     /// Appends the echo of `echoed` (in the form it asks for) with an echo route's status and
     /// headers.
-    pub fn write_echo(
+    pub(crate) fn write_echo(
         &self,
         fixed: &echo::Fixed,
         echoed: &Echoed<'_>,
