@@ -538,7 +538,7 @@ mod tests {
             .reloads()
             .applied(Some(Cause::Signal), "b".repeat(64));
         let mut text = String::new();
-        metrics.render(Phase::Serving, &mut text);
+        metrics.render(Phase::Serving, &Switches::default(), &mut text);
         for line in [
             "responder_config_reloads_total{cause=\"signal\",result=\"ok\"} 1",
             "responder_config_reloads_total{cause=\"signal\",result=\"refused\"} 0",
