@@ -6,7 +6,8 @@
 //! which, and a test holds the code to it.
 //!
 //! # What is public, and for whom
-//! - The binary: `config`, `serve::supervisor`, `serve::memory`, `healthcheck`, `log`.
+//! - The binary: `config`, `serve::supervisor`, `serve::memory`, `healthcheck`, `log`, and `tls`
+//!   for `--check`.
 //! - The in-process tests (a counting allocator, a lowered descriptor limit): a
 //!   `serve::worker::Worker` built from `net`, `site`, `serve::control`, `metrics`, `answers::Role`
 //!   and `config`; the allocation count adds an `answers::template` route and logs through
@@ -31,3 +32,5 @@ pub mod net;
 pub mod serve;
 pub mod site;
 pub mod sys;
+#[cfg(feature = "tls")]
+pub mod tls;

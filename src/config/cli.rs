@@ -41,6 +41,28 @@ pub struct Cli {
         value_name = "ADDR:PORT"
     )]
     pub admin_listen: Option<SocketAddr>,
+    /// Address of a TLS listener (HTTPS); give it again (or a comma-separated list in the
+    /// environment) for several.
+    #[arg(
+        long,
+        global = true,
+        env = "RESPONDER_TLS_LISTEN",
+        value_name = "ADDR:PORT",
+        value_delimiter = ','
+    )]
+    pub tls_listen: Vec<SocketAddr>,
+    /// PEM certificate chain for the TLS listeners (with --tls-key); none: a self-signed one.
+    #[arg(long, env = "RESPONDER_TLS_CERT", value_name = "PATH")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert (PKCS#8, SEC1 or PKCS#1).
+    #[arg(long, env = "RESPONDER_TLS_KEY", value_name = "PATH")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM file of the CAs whose client certificates are accepted.
+    #[arg(long, env = "RESPONDER_TLS_CLIENT_CA", value_name = "PATH")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Client certificates: `off`, `optional` (checked when sent) or `require`.
+    #[arg(long, env = "RESPONDER_TLS_CLIENT_AUTH", value_name = "MODE")]
+    pub tls_client_auth: Option<ClientAuth>,
     /// Seconds a client has to send a complete request.
     #[arg(long, env = "RESPONDER_READ_TIMEOUT", value_name = "DURATION")]
     pub read_timeout: Option<Seconds>,

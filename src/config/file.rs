@@ -18,6 +18,8 @@ pub(super) struct FileConfig {
     pub(super) listen: Option<Addresses>,
     pub(super) admin_listen: Option<SocketAddr>,
     pub(super) admin_switches: Option<bool>,
+    pub(super) tls_listen: Option<Addresses>,
+    pub(super) tls: Option<tls::TlsSpec>,
     pub(super) backlog: Option<Backlog>,
     pub(super) tcp_nodelay: Option<bool>,
     pub(super) tcp_cork: Option<bool>,

@@ -11,12 +11,14 @@ mod cli;
 mod file;
 mod routes;
 mod size;
+mod tls;
 mod values;
 
 pub use cli::*;
 use file::*;
 pub use routes::*;
 use size::EchoMaxBody;
+pub use tls::{CertificatePaths, ClientAuth, MinVersion, TlsConfig};
 pub use values::*;
 
 use std::fmt;
@@ -66,6 +68,9 @@ pub struct Config {
     pub admin_listen: Option<SocketAddr>,
     /// The probes' switches are served on the admin listener.
     pub admin_switches: bool,
+    /// The TLS listeners' addresses; none by default.
+    pub tls_listen: Vec<SocketAddr>,
+    pub tls: TlsConfig,
     pub backlog: u32,
     pub tcp_nodelay: bool,
     pub tcp_cork: bool,
@@ -101,6 +106,8 @@ impl Default for Config {
             listen_given: false,
             admin_listen: None,
             admin_switches: false,
+            tls_listen: Vec::new(),
+            tls: TlsConfig::default(),
             backlog: DEFAULT_BACKLOG,
             tcp_nodelay: true,
             tcp_cork: false,
@@ -150,7 +157,13 @@ impl Config {
             config.file = Some(path.clone());
         }
         config.apply_command_line(cli);
+        config.apply_tls_flags(cli)?;
+        if !config.listen_given && !config.tls_listen.is_empty() {
+            // TLS listeners alone were asked for: the default plain one is not opened beside them.
+            config.listen.clear();
+        }
         config.check_admin_listen()?;
+        config.check_tls_listen()?;
         config.error_pages.read_dir()?;
         Ok(config)
     }
@@ -186,13 +199,31 @@ impl Config {
             }
             return Ok(());
         };
-        match self.listen.iter().find(|&&addr| overlap(addr, admin)) {
+        match self.listen_addrs().find(|&addr| overlap(addr, admin)) {
             Some(addr) => Err(ConfigError(format!(
                 "admin_listen {admin} overlaps listen {addr}: the admin listener needs a port of \
                  its own"
             ))),
             None => Ok(()),
         }
+    }
+
+    /// Every traffic address, plain then TLS.
+    fn listen_addrs(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.listen.iter().chain(&self.tls_listen).copied()
+    }
+
+    /// A TLS listener needs a port of its own, for the same reason as the admin listener.
+    fn check_tls_listen(&self) -> Result<(), ConfigError> {
+        for &tls in &self.tls_listen {
+            if let Some(addr) = self.listen.iter().find(|&&addr| overlap(addr, tls)) {
+                return Err(ConfigError(format!(
+                    "tls_listen {tls} overlaps listen {addr}: a TLS listener needs a port of its \
+                     own"
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// `admin_listen` says whether the command line sets an admin listener, which frees the
@@ -216,6 +247,13 @@ impl Config {
             *dir = source.relative(dir);
         }
         self.apply_values(&file);
+        if let Some(spec) = &file.tls {
+            // (A `Spanned` table cannot be written as `[[tls.certificates]]` alone.)
+            let at = source.text.find("[tls").unwrap_or(0);
+            self.tls
+                .apply(spec, &|p| source.relative(p))
+                .map_err(|e| ConfigError(format!("{}: {e}", source.at(at))))?;
+        }
         let paths = [
             (&mut self.endpoints.health_path, file.health_path),
             (&mut self.endpoints.ready_path, file.ready_path),
@@ -267,6 +305,7 @@ impl Config {
             listen: (!cli.listen.is_empty()).then(|| Addresses(cli.listen.clone())),
             admin_listen: cli.admin_listen,
             admin_switches: cli.admin_switches,
+            tls_listen: (!cli.tls_listen.is_empty()).then(|| Addresses(cli.tls_listen.clone())),
             max_connections: cli.max_connections,
             max_header_bytes: cli.max_header_bytes,
             read_timeout: cli.read_timeout,
@@ -289,6 +328,22 @@ impl Config {
         });
     }
 
+    /// `--tls-cert`, `--tls-key`, `--tls-client-ca` and `--tls-client-auth` (or their variables)
+    /// over the file's `[tls]`; a certificate given there replaces the file's list.
+    fn apply_tls_flags(&mut self, cli: &Cli) -> Result<(), ConfigError> {
+        let spec = tls::TlsSpec {
+            cert: cli.tls_cert.clone(),
+            key: cli.tls_key.clone(),
+            client_ca: cli.tls_client_ca.clone(),
+            client_auth: cli.tls_client_auth,
+            ..tls::TlsSpec::default()
+        };
+        self.tls
+            .apply(&spec, &PathBuf::clone)
+            .map_err(|e| ConfigError(format!("--tls-cert, --tls-key: {e}")))?;
+        self.tls.check().map_err(ConfigError)
+    }
+
     /// Overrides every setting the file (or the command line, in the file's shape) gives.
     fn apply_values(&mut self, file: &FileConfig) {
         if let Some(addresses) = &file.listen {
@@ -297,6 +352,9 @@ impl Config {
         }
         self.admin_listen = file.admin_listen.or(self.admin_listen);
         set(&mut self.admin_switches, file.admin_switches);
+        if let Some(addresses) = &file.tls_listen {
+            self.tls_listen.clone_from(&addresses.0);
+        }
         set(&mut self.backlog, file.backlog.map(|b| b.0 as u32));
         set(&mut self.tcp_nodelay, file.tcp_nodelay);
         set(&mut self.tcp_cork, file.tcp_cork);
