@@ -46,6 +46,10 @@ fn main() -> ExitCode {
     match supervisor::run(&config, &|| Config::load(&cli), dropped_log_lines) {
         Ok(Outcome::Drained) => ExitCode::SUCCESS,
         Ok(Outcome::Forced { .. }) => ExitCode::from(EXIT_FORCED_SHUTDOWN),
+        Err(e @ supervisor::ServerError::Tls(_)) => {
+            eprintln!("responder: {e}");
+            ExitCode::from(EXIT_CONFIG_ERROR)
+        }
         Err(e) => {
             tracing::error!(error = %e, "cannot serve");
             eprintln!("responder: {e}");

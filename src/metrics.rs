@@ -20,6 +20,17 @@ use prometheus_client::registry::Registry;
 use crate::answers::Probe;
 use crate::log::DroppedLines;
 use crate::serve::control::{lock, Phase, Switches};
+#[cfg(feature = "tls")]
+use crate::tls::Failure;
+
+/// The handshakes that ended well, as counted: (`version`, `resumed`).
+#[cfg(feature = "tls")]
+const TLS_HANDSHAKES: [(&str, bool); 4] = [
+    ("TLSv1.3", false),
+    ("TLSv1.3", true),
+    ("TLSv1.2", false),
+    ("TLSv1.2", true),
+];
 
 /// A counter that one thread writes and any thread reads.
 #[derive(Debug, Default)]
@@ -141,6 +152,10 @@ pub struct WorkerStats {
     errors: [Counter; ErrorClass::ALL.len()],
     duration_buckets: [Counter; DURATION_BUCKETS_US.len() + 1],
     duration_sum_us: Counter,
+    #[cfg(feature = "tls")]
+    tls_handshakes: [Counter; TLS_HANDSHAKES.len()],
+    #[cfg(feature = "tls")]
+    tls_failures: [Counter; Failure::ALL.len()],
 }
 
 impl Default for WorkerStats {
@@ -155,6 +170,10 @@ impl Default for WorkerStats {
             errors: Default::default(),
             duration_buckets: Default::default(),
             duration_sum_us: Counter::default(),
+            #[cfg(feature = "tls")]
+            tls_handshakes: Default::default(),
+            #[cfg(feature = "tls")]
+            tls_failures: Default::default(),
         }
     }
 }
@@ -181,6 +200,24 @@ impl WorkerStats {
 
     pub fn error(&self, class: ErrorClass) {
         self.errors[class as usize].add(1);
+    }
+
+    /// A TLS handshake that ended well.
+    #[cfg(feature = "tls")]
+    pub fn tls_handshake(&self, version: &str, resumed: bool) {
+        if let Some(i) = TLS_HANDSHAKES
+            .iter()
+            .position(|&row| row == (version, resumed))
+        {
+            self.tls_handshakes[i].add(1);
+        }
+    }
+
+    #[cfg(feature = "tls")]
+    pub fn tls_failure(&self, failure: Failure) {
+        if let Some(i) = Failure::ALL.iter().position(|&f| f == failure) {
+            self.tls_failures[i].add(1);
+        }
     }
 }
 
@@ -261,6 +298,9 @@ pub struct Metrics {
     workers: Vec<Arc<WorkerStats>>,
     dropped_log_lines: DroppedLines,
     reloads: Reloads,
+    /// Each certificate served and when it expires (seconds since the epoch), as the last load
+    /// of the TLS settings left them.
+    certificates: std::sync::Mutex<Vec<(String, i64)>>,
 }
 
 impl Metrics {
@@ -269,11 +309,17 @@ impl Metrics {
             workers,
             dropped_log_lines,
             reloads: Reloads::default(),
+            certificates: std::sync::Mutex::default(),
         }
     }
 
     pub fn reloads(&self) -> &Reloads {
         &self.reloads
+    }
+
+    /// The certificates now served: (name, expiry in seconds since the epoch).
+    pub fn set_certificates(&self, certificates: Vec<(String, i64)>) {
+        *lock(&self.certificates) = certificates;
     }
 
     pub fn dropped_log_lines(&self) -> u64 {
@@ -325,6 +371,16 @@ impl Metrics {
             loaded_ms: self.reloads.loaded_ms.get(),
             config_sha256: lock(&self.reloads.sha256).clone(),
             probes_enabled: Probe::ALL.map(|p| switches.enabled(p)),
+            #[cfg(feature = "tls")]
+            tls_handshakes: (0..TLS_HANDSHAKES.len())
+                .map(|i| sum(&|w| w.tls_handshakes[i].get()))
+                .collect(),
+            #[cfg(feature = "tls")]
+            tls_failures: (0..Failure::ALL.len())
+                .map(|i| sum(&|w| w.tls_failures[i].get()))
+                .collect(),
+            #[cfg(feature = "tls")]
+            certificates: lock(&self.certificates).clone(),
         }
     }
 }
@@ -349,6 +405,12 @@ struct Snapshot {
     config_sha256: String,
     /// In the order of `Probe::ALL`.
     probes_enabled: [bool; 2],
+    #[cfg(feature = "tls")]
+    tls_handshakes: Vec<u64>,
+    #[cfg(feature = "tls")]
+    tls_failures: Vec<u64>,
+    #[cfg(feature = "tls")]
+    certificates: Vec<(String, i64)>,
 }
 
 fn counter(e: &mut DescriptorEncoder, name: &str, help: &str, value: u64) -> std::fmt::Result {
@@ -503,6 +565,61 @@ impl Collector for Snapshot {
             probes
                 .encode_family(&labels)?
                 .encode_gauge(&i64::from(enabled))?;
+        }
+        #[cfg(feature = "tls")]
+        self.encode_tls(&mut e)?;
+        Ok(())
+    }
+}
+
+#[cfg(feature = "tls")]
+impl Snapshot {
+    fn encode_tls(&self, e: &mut DescriptorEncoder) -> std::fmt::Result {
+        let mut family = e.encode_descriptor(
+            "responder_tls_handshakes",
+            "TLS handshakes, by result, version and resumption.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (&(version, resumed), n) in TLS_HANDSHAKES.iter().zip(&self.tls_handshakes) {
+            let labels = [
+                ("result", "ok"),
+                ("version", version),
+                ("resumed", if resumed { "true" } else { "false" }),
+            ];
+            family
+                .encode_family(&labels)?
+                .encode_counter::<NoLabelSet, _, u64>(n, None)?;
+        }
+        let failed: u64 = self.tls_failures.iter().sum();
+        let labels = [("result", "failed"), ("version", ""), ("resumed", "false")];
+        family
+            .encode_family(&labels)?
+            .encode_counter::<NoLabelSet, _, u64>(&failed, None)?;
+        let failures = Failure::ALL
+            .iter()
+            .zip(&self.tls_failures)
+            .map(|(f, n)| (f.label().to_string(), *n));
+        labelled(
+            e,
+            "responder_tls_handshake_failures",
+            "TLS handshakes that failed, by reason.",
+            "reason",
+            failures,
+        )?;
+        if self.certificates.is_empty() {
+            return Ok(());
+        }
+        let mut family = e.encode_descriptor(
+            "responder_tls_certificate_not_after_seconds",
+            "When each certificate served expires, in seconds since the Unix epoch.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (name, not_after) in &self.certificates {
+            family
+                .encode_family(&[("name", name.as_str())])?
+                .encode_gauge(not_after)?;
         }
         Ok(())
     }

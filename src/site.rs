@@ -33,6 +33,10 @@ pub struct Settings {
 pub struct Site {
     pub responses: Responses,
     pub settings: Settings,
+    /// What new TLS handshakes are served with (certificates, client verifier), when there are
+    /// TLS listeners: loaded by the supervisor, since reading the files can fail.
+    #[cfg(feature = "tls")]
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
 
 impl Site {
@@ -53,6 +57,8 @@ impl Site {
                 echo_max_body: config.echo_max_body,
                 request_id: config.request_id,
             },
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }

@@ -154,6 +154,66 @@ enum Var {
     Reason,
     Message,
     Lang,
+    Tls(TlsVar),
+}
+
+/// `{{tls.NAME}}`: what the connection's TLS handshake agreed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TlsVar {
+    Version,
+    Cipher,
+    Sni,
+    Resumed,
+    ClientSubject,
+    ClientSan,
+    ClientFingerprint,
+    ClientNotAfter,
+}
+
+impl TlsVar {
+    fn named(name: &str) -> Option<TlsVar> {
+        Some(match name {
+            "version" => TlsVar::Version,
+            "cipher" => TlsVar::Cipher,
+            "sni" => TlsVar::Sni,
+            "resumed" => TlsVar::Resumed,
+            "client_subject" => TlsVar::ClientSubject,
+            "client_san" => TlsVar::ClientSan,
+            "client_fingerprint" => TlsVar::ClientFingerprint,
+            "client_not_after" => TlsVar::ClientNotAfter,
+            _ => return None,
+        })
+    }
+}
+
+/// What a TLS connection's handshake agreed, as text; every field is empty on a plain connection
+/// (and the client's on a TLS connection without a client certificate).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TlsValues<'a> {
+    /// `TLSv1.2` or `TLSv1.3`; empty on a plain connection.
+    pub version: &'a str,
+    pub cipher: &'a str,
+    pub sni: &'a str,
+    pub resumed: bool,
+    pub client_subject: &'a str,
+    pub client_san: &'a str,
+    pub client_fingerprint: &'a str,
+    pub client_not_after: &'a str,
+}
+
+impl TlsValues<'_> {
+    pub fn is_tls(&self) -> bool {
+        !self.version.is_empty()
+    }
+
+    /// `true` or `false` on a TLS connection, empty on a plain one.
+    pub fn resumed_text(&self) -> &'static str {
+        match (self.is_tls(), self.resumed) {
+            (false, _) => "",
+            (true, true) => "true",
+            (true, false) => "false",
+        }
+    }
 }
 
 /// What a template may use besides the request: `{{code}}`, `{{reason}}`, `{{message}}` and
@@ -181,6 +241,7 @@ pub struct Values<'a> {
     /// An error page's sentence, in the language of `lang`.
     pub message: &'a str,
     pub lang: &'a str,
+    pub tls: TlsValues<'a>,
 }
 
 impl Template {
@@ -232,6 +293,8 @@ impl Template {
                     if let Some(variable) = name.strip_prefix("env.").filter(|n| !n.is_empty()) {
                         text_so_far.extend_from_slice(env(variable).unwrap_or_default().as_bytes());
                         None
+                    } else if let Some(tls) = name.strip_prefix("tls.").and_then(TlsVar::named) {
+                        Some(Var::Tls(tls))
                     } else if let Some(header) = name
                         .strip_prefix("header.")
                         .filter(|n| !n.is_empty() && n.bytes().all(ascii::is_token_byte))
@@ -287,6 +350,21 @@ fn render_var(var: &Var, values: &Values<'_>, escape: Escape, out: &mut Vec<u8>)
         Var::Reason => escaped(values.reason.as_bytes(), escape, out),
         Var::Message => escaped(values.message.as_bytes(), escape, out),
         Var::Lang => escaped(values.lang.as_bytes(), escape, out),
+        Var::Tls(var) => {
+            let tls = &values.tls;
+            let text = match var {
+                TlsVar::Version => tls.version,
+                TlsVar::Cipher => tls.cipher,
+                TlsVar::Sni => tls.sni,
+                TlsVar::Resumed => tls.resumed_text(),
+                TlsVar::ClientSubject => tls.client_subject,
+                TlsVar::ClientSan => tls.client_san,
+                TlsVar::ClientFingerprint => tls.client_fingerprint,
+                TlsVar::ClientNotAfter => tls.client_not_after,
+            };
+            // The SNI name and the client certificate's fields come from the peer.
+            escaped(text.as_bytes(), escape, out)
+        }
     }
 }
 
@@ -360,7 +438,30 @@ mod tests {
             reason: "Service Unavailable",
             message: "Try \"later\".",
             lang: "en",
+            tls: TlsValues::default(),
         }
+    }
+
+    #[test]
+    fn tls_variables_are_empty_on_a_plain_connection_and_escaped_on_a_tls_one() {
+        let text = "[{{tls.version}}|{{tls.resumed}}|{{tls.client_subject}}|{{tls.sni}}]";
+        let plain = values(b"GET / HTTP/1.1\r\n", b"/");
+        assert_eq!(render(text, Kind::Route, Escape::Html, &plain), "[|||]");
+        let secure = Values {
+            tls: TlsValues {
+                version: "TLSv1.3",
+                client_subject: "CN=<a>",
+                sni: "a.example",
+                ..TlsValues::default()
+            },
+            ..plain
+        };
+        assert_eq!(
+            render(text, Kind::Route, Escape::Html, &secure),
+            "[TLSv1.3|false|CN=&lt;a&gt;|a.example]"
+        );
+        let env = |_: &str| None;
+        assert!(Template::parse("{{tls.nonsense}}", Kind::Route, &env).is_err());
     }
 
     fn render(text: &str, kind: Kind, escape: Escape, values: &Values<'_>) -> String {

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 
+use crate::answers::template::TlsValues;
 use crate::answers::{AnswerId, Role};
 use crate::http::status::Rejection;
 use crate::http::{RequestStream, Verdict, OUTPUT_HIGH_WATER};
@@ -22,6 +23,11 @@ use crate::metrics::Closed;
 use crate::serve::exchange::{self, Pass};
 use crate::serve::timer::{Deadlines, Entry};
 use crate::site::Settings;
+#[cfg(feature = "tls")]
+use crate::tls::{Failure, Input, Session, PLAIN_HTTP_ANSWER};
+/// Without TLS no connection has a session.
+#[cfg(not(feature = "tls"))]
+type Session = std::convert::Infallible;
 
 /// How long a graceful close waits for the peer to finish sending before the socket is closed
 /// anyway: long enough for a response to reach a live client, short enough that a peer which never
@@ -119,6 +125,15 @@ enum State {
     Lingering,
 }
 
+/// What only some connections have, in one box so that an idle plain connection stays small: an
+/// answer held for a route's delay (rare; nothing else moves meanwhile), and a TLS connection's
+/// session.
+#[derive(Default)]
+struct Aside {
+    held: Option<Held>,
+    tls: Option<Session>,
+}
+
 /// An answer waiting for its route's delay to end.
 struct Held {
     answer: Vec<u8>,
@@ -137,9 +152,8 @@ pub struct Connection {
     partial: Vec<u8>,
     /// Answer bytes the socket did not take yet.
     unsent: Vec<u8>,
-    /// An answer held for a route's delay; nothing else moves meanwhile. Boxed: it is rare, and
-    /// an idle connection stays small.
-    held: Option<Box<Held>>,
+    /// An answer held for a route's delay, and a TLS connection's session.
+    aside: Option<Box<Aside>>,
     state: State,
     /// The socket may hold unread input: reading stopped before the kernel said it was drained.
     may_read: bool,
@@ -171,7 +185,7 @@ impl Connection {
             stream: RequestStream::default(),
             partial: Vec::new(),
             unsent: Vec::new(),
-            held: None,
+            aside: None,
             state: State::Open,
             may_read: true,
             paused: false,
@@ -181,6 +195,50 @@ impl Connection {
             accepted_at: now,
             armed: None,
         }
+    }
+
+    /// The connection came in on a TLS listener: everything it reads and writes goes through
+    /// `session`, beginning with the handshake.
+    #[cfg(feature = "tls")]
+    pub fn with_tls(mut self, session: Session) -> Self {
+        self.aside.get_or_insert_with(Box::default).tls = Some(session);
+        self
+    }
+
+    fn held(&self) -> Option<&Held> {
+        self.aside.as_ref()?.held.as_ref()
+    }
+
+    /// Takes the held answer out; the box goes with it unless a TLS session is in it too.
+    fn take_held(&mut self) -> Option<Held> {
+        let aside = self.aside.as_mut()?;
+        let held = aside.held.take();
+        if aside.tls.is_none() {
+            self.aside = None;
+        }
+        held
+    }
+
+    /// Whether answer bytes wait for the socket (in `unsent`, or encrypted in the TLS session).
+    fn has_unsent(&self) -> bool {
+        #[cfg(feature = "tls")]
+        if session(&self.aside).is_some_and(|s| s.has_pending_output()) {
+            return true;
+        }
+        !self.unsent.is_empty()
+    }
+
+    /// A TLS connection that ends without an error says so with `close_notify` (best effort: the
+    /// socket is closed next either way).
+    pub fn finish(&mut self, reason: CloseReason) {
+        #[cfg(feature = "tls")]
+        if let Some(session) = session_mut(&mut self.aside) {
+            if !matches!(reason, CloseReason::Error { .. }) {
+                let _ = session.close_notify(&mut self.socket);
+            }
+        }
+        #[cfg(not(feature = "tls"))]
+        let _ = reason;
     }
 
     pub fn role(&self) -> Role {
@@ -193,7 +251,7 @@ impl Connection {
 
     /// Heap bytes held by this connection's buffers (none between requests).
     pub fn buffered_bytes(&self) -> usize {
-        let held = self.held.as_ref().map_or(0, |h| h.answer.capacity());
+        let held = self.held().map_or(0, |h| h.answer.capacity());
         self.partial.capacity() + self.unsent.capacity() + held
     }
 
@@ -237,13 +295,19 @@ impl Connection {
                     outcome => outcome,
                 }
             }
-            Waiting::FirstRequest => Some(CloseReason::ReadTimeout),
+            Waiting::FirstRequest => {
+                #[cfg(feature = "tls")]
+                if session(&self.aside).is_some_and(|s| s.is_handshaking()) {
+                    self.handshake_failed(pass, Failure::Timeout, None);
+                }
+                Some(CloseReason::ReadTimeout)
+            }
             Waiting::Idle => Some(CloseReason::IdleTimeout),
             Waiting::Write => Some(CloseReason::WriteTimeout),
             Waiting::Linger => Some(CloseReason::ClientClosed),
             Waiting::Held => {
                 // The delay is over: the held answer goes out, then the connection goes on.
-                if let Some(held) = self.held.take() {
+                if let Some(held) = self.take_held() {
                     self.unsent.extend_from_slice(&held.answer);
                 }
                 self.drive(pass, scratch)
@@ -259,6 +323,7 @@ impl Connection {
                     pass.stats,
                     self.id,
                     self.peer,
+                    &tls_values(&self.aside),
                     Rejection::RequestTimeout,
                     &mut scratch.output,
                 );
@@ -280,14 +345,14 @@ impl Connection {
     }
 
     fn refresh_deadline(&mut self, pass: &Pass<'_>, before: Waiting, active: bool) {
-        if let Some(held) = &self.held {
+        if let Some(until) = self.held().map(|held| held.until) {
             self.waiting = Waiting::Held;
-            self.deadline = held.until;
+            self.deadline = until;
             return;
         }
         self.waiting = match self.state {
             State::Lingering => Waiting::Linger,
-            _ if !self.unsent.is_empty() => Waiting::Write,
+            _ if self.has_unsent() => Waiting::Write,
             State::Closing { .. } => Waiting::Write,
             State::Open if self.stream.mid_request(self.partial.len()) => Waiting::Request,
             State::Open if before == Waiting::FirstRequest && !active => Waiting::FirstRequest,
@@ -317,16 +382,16 @@ impl Connection {
         active: &mut bool,
     ) -> Option<CloseReason> {
         loop {
-            if self.held.is_some() {
+            if self.held().is_some() {
                 return None;
             }
-            if !self.unsent.is_empty() {
+            if self.has_unsent() {
                 match self.flush() {
                     Ok(0) => return None,
                     Ok(_) => *active = true,
                     Err(e) => return Some(CloseReason::error(&e)),
                 }
-                if !self.unsent.is_empty() {
+                if self.has_unsent() {
                     return None;
                 }
             }
@@ -335,6 +400,7 @@ impl Connection {
                 State::Closing { linger: true } => {
                     // Shutting the write side sends FIN after the answer; reading on until the
                     // peer's FIN keeps the kernel from answering its late bytes with a reset.
+                    self.finish(CloseReason::Done);
                     if let Err(e) = self.socket.shutdown(Shutdown::Write) {
                         return Some(CloseReason::error(&e));
                     }
@@ -349,18 +415,23 @@ impl Connection {
                     }
                 }
                 State::Open if !self.may_read => return None,
-                State::Open => match self.socket.read(&mut scratch.input) {
+                State::Open => match self.receive(pass, &mut scratch.input) {
+                    // The TLS state moved on without plaintext: look again.
+                    Ok(None) => {}
                     // The peer closed its side: a partial request can never complete, and a
                     // complete one has already been answered.
-                    Ok(0) => return Some(CloseReason::ClientClosed),
-                    Ok(n) => {
+                    Ok(Some(0)) => return Some(CloseReason::ClientClosed),
+                    Ok(Some(n)) => {
                         *active = true;
                         pass.stats.bytes_in.add(n as u64);
                         tracing::trace!(conn = self.id, bytes = n, "read");
                         // A short read means the receive queue was empty at that moment, and
                         // epoll reports new data as a new edge: no need to read until WouldBlock.
-                        // A FIN already reported is no new edge, so then read on to the 0.
-                        self.may_read = n == scratch.input.len() || self.peer_closed;
+                        // A FIN already reported is no new edge, so then read on to the 0. Over
+                        // TLS, the session may hold decrypted bytes no edge announces: read on
+                        // until it would block.
+                        self.may_read =
+                            n == scratch.input.len() || self.peer_closed || self.is_tls();
                         if let Err(e) = self.feed(pass, scratch, n) {
                             return Some(CloseReason::error(&e));
                         }
@@ -381,7 +452,9 @@ impl Connection {
     /// stream and sends what it answers.
     fn feed(&mut self, pass: &Pass<'_>, scratch: &mut Scratch, n: usize) -> io::Result<()> {
         let cx = pass.context();
-        let mut responder = pass.responder(self.id, self.peer, self.role, Some(&self.socket));
+        let mut responder = pass
+            .responder(self.id, self.peer, self.role, Some(&self.socket))
+            .over_tls(tls_values(&self.aside));
         scratch.output.clear();
         let fresh = &scratch.input[..n];
         let progress = if self.partial.is_empty() {
@@ -415,10 +488,10 @@ impl Connection {
         let mut now = &scratch.output[..];
         if let Some(hold) = progress.hold {
             let (before, held) = scratch.output.split_at(hold.from);
-            self.held = Some(Box::new(Held {
+            self.aside.get_or_insert_with(Box::default).held = Some(Held {
                 answer: held.to_vec(),
                 until: pass.now + hold.delay,
-            }));
+            });
             now = before;
         }
         let result = self.send(&pass.site.settings, now);
@@ -429,6 +502,12 @@ impl Connection {
     /// Writes `data` in one call; whatever the socket does not take waits in `unsent`.
     fn send(&mut self, settings: &Settings, data: &[u8]) -> io::Result<()> {
         if data.is_empty() {
+            return Ok(());
+        }
+        #[cfg(feature = "tls")]
+        if let Some(session) = session_mut(&mut self.aside) {
+            let written = session.write(&mut self.socket, data)?;
+            tracing::trace!(conn = self.id, bytes = written, "write");
             return Ok(());
         }
         if settings.tcp_cork {
@@ -458,6 +537,10 @@ impl Connection {
 
     /// Writes as much of `unsent` as the socket takes; returns how many bytes went.
     fn flush(&mut self) -> io::Result<usize> {
+        #[cfg(feature = "tls")]
+        if let Some(session) = session_mut(&mut self.aside) {
+            return session.flush(&mut self.socket);
+        }
         let mut total = 0;
         while !self.unsent.is_empty() {
             match self.socket.write(&self.unsent) {
@@ -476,6 +559,79 @@ impl Connection {
             self.unsent = Vec::new();
         }
         Ok(total)
+    }
+
+    fn is_tls(&self) -> bool {
+        session(&self.aside).is_some()
+    }
+
+    /// Reads what the peer sent into `input`: from the socket, or through TLS. `None`: nothing
+    /// to parse, but the TLS state moved on (the handshake ended, or a plain HTTP request on the
+    /// TLS port was answered): look again.
+    fn receive(&mut self, pass: &Pass<'_>, input: &mut [u8]) -> io::Result<Option<usize>> {
+        #[cfg(feature = "tls")]
+        if let Some(session) = session_mut(&mut self.aside) {
+            let handshaking = session.is_handshaking();
+            return match session.read(&mut self.socket, input)? {
+                Input::Plain(n) => Ok(Some(n)),
+                Input::Blocked => Err(ErrorKind::WouldBlock.into()),
+                Input::Closed => {
+                    if handshaking {
+                        self.handshake_failed(pass, Failure::Closed, None);
+                    }
+                    Ok(Some(0))
+                }
+                Input::Handshaken => {
+                    if let Some(facts) = session.facts() {
+                        pass.stats.tls_handshake(facts.version, facts.resumed);
+                        tracing::debug!(
+                            conn = self.id,
+                            version = facts.version,
+                            cipher = facts.cipher,
+                            resumed = facts.resumed,
+                            "handshake"
+                        );
+                    }
+                    Ok(None)
+                }
+                Input::Failed {
+                    failure: Failure::PlainHttp,
+                    ..
+                } => {
+                    // As nginx does: a short plain answer the client can read, then a close.
+                    self.handshake_failed(pass, Failure::PlainHttp, None);
+                    if let Some(aside) = self.aside.as_mut() {
+                        aside.tls = None;
+                    }
+                    self.unsent.extend_from_slice(PLAIN_HTTP_ANSWER);
+                    self.state = State::Closing { linger: true };
+                    Ok(None)
+                }
+                Input::Failed { failure, error } => {
+                    self.handshake_failed(pass, failure, error.as_ref());
+                    let error =
+                        error.map_or_else(|| failure.label().to_string(), |e| e.to_string());
+                    Err(io::Error::new(ErrorKind::InvalidData, error))
+                }
+            };
+        }
+        #[cfg(not(feature = "tls"))]
+        let _ = pass;
+        self.socket.read(input).map(Some)
+    }
+
+    /// Counts and logs (at debug) a failed handshake, or a TLS connection's records gone bad
+    /// after one, which is counted the same way.
+    #[cfg(feature = "tls")]
+    fn handshake_failed(&self, pass: &Pass<'_>, failure: Failure, error: Option<&rustls::Error>) {
+        pass.stats.tls_failure(failure);
+        tracing::debug!(
+            conn = self.id,
+            remote_addr = %self.peer,
+            reason = failure.label(),
+            error = error.map(tracing::field::display),
+            "handshake failed"
+        );
     }
 
     /// The lingering half of a graceful close: read and drop input until the peer closes.
@@ -542,6 +698,25 @@ impl Connection {
         self.may_read = true;
         self.peer_closed |= peer_closed;
     }
+}
+
+/// What the connection's TLS handshake agreed, for its answers' log lines and templates.
+fn tls_values(aside: &Option<Box<Aside>>) -> TlsValues<'_> {
+    #[cfg(feature = "tls")]
+    if let Some(facts) = session(aside).and_then(Session::facts) {
+        return facts.values();
+    }
+    #[cfg(not(feature = "tls"))]
+    let _ = aside;
+    TlsValues::default()
+}
+
+fn session(aside: &Option<Box<Aside>>) -> Option<&Session> {
+    aside.as_ref()?.tls.as_ref()
+}
+
+fn session_mut(aside: &mut Option<Box<Aside>>) -> Option<&mut Session> {
+    aside.as_mut()?.tls.as_mut()
 }
 
 fn set_cork(socket: &TcpStream, on: bool) -> io::Result<()> {

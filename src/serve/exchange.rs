@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 
-use crate::answers::template::Values;
+use crate::answers::template::{TlsValues, Values};
 use crate::answers::{AnswerId, Echoed, Framing, Probe, Probes, Resolved, Responses, Role, Sent};
 use crate::config::RequestIdMode;
 use crate::http::status::Rejection;
@@ -77,6 +77,7 @@ impl<'a> Pass<'a> {
             peer,
             role,
             socket,
+            tls: TlsValues::default(),
         }
     }
 
@@ -98,6 +99,16 @@ pub struct Responder<'a> {
     role: Role,
     /// Asked for its local address by an echo only.
     socket: Option<&'a TcpStream>,
+    /// What the connection's TLS handshake agreed (empty on a plain connection), for the access
+    /// log and the templates.
+    tls: TlsValues<'a>,
+}
+
+impl<'a> Responder<'a> {
+    /// The writer of a TLS connection's answers.
+    pub fn over_tls(self, tls: TlsValues<'a>) -> Responder<'a> {
+        Responder { tls, ..self }
+    }
 }
 
 impl Exchanges for Responder<'_> {
@@ -207,6 +218,7 @@ impl Exchanges for Responder<'_> {
                     reason: "",
                     message: "",
                     lang: "",
+                    tls: self.tls,
                 };
                 responses.write_rendered(&page, &values, &framing, out)
             }
@@ -222,6 +234,7 @@ impl Exchanges for Responder<'_> {
                 conn_id: self.conn_id,
                 peer: self.peer,
                 client: &client,
+                tls: &self.tls,
             };
             let line = AnswerLine {
                 exchange,
@@ -247,6 +260,7 @@ impl Exchanges for Responder<'_> {
             conn_id: self.conn_id,
             peer: self.peer,
             client,
+            tls: &self.tls,
         };
         reject(
             &self.pass.site.responses,
@@ -265,6 +279,7 @@ pub fn reject_connection(
     stats: &WorkerStats,
     conn_id: u64,
     peer: SocketAddr,
+    tls: &TlsValues<'_>,
     rejection: Rejection,
     out: &mut Vec<u8>,
 ) -> Sent {
@@ -272,6 +287,7 @@ pub fn reject_connection(
         conn_id,
         peer,
         client: &Client::default(),
+        tls,
     };
     reject(responses, stats, &requester, rejection.into(), out)
 }
@@ -343,11 +359,13 @@ impl Record for RejectionLine<'_> {
 /// Who sent a request: its connection, the peer's address, and what the request said of itself
 /// (as far as its head was parsed). As a record, the fields of an access-log line that say who
 /// asked: the peer's address and each value the request sent (absent when it did not), bounded
-/// and escaped (see `log::Shown`).
+/// and escaped (see `log::Shown`); over TLS, what the handshake agreed and the client's
+/// certificate.
 struct Requester<'a> {
     conn_id: u64,
     peer: SocketAddr,
     client: &'a Client<'a>,
+    tls: &'a TlsValues<'a>,
 }
 
 impl Record for Requester<'_> {
@@ -362,6 +380,22 @@ impl Record for Requester<'_> {
         if let Some(trace) = TraceParent::parse(client.traceparent) {
             fields.plain(key!("trace_id"), trace.trace_id);
             fields.plain(key!("span_id"), trace.span_id);
+        }
+        let tls = self.tls;
+        if tls.is_tls() {
+            fields.plain(key!("tls_version"), tls.version.as_bytes());
+            fields.plain(key!("tls_cipher"), tls.cipher.as_bytes());
+            fields.shown(key!("sni"), tls.sni.as_bytes());
+            fields.bool(key!("tls_resumed"), tls.resumed);
+        }
+        if !tls.client_fingerprint.is_empty() {
+            fields.shown(key!("client_subject"), tls.client_subject.as_bytes());
+            fields.shown(key!("client_san"), tls.client_san.as_bytes());
+            fields.plain(
+                key!("client_fingerprint"),
+                tls.client_fingerprint.as_bytes(),
+            );
+            fields.plain(key!("client_not_after"), tls.client_not_after.as_bytes());
         }
     }
 }

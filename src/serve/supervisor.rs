@@ -49,6 +49,8 @@ pub enum Outcome {
 #[derive(Debug)]
 pub enum ServerError {
     Bind(BindError),
+    /// The TLS settings cannot be served (a file missing or bad, or no TLS in this build).
+    Tls(String),
     Io {
         what: &'static str,
         source: io::Error,
@@ -59,6 +61,7 @@ impl std::fmt::Display for ServerError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ServerError::Bind(e) => e.fmt(f),
+            ServerError::Tls(e) => f.write_str(e),
             ServerError::Io { what, source } => write!(f, "{what}: {source}"),
         }
     }
@@ -85,13 +88,18 @@ pub fn run(
     let Bound {
         listeners,
         addrs,
+        tls_addrs,
         admin_addr,
     } = bind(config)?;
+    let tls = TlsLoader::new(config)?;
+    let loaded_tls = tls.load(config).map_err(ServerError::Tls)?;
     let (poll, signals, exit_waker) = supervisor_poll()?;
     let control = Arc::new(Control::default());
-    let published = Arc::new(Published::new(Site::new(config)));
     let stats: Vec<Arc<WorkerStats>> = (0..listeners.len()).map(|_| Arc::default()).collect();
     let metrics = Arc::new(Metrics::new(stats.clone(), dropped_log_lines));
+    let mut site = Site::new(config);
+    loaded_tls.install(&mut site, &metrics);
+    let published = Arc::new(Published::new(site));
     let loaded = Snapshot::take(&config.files());
     metrics.reloads().applied(None, loaded.sha256());
     let (ended_tx, ended_rx) = mpsc::channel();
@@ -122,9 +130,11 @@ pub fn run(
     // Watching before `listening` is said: a change made once the server is up is seen.
     let watch = watch_files(&poll, config, &loaded);
     let named: Vec<String> = addrs.iter().map(SocketAddr::to_string).collect();
+    let tls_named: Vec<String> = tls_addrs.iter().map(SocketAddr::to_string).collect();
     tracing::info!(
         addr = named.first().map(String::as_str),
         addrs = named.join(", "),
+        tls_addrs = (!tls_named.is_empty()).then(|| tls_named.join(", ")),
         admin_addr = admin_addr.map(tracing::field::display),
         workers = config.workers,
         max_connections,
@@ -139,6 +149,7 @@ pub fn run(
         started: config,
         config: config.clone(),
         reload,
+        tls,
         ended: ended_rx,
         running: workers.len(),
         delay_ends: None,
@@ -161,6 +172,7 @@ struct Bound {
     /// For each worker, a listener on each traffic address, then one on the admin address.
     listeners: Vec<Vec<Listener>>,
     addrs: Vec<SocketAddr>,
+    tls_addrs: Vec<SocketAddr>,
     admin_addr: Option<SocketAddr>,
 }
 
@@ -169,9 +181,9 @@ struct Bound {
 fn bind(config: &Config) -> Result<Bound, ServerError> {
     let mut per_worker: Vec<Vec<Listener>> = (0..config.workers).map(|_| Vec::new()).collect();
     let mut bound = Vec::with_capacity(config.listen.len());
-    let mut add = |listeners: Vec<TcpListener>, role: Role| {
+    let mut add = |listeners: Vec<TcpListener>, role: Role, tls: bool| {
         for (worker, socket) in per_worker.iter_mut().zip(listeners) {
-            worker.push(Listener { socket, role });
+            worker.push(Listener { socket, role, tls });
         }
     };
     for &addr in &config.listen {
@@ -190,13 +202,19 @@ fn bind(config: &Config) -> Result<Bound, ServerError> {
         }
         .map_err(ServerError::Bind)?;
         bound.push(local_addr(&listeners, addr));
-        add(listeners, Role::Traffic);
+        add(listeners, Role::Traffic, false);
+    }
+    let mut tls_bound = Vec::with_capacity(config.tls_listen.len());
+    for &addr in &config.tls_listen {
+        let listeners = bind_address(config, addr).map_err(ServerError::Bind)?;
+        tls_bound.push(local_addr(&listeners, addr));
+        add(listeners, Role::Traffic, true);
     }
     let admin_addr = match config.admin_listen {
         Some(addr) => {
             let listeners = bind_address(config, addr).map_err(ServerError::Bind)?;
             let local = local_addr(&listeners, addr);
-            add(listeners, Role::Admin);
+            add(listeners, Role::Admin, false);
             Some(local)
         }
         None => None,
@@ -204,6 +222,7 @@ fn bind(config: &Config) -> Result<Bound, ServerError> {
     Ok(Bound {
         listeners: per_worker,
         addrs: bound,
+        tls_addrs: tls_bound,
         admin_addr,
     })
 }
@@ -284,7 +303,7 @@ fn connection_budget(config: &Config) -> usize {
     let admin = config
         .admin_listen
         .map_or(0, |_| 1 + ADMIN_CONNECTIONS as u64);
-    let beside = config.listen.len() as u64 + admin;
+    let beside = (config.listen.len() + config.tls_listen.len()) as u64 + admin;
     match sys::raise_fd_limit() {
         Ok(limit) => {
             let reserved = net::reserved_fds(config.workers, beside);
@@ -319,6 +338,7 @@ struct Supervisor<'a> {
     /// The latest configuration loaded, for the shutdown delay and timeout.
     config: Config,
     reload: Reload<'a>,
+    tls: TlsLoader,
     ended: mpsc::Receiver<io::Result<WorkerEnd>>,
     running: usize,
     /// When the shutdown delay ends and the drain begins.
@@ -493,8 +513,11 @@ impl Supervisor<'_> {
             .iter()
             .map(|f| f.display().to_string())
             .collect();
-        let mut config = match (self.reload)() {
-            Ok(config) => config,
+        let loaded = (self.reload)()
+            .map_err(|e| e.to_string())
+            .and_then(|config| Ok((self.tls.load(&config)?, config)));
+        let (tls, mut config) = match loaded {
+            Ok(loaded) => loaded,
             Err(e) => {
                 self.metrics.reloads().refused(cause);
                 tracing::error!(
@@ -510,6 +533,7 @@ impl Supervisor<'_> {
         };
         let fixed = [
             ("listen", config.listen != self.started.listen),
+            ("tls_listen", config.tls_listen != self.started.tls_listen),
             (
                 "admin_listen",
                 config.admin_listen != self.started.admin_listen,
@@ -538,10 +562,13 @@ impl Supervisor<'_> {
         }
         // Which paths the traffic ports route follows the listeners that are open.
         config.admin_listen = self.started.admin_listen;
+        // New handshakes take the certificates read now; established connections keep theirs.
+        let mut site = Site::new(&config);
+        tls.install(&mut site, &self.metrics);
         // Counted first: whoever sees the new answers sees the reload in /metrics too.
         let loaded = snapshot.extended(&config.files());
         self.metrics.reloads().applied(Some(cause), loaded.sha256());
-        self.published.publish(Site::new(&config));
+        self.published.publish(site);
         self.control.wake_all();
         tracing::info!(
             cause = cause.label(),
@@ -578,4 +605,69 @@ fn watch_files(poll: &Poll, config: &Config, loaded: &Snapshot) -> Option<Watch>
             Instant::now(),
         )
     })
+}
+
+/// Loads the TLS settings into each `Site` when there are TLS listeners, with the ticket keys and
+/// session cache (and a self-signed certificate, once made) kept from one load to the next.
+struct TlsLoader {
+    #[cfg(feature = "tls")]
+    shared: Option<crate::tls::Shared>,
+}
+
+impl TlsLoader {
+    fn new(config: &Config) -> Result<TlsLoader, ServerError> {
+        if config.tls_listen.is_empty() {
+            return Ok(TlsLoader {
+                #[cfg(feature = "tls")]
+                shared: None,
+            });
+        }
+        #[cfg(feature = "tls")]
+        return Ok(TlsLoader {
+            shared: Some(crate::tls::Shared::new().map_err(|e| ServerError::Tls(e.0))?),
+        });
+        #[cfg(not(feature = "tls"))]
+        Err(ServerError::Tls(
+            "tls_listen: this build has no TLS (cargo feature `tls`)".into(),
+        ))
+    }
+
+    /// Reads the certificate, key and CA files; an error names the file at fault.
+    fn load(&self, config: &Config) -> Result<LoadedTls, String> {
+        #[cfg(feature = "tls")]
+        if let Some(shared) = &self.shared {
+            let tls = crate::tls::Tls::load(&config.tls, shared).map_err(|e| e.0)?;
+            return Ok(LoadedTls {
+                served: tls
+                    .served
+                    .into_iter()
+                    .map(|s| (s.name, s.not_after))
+                    .collect(),
+                config: Some(tls.config),
+            });
+        }
+        let _ = config;
+        Ok(LoadedTls::default())
+    }
+}
+
+/// One load of the TLS settings, to serve with the `Site` of the same load.
+#[derive(Default)]
+struct LoadedTls {
+    #[cfg(feature = "tls")]
+    config: Option<Arc<rustls::ServerConfig>>,
+    /// Each certificate's name and expiry, for the metrics.
+    served: Vec<(String, i64)>,
+}
+
+impl LoadedTls {
+    fn install(self, site: &mut Site, metrics: &Metrics) {
+        #[cfg(feature = "tls")]
+        {
+            site.tls = self.config;
+        }
+        #[cfg(not(feature = "tls"))]
+        let _ = site;
+        metrics.set_certificates(self.served);
+    }
 }

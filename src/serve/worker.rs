@@ -18,6 +18,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
+use crate::answers::template::TlsValues;
 use crate::answers::Role;
 use crate::http::status::Rejection;
 use crate::log;
@@ -76,6 +77,8 @@ pub const ADMIN_CONNECTIONS: usize = 64;
 pub struct Listener {
     pub socket: TcpListener,
     pub role: Role,
+    /// Its connections speak TLS.
+    pub tls: bool,
 }
 
 pub struct Worker {
@@ -340,7 +343,7 @@ impl Worker {
             let Some(listener) = self.listeners.get(index).and_then(Option::as_ref) else {
                 return true;
             };
-            let role = listener.role;
+            let (role, tls) = (listener.role, listener.tls);
             match listener.socket.accept() {
                 Ok((socket, peer)) => {
                     if let Some((lasted, failures)) = self.out_of_resources.end(now) {
@@ -350,7 +353,7 @@ impl Worker {
                             "accepting again"
                         );
                     }
-                    self.admit(socket, peer, role, now)
+                    self.admit(socket, peer, role, tls, now)
                 }
                 // The queue is empty; the next connection is a new edge.
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return true,
@@ -380,7 +383,14 @@ impl Worker {
         }
     }
 
-    fn admit(&mut self, mut socket: TcpStream, peer: SocketAddr, role: Role, now: Instant) {
+    fn admit(
+        &mut self,
+        mut socket: TcpStream,
+        peer: SocketAddr,
+        role: Role,
+        tls: bool,
+        now: Instant,
+    ) {
         let conn_id = self.next_id;
         self.next_id += self.id_stride;
         self.stats.accepted.add(1);
@@ -389,7 +399,10 @@ impl Worker {
             Role::Admin => self.admin_conns >= ADMIN_CONNECTIONS,
         };
         if at_limit {
-            self.reject_at_limit(&mut socket, conn_id, peer, now);
+            // A TLS client would take a plain 503 for a broken handshake: it gets the close alone.
+            if !tls {
+                self.reject_at_limit(&mut socket, conn_id, peer, now);
+            }
             return;
         }
         if let Some((lasted, refused)) = self.at_connection_limit.end(now) {
@@ -401,6 +414,27 @@ impl Worker {
         }
         tracing::debug!(conn = conn_id, remote_addr = %peer, "accept");
         let conn = Connection::new(conn_id, socket, peer, role, &self.site.settings, now);
+        #[cfg(feature = "tls")]
+        let conn = if tls {
+            let session = self
+                .site
+                .tls
+                .as_ref()
+                .map(|config| crate::tls::Session::new(std::sync::Arc::clone(config)));
+            match session {
+                Some(Ok(session)) => conn.with_tls(session),
+                Some(Err(e)) => {
+                    tracing::warn!(conn = conn_id, error = %e, "cannot start a TLS session");
+                    return;
+                }
+                None => {
+                    tracing::warn!(conn = conn_id, "a TLS listener without a TLS configuration");
+                    return;
+                }
+            }
+        } else {
+            conn
+        };
         let slot = self.conns.insert(conn);
         if role == Role::Admin {
             self.admin_conns += 1;
@@ -438,6 +472,7 @@ impl Worker {
             &self.stats,
             conn_id,
             peer,
+            &TlsValues::default(),
             Rejection::ServiceUnavailable,
             &mut out,
         );
@@ -502,6 +537,7 @@ impl Worker {
         let idle_in_drain = self.phase.draining() && conn.may_close_in_drain(now);
         let outcome = outcome.or(idle_in_drain.then_some(CloseReason::Shutdown));
         if let Some(reason) = outcome {
+            conn.finish(reason);
             let conn = self.remove(slot, now);
             // Dropping the socket closes it, which also removes it from epoll: no extra
             // EPOLL_CTL_DEL call per connection.

@@ -11,6 +11,7 @@ use rustls::{HandshakeKind, ProtocolVersion, ServerConnection};
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
+use crate::answers::template::TlsValues;
 use crate::clock;
 
 /// The longest subject or name list kept: a certificate's fields can be kilobytes long.
@@ -61,6 +62,24 @@ impl Facts {
                 .peer_certificates()
                 .and_then(<[_]>::first)
                 .map(ClientCertificate::of),
+        }
+    }
+}
+
+impl Facts {
+    /// As the access log and the templates take them.
+    pub fn values(&self) -> TlsValues<'_> {
+        let client = self.client.as_ref();
+        let field = |f: fn(&ClientCertificate) -> &str| client.map_or("", f);
+        TlsValues {
+            version: self.version,
+            cipher: self.cipher,
+            sni: &self.sni,
+            resumed: self.resumed,
+            client_subject: field(|c| &c.subject),
+            client_san: field(|c| &c.san),
+            client_fingerprint: field(|c| &c.fingerprint),
+            client_not_after: field(|c| &c.not_after),
         }
     }
 }

@@ -108,7 +108,7 @@ pub enum Input {
     },
 }
 
-/// A TLS connection's state, boxed on the connection that has one.
+/// A TLS connection's state, boxed on the connection that has one (never on a plain one).
 pub struct Session {
     tls: ServerConnection,
     /// Taken when the handshake ends.
@@ -118,16 +118,16 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(config: Arc<ServerConfig>) -> Result<Box<Session>, rustls::Error> {
+    pub fn new(config: Arc<ServerConfig>) -> Result<Session, rustls::Error> {
         let mut tls = ServerConnection::new(config)?;
         // The connection stops parsing while output waits (`has_pending_output`), which bounds
         // what is buffered here.
         tls.set_buffer_limit(None);
-        Ok(Box::new(Session {
+        Ok(Session {
             tls,
             facts: None,
             fresh: true,
-        }))
+        })
     }
 
     /// What the handshake agreed, once it ended.

@@ -53,6 +53,7 @@ pub fn in_process_worker(config: &Config, max_connections: usize) -> InProcess {
     let listeners = listeners
         .into_iter()
         .map(|socket| Listener {
+            tls: false,
             socket,
             role: Role::Traffic,
         })

@@ -22,4 +22,6 @@ mod shutdown;
 mod stream_props;
 mod switches;
 mod telemetry;
+#[cfg(feature = "tls")]
+mod tls;
 mod watch;
