@@ -234,3 +234,104 @@ impl<S: Read> Read for Sniff<'_, S> {
         Ok(n)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A socket that gives `input` in reads of at most `chunk` bytes, then would block, and
+    /// takes every write.
+    struct Scripted {
+        input: Vec<u8>,
+        chunk: usize,
+        written: usize,
+    }
+
+    impl Read for Scripted {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.input.is_empty() {
+                return Err(ErrorKind::WouldBlock.into());
+            }
+            let n = buf.len().min(self.chunk).min(self.input.len());
+            buf[..n].copy_from_slice(&self.input[..n]);
+            self.input.drain(..n);
+            Ok(n)
+        }
+    }
+
+    impl Write for Scripted {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.written += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn server() -> Session {
+        let shared = crate::tls::Shared::new().expect("shared");
+        let tls = crate::tls::Tls::load(&crate::config::TlsConfig::default(), &shared)
+            .expect("self-signed");
+        Session::new(tls.config).expect("session")
+    }
+
+    /// A real ClientHello, as a rustls client writes it.
+    fn client_hello() -> Vec<u8> {
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+        let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+        let mut client = rustls::ClientConnection::new(Arc::new(config), name).expect("client");
+        let mut hello = Vec::new();
+        client.write_tls(&mut hello).expect("hello");
+        hello
+    }
+
+    /// Drives the session over the input: it must end blocked, closed or failed, never hand
+    /// plaintext up before a handshake, never spin, never panic.
+    fn drive(input: Vec<u8>, chunk: usize) {
+        let mut session = server();
+        let mut socket = Scripted {
+            input,
+            chunk,
+            written: 0,
+        };
+        let mut buf = vec![0; 4096];
+        // One read takes in all the input it can (a bounded loop inside).
+        match session.read(&mut socket, &mut buf).expect("no I/O error") {
+            Input::Plain(n) => panic!("{n} bytes of plaintext without a handshake"),
+            Input::Handshaken => panic!("a handshake from random bytes"),
+            Input::Blocked | Input::Closed | Input::Failed { .. } => {}
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn random_bytes_end_in_a_failure_or_a_wait(
+            input in proptest::collection::vec(any::<u8>(), 0..2048),
+            chunk in 1usize..512,
+        ) {
+            drive(input, chunk);
+        }
+
+        #[test]
+        fn a_truncated_or_damaged_hello_ends_in_a_failure_or_a_wait(
+            cut in any::<prop::sample::Index>(),
+            flip in any::<prop::sample::Index>(),
+            bits in any::<u8>(),
+            chunk in 1usize..512,
+        ) {
+            let mut hello = client_hello();
+            let at = flip.index(hello.len());
+            hello[at] ^= bits;
+            hello.truncate(cut.index(hello.len()));
+            drive(hello, chunk);
+        }
+    }
+}

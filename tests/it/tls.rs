@@ -507,3 +507,20 @@ fn a_drain_sends_close_notify_and_exits_0() {
     let status = server.wait(LIMIT).expect("exits");
     assert_eq!(status.code(), Some(0));
 }
+
+#[test]
+fn healthcheck_probes_a_server_whose_only_traffic_listener_is_tls() {
+    let s = setup(&["a.example"], 1);
+    let (_server, addr) = serve(&s.cert, &s.key, &[]);
+    let out = crate::common::binary()
+        .args(["healthcheck", "--tls-listen", &addr.to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    // A plain probe of the TLS port gets the plain 400, a failed probe.
+    let out = crate::common::binary()
+        .args(["healthcheck", "--listen", &addr.to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+}
