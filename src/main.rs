@@ -33,6 +33,16 @@ fn main() -> ExitCode {
         };
     }
     if cli.check {
+        // The certificate, key and CA files are read as a start would read them.
+        #[cfg(feature = "tls")]
+        if !config.tls_listen.is_empty() {
+            let loaded = responder::tls::Shared::new()
+                .and_then(|shared| responder::tls::Tls::load(&config.tls, &shared));
+            if let Err(e) = loaded {
+                eprintln!("responder: {e}");
+                return ExitCode::from(EXIT_CONFIG_ERROR);
+            }
+        }
         let origin = cli.config.as_ref().map_or_else(
             || "embedded defaults".to_string(),
             |p| p.display().to_string(),

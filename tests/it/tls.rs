@@ -524,3 +524,24 @@ fn healthcheck_probes_a_server_whose_only_traffic_listener_is_tls() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{out:?}");
 }
+
+#[test]
+fn check_reads_the_certificates_and_names_a_bad_one() {
+    let s = setup(&["a.example"], 1);
+    let (_, other_key, _) = s.ca.leaf(&["b.example"], 2);
+    let other_key = write(s.dir.path(), "other.key", &other_key);
+    let run = |key: &Path| {
+        crate::common::binary()
+            .args(["--check", "--tls-listen", "127.0.0.1:0", "--tls-cert"])
+            .arg(&s.cert)
+            .arg("--tls-key")
+            .arg(key)
+            .output()
+            .unwrap()
+    };
+    assert!(run(&s.key).status.success());
+    let out = run(&other_key);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&*s.cert.to_string_lossy()), "{stderr}");
+}
