@@ -169,8 +169,8 @@ impl Config {
     }
 
     /// The configuration file and every file it names (each route's `body_file`, the error
-    /// pages' directory when error-page mode is on): what `--watch` follows and
-    /// `responder_config_info` hashes.
+    /// pages' directory when error-page mode is on, the TLS certificates, keys and client CAs
+    /// when there are TLS listeners): what `--watch` follows and `responder_config_info` hashes.
     pub fn files(&self) -> Vec<PathBuf> {
         let pages = self
             .error_pages
@@ -178,10 +178,16 @@ impl Config {
             .as_ref()
             .filter(|_| self.error_pages.enabled);
         let bodies = self.routes.iter().filter_map(|r| r.body_file.as_ref());
+        let tls = &self.tls;
+        let certificates = tls.certificates.iter().flat_map(|c| [&c.cert, &c.key]);
+        let tls_files = certificates
+            .chain(&tls.client_ca)
+            .filter(|_| !self.tls_listen.is_empty());
         self.file
             .iter()
             .chain(bodies)
             .chain(pages)
+            .chain(tls_files)
             .cloned()
             .collect()
     }

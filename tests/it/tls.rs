@@ -545,3 +545,34 @@ fn check_reads_the_certificates_and_names_a_bad_one() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains(&*s.cert.to_string_lossy()), "{stderr}");
 }
+
+#[test]
+fn the_watch_rotates_the_certificate_without_a_signal() {
+    let s = setup(&["a.example"], 1);
+    let config = format!(
+        "watch = true\nwatch_debounce = \"100ms\"\ntls_listen = \"127.0.0.1:0\"\n\
+         [tls]\ncert = {:?}\nkey = {:?}\n",
+        s.cert, s.key
+    );
+    let server = Server::with_config(&config, &[]);
+    let addr = tls_addr(&server);
+    let serial_now = || {
+        let mut tls = connect(addr, &client(&s.ca, ALL, None), "a.example");
+        request(&mut tls, "/").ok().map(|_| serial(&tls))
+    };
+    assert_eq!(serial_now(), Some(vec![1]));
+    let (cert, key, _) = s.ca.leaf(&["a.example"], 2);
+    write(s.dir.path(), "key.pem", &key);
+    write(s.dir.path(), "cert.pem", &cert);
+    let started = Instant::now();
+    // The two files may be seen apart (a key without its certificate is refused): wait for both.
+    while serial_now() != Some(vec![2]) {
+        assert!(
+            started.elapsed() < LIMIT,
+            "no rotation: {:#?}",
+            server.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server.await_log(&["configuration reloaded", "\"cause\":\"watch\""]);
+}
