@@ -715,6 +715,7 @@ fn session(aside: &Option<Box<Aside>>) -> Option<&Session> {
     aside.as_ref()?.tls.as_ref()
 }
 
+#[cfg(feature = "tls")]
 fn session_mut(aside: &mut Option<Box<Aside>>) -> Option<&mut Session> {
     aside.as_mut()?.tls.as_mut()
 }
