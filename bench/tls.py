@@ -6,7 +6,8 @@
     python3 bench/tls.py --rounds 5 --markdown bench/tls-latest.md
 
 Four figures per server, each the median over the rounds (servers alternate within a round, as
-bench.py does):
+bench.py does), with the ratio of the medians and the paired ratio (the median of each round's
+ratio, whose two sides ran one after the other):
 - full TLS 1.3 handshakes per second, a new connection per request (`ab` over https, no
   keep-alive, so no session is resumed);
 - server CPU per request on keep-alive connections over TLS (`wrk -c100` over https);
@@ -166,14 +167,17 @@ def main():
                     server.stop()
     finally:
         subprocess.run(["rm", "-rf", directory])
-    rows = ["| figure | responder | nginx | responder / nginx |", "|---|---|---|---|"]
+    rows = ["| figure | responder | nginx | responder / nginx | paired |", "|---|---|---|---|---|"]
     for key_, label in [("full_hs_per_s", "full TLS 1.3 handshakes per second"),
                         ("ka_cpu_us", "CPU µs per keep-alive request over TLS"),
                         ("resumed_per_s", "resumed handshakes per second"),
                         ("idle_kib", "KiB per idle TLS connection")]:
         r = statistics.median(figures["responder"][key_]) if figures["responder"][key_] else float("nan")
         n = statistics.median(figures["nginx"][key_]) if figures["nginx"][key_] else float("nan")
-        rows.append(f"| {label} | {r:.1f} | {n:.1f} | {r / n if n else float('nan'):.2f}x |")
+        pairs = [a / b for a, b in zip(figures["responder"][key_], figures["nginx"][key_]) if b]
+        paired = statistics.median(pairs) if pairs else float("nan")
+        rows.append(f"| {label} | {r:.1f} | {n:.1f} | {r / n if n else float('nan'):.2f}x "
+                    f"| {paired:.2f}x |")
     table = "\n".join(rows)
     print(table)
     if args.markdown:
