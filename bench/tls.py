@@ -5,13 +5,17 @@
     python3 bench/tls.py                     # 3 rounds, 1 worker each, the server on core 0
     python3 bench/tls.py --rounds 5 --markdown bench/tls-latest.md
 
-Four figures per server, each the median over the rounds (servers alternate within a round, as
+Six figures per server, each the median over the rounds (servers alternate within a round, as
 bench.py does), with the ratio of the medians and the paired ratio (the median of each round's
 ratio, whose two sides ran one after the other):
 - full TLS 1.3 handshakes per second, a new connection per request (`ab` over https, no
-  keep-alive, so no session is resumed);
+  keep-alive, so no session is resumed), and the server's CPU per handshake: one `ab` on one core
+  does as much work per handshake as the server, so the rate is the client's ceiling and the CPU
+  is the server's cost (1e6 / that CPU is what one server core sustains);
 - server CPU per request on keep-alive connections over TLS (`wrk -c100` over https);
-- resumed handshakes per second (`openssl s_time -reuse`: one session, resumed per connection);
+- resumed handshakes per second (`openssl s_time -reuse -tls1_2`: one session, resumed per
+  connection),
+  and the server's CPU per resumed handshake;
 - KiB per idle TLS connection after its handshake (RSS with that many open, less RSS without).
 Each server also listens in plain on another port, which bench.py's start-up check uses. The
 tools come from Debian's packages (apache2-utils, wrk, nginx-light, openssl).
@@ -91,8 +95,10 @@ def keep_alive(server, cpu, duration):
 
 
 def resumed_handshakes(server, cpu, duration):
+    # TLS 1.2: s_time closes each connection before a TLS 1.3 ticket arrives, so only a 1.2
+    # session is resumed.
     out = taskset(cpu, ["openssl", "s_time", "-connect", f"127.0.0.1:{server.tls_port}", "-reuse",
-                        "-time", str(duration)], duration * 10 + 60)
+                        "-tls1_2", "-time", str(duration)], duration * 10 + 60)
     # "N connections in T real seconds": the rate the server sustained.
     for line in out.splitlines():
         words = line.split()
@@ -128,6 +134,16 @@ def idle_tls_memory(server, count):
     return (after - before) / count
 
 
+FIGURES = {
+    "full_hs_per_s": "full TLS 1.3 handshakes per second",
+    "full_hs_cpu_us": "server CPU µs per full handshake (and its request)",
+    "ka_cpu_us": "server CPU µs per keep-alive request over TLS",
+    "resumed_per_s": "resumed TLS 1.2 handshakes per second",
+    "resumed_cpu_us": "server CPU µs per resumed TLS 1.2 handshake",
+    "idle_kib": "KiB per idle TLS connection",
+}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--binary", help="the responder binary (default: this tree's release build)")
@@ -148,8 +164,7 @@ def main():
     directory = tempfile.mkdtemp(prefix="bench-tls-")
     cert, key = make_certificate(directory)
     starters = {"responder": start_responder, "nginx": start_nginx}
-    figures = {name: {"full_hs_per_s": [], "ka_cpu_us": [], "resumed_per_s": [], "idle_kib": []}
-               for name in starters}
+    figures = {name: {key_: [] for key_ in FIGURES} for name in starters}
     try:
         for round_ in range(args.rounds):
             order = list(starters) if round_ % 2 == 0 else list(reversed(starters))
@@ -159,8 +174,11 @@ def main():
                     f = figures[name]
                     full = cpu_of(server, lambda: full_handshakes(server, args.client_cpu, args.requests))
                     f["full_hs_per_s"].append(full["rps"])
+                    f["full_hs_cpu_us"].append(full["cpu_us_per_req"])
                     f["ka_cpu_us"].append(keep_alive(server, args.client_cpu, args.duration)["cpu_us_per_req"])
-                    f["resumed_per_s"].append(resumed_handshakes(server, args.client_cpu, args.duration)["rps"])
+                    resumed = cpu_of(server, lambda: resumed_handshakes(server, args.client_cpu, args.duration))
+                    f["resumed_per_s"].append(resumed["rps"])
+                    f["resumed_cpu_us"].append(resumed["cpu_us_per_req"])
                     if args.idle:
                         f["idle_kib"].append(idle_tls_memory(server, args.idle))
                 finally:
@@ -168,10 +186,7 @@ def main():
     finally:
         subprocess.run(["rm", "-rf", directory])
     rows = ["| figure | responder | nginx | responder / nginx | paired |", "|---|---|---|---|---|"]
-    for key_, label in [("full_hs_per_s", "full TLS 1.3 handshakes per second"),
-                        ("ka_cpu_us", "CPU µs per keep-alive request over TLS"),
-                        ("resumed_per_s", "resumed handshakes per second"),
-                        ("idle_kib", "KiB per idle TLS connection")]:
+    for key_, label in FIGURES.items():
         r = statistics.median(figures["responder"][key_]) if figures["responder"][key_] else float("nan")
         n = statistics.median(figures["nginx"][key_]) if figures["nginx"][key_] else float("nan")
         pairs = [a / b for a, b in zip(figures["responder"][key_], figures["nginx"][key_]) if b]
