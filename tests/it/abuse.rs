@@ -6,24 +6,7 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::time::Duration;
 
-use crate::common::{status_of, Server};
-
-/// The server's user + system CPU time so far, in clock ticks.
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .collect();
-    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
-}
-
-fn ticks_per_second() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    (unsafe { libc::sysconf(libc::_SC_CLK_TCK) }) as u64
-}
+use crate::common::{cpu_ticks, rss_kib, status_of, ticks_per_second, Server};
 
 /// Closes with a reset (SO_LINGER 0) instead of a FIN.
 fn reset(s: TcpStream) {
@@ -79,19 +62,6 @@ fn a_reset_in_the_middle_of_a_response_harms_no_one_else() {
         reset(s);
     }
     assert_eq!(status_of(&server.exchange(b"GET / HTTP/1.0\r\n\r\n")), 200);
-}
-
-/// Resident anonymous memory of the server process (its heap and stacks), in KiB. The binary's
-/// own pages, which the flood's code paths fault in the first time they run, are left out: they
-/// are shared and reclaimable, and their number follows the binary's layout, not what the flood
-/// left behind.
-fn rss_kib(pid: u32) -> usize {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("RssAnon:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("an RssAnon line")
 }
 
 /// Open descriptors of the server process.

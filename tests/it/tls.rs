@@ -1,6 +1,7 @@
 //! TLS listeners over real sockets, with a rustls client and certificates made by `rcgen`: the
-//! versions offered, SNI, client certificates, rotation on SIGHUP, and the faults (a plain
-//! request, a stalled handshake, an old ClientHello), and the drain's `close_notify`.
+//! versions offered, SNI, client certificates, rotation on SIGHUP, the faults (a plain request,
+//! a stalled handshake, a flood of half-finished ones, an old ClientHello), and the drain's
+//! `close_notify`.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -14,7 +15,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::common::{field, read_to_close, Server, LIMIT};
+use crate::common::{cpu_ticks, field, read_to_close, rss_kib, ticks_per_second, Server, LIMIT};
 
 /// A CA and what it signs.
 struct Ca {
@@ -575,4 +576,70 @@ fn the_watch_rotates_the_certificate_without_a_signal() {
         std::thread::sleep(Duration::from_millis(50));
     }
     server.await_log(&["configuration reloaded", "\"cause\":\"watch\""]);
+}
+
+#[test]
+fn a_flood_of_half_finished_handshakes_costs_bounded_memory_and_cpu() {
+    // Each flooding connection takes a descriptor here and one in the server.
+    let fd_limit = responder::sys::raise_fd_limit().unwrap();
+    let flood_size = 1000.min(fd_limit.saturating_sub(200) as usize);
+    assert!(
+        flood_size >= 500,
+        "a descriptor limit too low for this test"
+    );
+    let s = setup(&["a.example"], 1);
+    let (server, addr) = serve(&s.cert, &s.key, &["--read-timeout", "2"]);
+    let config = client(&s.ca, ALL, None);
+    let served = |label: &str| {
+        let mut tls = connect(addr, &config, "a.example");
+        let answer = request(&mut tls, "/").unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{label}: {answer}");
+    };
+    served("before the flood");
+    // The first half of a real ClientHello: a record the server must keep waiting for.
+    let mut hello = Vec::new();
+    let name = ServerName::try_from("a.example").unwrap();
+    let mut conn = ClientConnection::new(Arc::clone(&config), name).unwrap();
+    conn.write_tls(&mut hello).unwrap();
+    let half = &hello[..hello.len() / 2];
+    let baseline = rss_kib(server.pid());
+    let ticks = cpu_ticks(server.pid());
+    let mut flood: Vec<TcpStream> = (0..flood_size)
+        .map(|_| {
+            let mut socket = TcpStream::connect(addr).unwrap();
+            socket.write_all(half).unwrap();
+            socket
+        })
+        .collect();
+    served("during the flood");
+    std::thread::sleep(Duration::from_millis(300));
+    let flooded = rss_kib(server.pid());
+    let per_connection = flooded.saturating_sub(baseline) as f64 / flood_size as f64;
+    eprintln!("RSS: {baseline} KiB before, {flooded} KiB with {flood_size} half handshakes");
+    assert!(
+        per_connection < 16.0,
+        "{per_connection:.1} KiB per half-finished handshake"
+    );
+    // The read timeout cuts every one of them, with at most an alert record (`close_notify`).
+    for socket in &mut flood {
+        socket.set_read_timeout(Some(LIMIT)).unwrap();
+        let mut rest = Vec::new();
+        let _ = socket.read_to_end(&mut rest);
+        assert!(rest.is_empty() || rest[0] == 0x15, "{rest:?}");
+    }
+    let used = cpu_ticks(server.pid()) - ticks;
+    assert!(
+        used < 2 * ticks_per_second(),
+        "{used} ticks of CPU for {flood_size} half handshakes"
+    );
+    served("after the flood");
+    let scrape = metrics(&server);
+    assert_eq!(
+        metric(
+            &scrape,
+            "responder_tls_handshake_failures_total{reason=\"timeout\"}"
+        ),
+        flood_size as u64,
+        "{scrape}"
+    );
 }
