@@ -21,7 +21,7 @@ use crate::http::status::Rejection;
 use crate::http::{RequestStream, Verdict, OUTPUT_HIGH_WATER};
 use crate::metrics::Closed;
 use crate::serve::exchange::{self, Pass};
-use crate::serve::timer::{Deadlines, Entry};
+use crate::serve::timer::{Deadlines, Entry, Moment};
 use crate::site::Settings;
 #[cfg(feature = "tls")]
 use crate::tls::{Failure, Input, Session, PLAIN_HTTP_ANSWER};
@@ -125,19 +125,28 @@ enum State {
     Lingering,
 }
 
-/// What only some connections have, in one box so that an idle plain connection stays small: an
-/// answer held for a route's delay (rare; nothing else moves meanwhile), and a TLS connection's
-/// session.
+/// The bytes a connection keeps from one readiness event to the next, in one box that exists only
+/// while one of them is not empty, so that an idle connection holds no buffer and stays small.
 #[derive(Default)]
-struct Aside {
+struct Buffers {
+    /// The unconsumed start of the next request.
+    partial: Vec<u8>,
+    /// Answer bytes the socket did not take yet.
+    unsent: Vec<u8>,
+    /// An answer held for a route's delay (rare; nothing else moves meanwhile).
     held: Option<Held>,
-    tls: Option<Session>,
+}
+
+impl Buffers {
+    fn is_empty(&self) -> bool {
+        self.partial.is_empty() && self.unsent.is_empty() && self.held.is_none()
+    }
 }
 
 /// An answer waiting for its route's delay to end.
 struct Held {
     answer: Vec<u8>,
-    until: Instant,
+    until: Moment,
 }
 
 pub struct Connection {
@@ -148,12 +157,10 @@ pub struct Connection {
     /// The kind of listener it came in on.
     role: Role,
     stream: RequestStream<AnswerId>,
-    /// The unconsumed start of the next request; empty (and unallocated) between requests.
-    partial: Vec<u8>,
-    /// Answer bytes the socket did not take yet.
-    unsent: Vec<u8>,
-    /// An answer held for a route's delay, and a TLS connection's session.
-    aside: Option<Box<Aside>>,
+    /// What is kept between events: none between requests.
+    buffers: Option<Box<Buffers>>,
+    /// A TLS connection's session, boxed so that a plain connection pays a pointer for it.
+    tls: Option<Box<Session>>,
     state: State,
     /// The socket may hold unread input: reading stopped before the kernel said it was drained.
     may_read: bool,
@@ -162,10 +169,10 @@ pub struct Connection {
     /// The peer's FIN has been reported: read on until `read` returns 0.
     peer_closed: bool,
     waiting: Waiting,
-    deadline: Instant,
-    accepted_at: Instant,
+    deadline: Moment,
+    accepted_at: Moment,
     /// The earliest deadline the worker's timer heap holds for this connection.
-    armed: Option<Instant>,
+    armed: Option<Moment>,
 }
 
 impl Connection {
@@ -183,16 +190,15 @@ impl Connection {
             peer,
             role,
             stream: RequestStream::default(),
-            partial: Vec::new(),
-            unsent: Vec::new(),
-            aside: None,
+            buffers: None,
+            tls: None,
             state: State::Open,
             may_read: true,
             paused: false,
             peer_closed: false,
             waiting: Waiting::FirstRequest,
-            deadline: now + settings.read_timeout,
-            accepted_at: now,
+            deadline: Moment::of(now) + settings.read_timeout,
+            accepted_at: Moment::of(now),
             armed: None,
         }
     }
@@ -201,38 +207,58 @@ impl Connection {
     /// `session`, beginning with the handshake.
     #[cfg(feature = "tls")]
     pub fn with_tls(mut self, session: Session) -> Self {
-        self.aside.get_or_insert_with(Box::default).tls = Some(session);
+        self.tls = Some(Box::new(session));
         self
     }
 
     fn held(&self) -> Option<&Held> {
-        self.aside.as_ref()?.held.as_ref()
+        self.buffers.as_ref()?.held.as_ref()
     }
 
-    /// Takes the held answer out; the box goes with it unless a TLS session is in it too.
-    fn take_held(&mut self) -> Option<Held> {
-        let aside = self.aside.as_mut()?;
-        let held = aside.held.take();
-        if aside.tls.is_none() {
-            self.aside = None;
+    fn partial(&self) -> &[u8] {
+        self.buffers.as_ref().map_or(&[], |b| &b.partial)
+    }
+
+    fn unsent(&self) -> &[u8] {
+        self.buffers.as_ref().map_or(&[], |b| &b.unsent)
+    }
+
+    fn buffers(&mut self) -> &mut Buffers {
+        self.buffers.get_or_insert_with(Box::default)
+    }
+
+    /// Between requests a connection holds no buffer: each is freed once empty, and the box with
+    /// the last of them.
+    fn release_empty_buffers(&mut self) {
+        let Some(buffers) = self.buffers.as_mut() else {
+            return;
+        };
+        if buffers.is_empty() {
+            self.buffers = None;
+            return;
         }
-        held
+        if buffers.partial.is_empty() {
+            buffers.partial = Vec::new();
+        }
+        if buffers.unsent.is_empty() {
+            buffers.unsent = Vec::new();
+        }
     }
 
     /// Whether answer bytes wait for the socket (in `unsent`, or encrypted in the TLS session).
     fn has_unsent(&self) -> bool {
         #[cfg(feature = "tls")]
-        if session(&self.aside).is_some_and(|s| s.has_pending_output()) {
+        if self.tls.as_ref().is_some_and(|s| s.has_pending_output()) {
             return true;
         }
-        !self.unsent.is_empty()
+        !self.unsent().is_empty()
     }
 
     /// A TLS connection that ends without an error says so with `close_notify` (best effort: the
     /// socket is closed next either way).
     pub fn finish(&mut self, reason: CloseReason) {
         #[cfg(feature = "tls")]
-        if let Some(session) = session_mut(&mut self.aside) {
+        if let Some(session) = self.tls.as_mut() {
             if !matches!(reason, CloseReason::Error { .. }) {
                 let _ = session.close_notify(&mut self.socket);
             }
@@ -249,10 +275,12 @@ impl Connection {
         &mut self.socket
     }
 
-    /// Heap bytes held by this connection's buffers (none between requests).
+    /// Heap bytes held by this connection's buffers and their box (none between requests).
     pub fn buffered_bytes(&self) -> usize {
-        let held = self.held().map_or(0, |h| h.answer.capacity());
-        self.partial.capacity() + self.unsent.capacity() + held
+        self.buffers.as_ref().map_or(0, |b| {
+            let held = b.held.as_ref().map_or(0, |h| h.answer.capacity());
+            std::mem::size_of::<Buffers>() + b.partial.capacity() + b.unsent.capacity() + held
+        })
     }
 
     /// In a drain: whether closing now loses no request. Between keep-alive requests it does not
@@ -264,7 +292,7 @@ impl Connection {
             Waiting::FirstRequest => {
                 let grace_ends = self.accepted_at + DRAIN_FIRST_REQUEST_GRACE;
                 self.deadline = self.deadline.min(grace_ends);
-                grace_ends <= now
+                grace_ends <= Moment::of(now)
             }
             Waiting::Request | Waiting::Write | Waiting::Linger | Waiting::Held => false,
         }
@@ -297,7 +325,7 @@ impl Connection {
             }
             Waiting::FirstRequest => {
                 #[cfg(feature = "tls")]
-                if session(&self.aside).is_some_and(|s| s.is_handshaking()) {
+                if self.tls.as_ref().is_some_and(|s| s.is_handshaking()) {
                     self.handshake_failed(pass, Failure::Timeout, None);
                 }
                 Some(CloseReason::ReadTimeout)
@@ -307,14 +335,18 @@ impl Connection {
             Waiting::Linger => Some(CloseReason::ClientClosed),
             Waiting::Held => {
                 // The delay is over: the held answer goes out, then the connection goes on.
-                if let Some(held) = self.take_held() {
-                    self.unsent.extend_from_slice(&held.answer);
+                if let Some(buffers) = self.buffers.as_mut() {
+                    if let Some(held) = buffers.held.take() {
+                        buffers.unsent.extend_from_slice(&held.answer);
+                    }
                 }
                 self.drive(pass, scratch)
             }
             Waiting::Request => {
                 // Part of a request is here and the rest is late: say so, then close gracefully.
-                self.partial = Vec::new();
+                if let Some(buffers) = self.buffers.as_mut() {
+                    buffers.partial = Vec::new();
+                }
                 self.stream = RequestStream::default();
                 self.paused = false;
                 scratch.output.clear();
@@ -323,7 +355,7 @@ impl Connection {
                     pass.stats,
                     self.id,
                     self.peer,
-                    &tls_values(&self.aside),
+                    &tls_values(&self.tls),
                     Rejection::RequestTimeout,
                     &mut scratch.output,
                 );
@@ -354,7 +386,7 @@ impl Connection {
             State::Lingering => Waiting::Linger,
             _ if self.has_unsent() => Waiting::Write,
             State::Closing { .. } => Waiting::Write,
-            State::Open if self.stream.mid_request(self.partial.len()) => Waiting::Request,
+            State::Open if self.stream.mid_request(self.partial().len()) => Waiting::Request,
             State::Open if before == Waiting::FirstRequest && !active => Waiting::FirstRequest,
             State::Open => Waiting::Idle,
         };
@@ -371,7 +403,7 @@ impl Connection {
                 Waiting::Linger => LINGER,
                 Waiting::Held => Duration::ZERO,
             };
-            self.deadline = pass.now + timeout;
+            self.deadline = Moment::of(pass.now) + timeout;
         }
     }
 
@@ -454,48 +486,56 @@ impl Connection {
         let cx = pass.context();
         let mut responder = pass
             .responder(self.id, self.peer, self.role, Some(&self.socket))
-            .over_tls(tls_values(&self.aside));
+            .over_tls(tls_values(&self.tls));
         scratch.output.clear();
         let fresh = &scratch.input[..n];
-        let progress = if self.partial.is_empty() {
-            let progress = self
-                .stream
-                .advance(fresh, &cx, &mut responder, &mut scratch.output);
-            self.partial.extend_from_slice(&fresh[progress.consumed..]);
-            progress
-        } else {
-            self.partial.extend_from_slice(fresh);
-            let progress =
-                self.stream
-                    .advance(&self.partial, &cx, &mut responder, &mut scratch.output);
-            self.partial.drain(..progress.consumed);
-            progress
+        let progress = match self.buffers.as_mut().filter(|b| !b.partial.is_empty()) {
+            None => {
+                let progress = self
+                    .stream
+                    .advance(fresh, &cx, &mut responder, &mut scratch.output);
+                let rest = &fresh[progress.consumed..];
+                if !rest.is_empty() {
+                    self.buffers
+                        .get_or_insert_with(Box::default)
+                        .partial
+                        .extend_from_slice(rest);
+                }
+                progress
+            }
+            Some(buffers) => {
+                buffers.partial.extend_from_slice(fresh);
+                let progress =
+                    self.stream
+                        .advance(&buffers.partial, &cx, &mut responder, &mut scratch.output);
+                buffers.partial.drain(..progress.consumed);
+                progress
+            }
         };
         match progress.verdict {
             Verdict::Wait => {}
             Verdict::Flush => self.paused = true,
             Verdict::Close { linger } => {
                 self.state = State::Closing {
-                    linger: linger || self.may_read || !self.partial.is_empty(),
+                    linger: linger || self.may_read || !self.partial().is_empty(),
                 };
-                self.partial = Vec::new();
+                if let Some(buffers) = self.buffers.as_mut() {
+                    buffers.partial.clear();
+                }
             }
-        }
-        if self.partial.is_empty() && self.partial.capacity() > 0 {
-            // Between requests a connection holds no buffer.
-            self.partial = Vec::new();
         }
         let mut now = &scratch.output[..];
         if let Some(hold) = progress.hold {
             let (before, held) = scratch.output.split_at(hold.from);
-            self.aside.get_or_insert_with(Box::default).held = Some(Held {
+            self.buffers().held = Some(Held {
                 answer: held.to_vec(),
-                until: pass.now + hold.delay,
+                until: Moment::of(pass.now) + hold.delay,
             });
             now = before;
         }
         let result = self.send(&pass.site.settings, now);
         scratch.output.clear();
+        self.release_empty_buffers();
         result
     }
 
@@ -505,7 +545,7 @@ impl Connection {
             return Ok(());
         }
         #[cfg(feature = "tls")]
-        if let Some(session) = session_mut(&mut self.aside) {
+        if let Some(session) = self.tls.as_mut() {
             let written = session.write(&mut self.socket, data)?;
             tracing::trace!(conn = self.id, bytes = written, "write");
             return Ok(());
@@ -528,7 +568,9 @@ impl Connection {
             queued = data.len() - written,
             "write"
         );
-        self.unsent.extend_from_slice(&data[written..]);
+        if written < data.len() {
+            self.buffers().unsent.extend_from_slice(&data[written..]);
+        }
         if settings.tcp_cork {
             set_cork(&self.socket, false)?;
         }
@@ -538,31 +580,35 @@ impl Connection {
     /// Writes as much of `unsent` as the socket takes; returns how many bytes went.
     fn flush(&mut self) -> io::Result<usize> {
         #[cfg(feature = "tls")]
-        if let Some(session) = session_mut(&mut self.aside) {
+        if let Some(session) = self.tls.as_mut() {
             return session.flush(&mut self.socket);
         }
+        let Some(buffers) = self.buffers.as_mut() else {
+            return Ok(0);
+        };
         let mut total = 0;
-        while !self.unsent.is_empty() {
-            match self.socket.write(&self.unsent) {
-                Ok(0) => return Err(ErrorKind::WriteZero.into()),
+        let result = loop {
+            if buffers.unsent.is_empty() {
+                break Ok(total);
+            }
+            match self.socket.write(&buffers.unsent) {
+                Ok(0) => break Err(ErrorKind::WriteZero.into()),
                 Ok(n) => {
                     tracing::trace!(conn = self.id, bytes = n, "write");
-                    self.unsent.drain(..n);
+                    buffers.unsent.drain(..n);
                     total += n;
                 }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break Ok(total),
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+                Err(e) => break Err(e),
             }
-        }
-        if self.unsent.is_empty() {
-            self.unsent = Vec::new();
-        }
-        Ok(total)
+        };
+        self.release_empty_buffers();
+        result
     }
 
     fn is_tls(&self) -> bool {
-        session(&self.aside).is_some()
+        self.tls.is_some()
     }
 
     /// Reads what the peer sent into `input`: from the socket, or through TLS. `None`: nothing
@@ -570,7 +616,7 @@ impl Connection {
     /// TLS port was answered): look again.
     fn receive(&mut self, pass: &Pass<'_>, input: &mut [u8]) -> io::Result<Option<usize>> {
         #[cfg(feature = "tls")]
-        if let Some(session) = session_mut(&mut self.aside) {
+        if let Some(session) = self.tls.as_mut() {
             let handshaking = session.is_handshaking();
             return match session.read(&mut self.socket, input)? {
                 Input::Plain(n) => Ok(Some(n)),
@@ -600,10 +646,8 @@ impl Connection {
                 } => {
                     // As nginx does: a short plain answer the client can read, then a close.
                     self.handshake_failed(pass, Failure::PlainHttp, None);
-                    if let Some(aside) = self.aside.as_mut() {
-                        aside.tls = None;
-                    }
-                    self.unsent.extend_from_slice(PLAIN_HTTP_ANSWER);
+                    self.tls = None;
+                    self.buffers().unsent.extend_from_slice(PLAIN_HTTP_ANSWER);
                     self.state = State::Closing { linger: true };
                     Ok(None)
                 }
@@ -683,7 +727,7 @@ impl Connection {
     /// false if it moved later (the caller arms it again).
     pub fn disarm(&mut self, now: Instant) -> bool {
         self.armed = None;
-        self.deadline <= now
+        self.deadline <= Moment::of(now)
     }
 
     /// The connection moved to another slot: its entry in the heap no longer finds it.
@@ -701,23 +745,14 @@ impl Connection {
 }
 
 /// What the connection's TLS handshake agreed, for its answers' log lines and templates.
-fn tls_values(aside: &Option<Box<Aside>>) -> TlsValues<'_> {
+fn tls_values(tls: &Option<Box<Session>>) -> TlsValues<'_> {
     #[cfg(feature = "tls")]
-    if let Some(facts) = session(aside).and_then(Session::facts) {
+    if let Some(facts) = tls.as_deref().and_then(Session::facts) {
         return facts.values();
     }
     #[cfg(not(feature = "tls"))]
-    let _ = aside;
+    let _ = tls;
     TlsValues::default()
-}
-
-fn session(aside: &Option<Box<Aside>>) -> Option<&Session> {
-    aside.as_ref()?.tls.as_ref()
-}
-
-#[cfg(feature = "tls")]
-fn session_mut(aside: &mut Option<Box<Aside>>) -> Option<&mut Session> {
-    aside.as_mut()?.tls.as_mut()
 }
 
 fn set_cork(socket: &TcpStream, on: bool) -> io::Result<()> {
@@ -726,16 +761,16 @@ fn set_cork(socket: &TcpStream, on: bool) -> io::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    /// An idle connection costs its Slab entry and one deadline-heap entry; keep the sum under
-    /// 256 bytes (no buffer is held between requests).
+    /// An idle connection costs its Slab entry and one deadline-heap entry; keep the sum within
+    /// 192 bytes (no buffer is held between requests).
     #[test]
-    fn an_idle_connection_fits_in_256_bytes() {
+    fn an_idle_connection_fits_in_192_bytes() {
         let connection = std::mem::size_of::<super::Connection>();
         let deadline = std::mem::size_of::<crate::serve::timer::Entry>();
         // The Slab's occupied/vacant tag takes at most a word beside each connection.
         let per_connection = connection + 8 + deadline;
         assert!(
-            per_connection <= 256,
+            per_connection <= 192,
             "{per_connection} bytes: connection {connection}, deadline {deadline}"
         );
     }
