@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Side-by-side benchmark of responder against its peers, on 127.0.0.1 only.
 
-    python3 bench/bench.py                       # responder vs nginx vs the article's Example 3
-    python3 bench/bench.py --compare logging     # responder: JSON access log off vs on
-    python3 bench/bench.py --compare logging --headers --log-to file
+    python3 bench/bench.py                       # responder vs nginx vs the floor vs the article's
+                                                 # Example 3 (--no-python: without Example 3)
+    python3 bench/bench.py --compare logging     # responder: JSON access log off vs on, the floor
+    python3 bench/bench.py --compare logging --headers --log-to pipe,file
                                                  # ... requests with a request id and traceparent,
-                                                 # the log into a file (no reader on the load's CPU)
+                                                 # the log into a pipe and (a second server) a file
     python3 bench/bench.py --compare logging --headers --nginx
                                                  # ... and nginx's own access log off vs on
     python3 bench/bench.py --compare workers --server-cpus 0,1 --client-cpu 0,1
@@ -20,10 +21,27 @@
 
 Every server runs pinned to one core and every load generator to the other (taskset), the same
 in every run. Servers are measured in alternation (A B C, then C B A, ...) within one invocation,
-and each figure is the median over the rounds; ratios are responder / peer, of those medians and
-`paired` (the median of each round's ratio, whose two sides ran one after the other). Server CPU
-time per request comes from /proc/PID/stat (user + system, all of the server's processes) over
-each load.
+and each figure is the median over the rounds. Server CPU time per request comes from
+/proc/PID/stat (user + system, all of the server's processes) over each load, in 10 ms ticks:
+loads shorter than about 5 s give noise. `ab` loads run for --duration seconds (`ab -t`) unless
+--requests gives them a count.
+
+The floor (`--compare peers` and `logging`) is shared/bench/floor beside this repository's clone:
+one thread, one epoll, a constant answer and no HTTP parsing, the least work a server can do per
+request, so that a ratio to it tells the server's own share from the kernel's. The script builds
+it (cargo, into /tmp/floor-target) and, if shared/ is not there, says so and leaves it out
+(--no-floor leaves it out anyway). It holds idle connections, so it has an idle-memory figure.
+
+Ratios are A / B (named in the column) of each figure: over 1 in requests/s means A answered
+more; under 1 in latency, CPU per request or memory means A took less. Each ratio is printed
+twice, side by side: of the two medians, and `paired`, the median over the rounds of each
+round's own ratio, whose two sides ran one after the other in that round, so that a slow spell
+of the shared machine weighs on both; when the two disagree, trust `paired` and add rounds.
+`--compare peers` prints responder/nginx, responder/floor and responder/python-ex3; `logging`
+prints log-on/log-off (the log's cost: issue 13's 1.10x in CPU, 1.5x in wrk's p99), log-off/floor
+and log-on/floor, and with --nginx nginx-log-on/nginx-log-off, log-off/nginx-log-off and
+log-on/nginx-log-on. --ratios A/B,C/D prints others.
+
 The tools come from Debian's packages (apache2-utils, wrk, nginx-light); the script installs them
 with apt-get when they are missing.
 """
@@ -347,7 +365,7 @@ def measure_proxied(name, start_backend, args):
     try:
         proxy = start_proxy(proxy_port, args.client_cpu, backend_port)
         accepted_before = backend_accepts(name, backend_port)
-        r = run_load("ab-k", proxy_port, args.client_cpu, args.requests, args.duration,
+        r = run_load("ab-k", proxy_port, args.client_cpu, args.requests["ab-k"], args.duration,
                      concurrency=PROXY_POOL)
         r["backend_accepts"] = backend_accepts(name, backend_port) - accepted_before - 1
         r["time_wait"] = time_wait(backend_port)
@@ -365,11 +383,45 @@ def start_python(port, cpu, example=3):
     return Server(f"python-ex{example}", argv, port, cpu)
 
 
+# shared/bench/floor, beside this repository's clone (read-only: built elsewhere).
+FLOOR_SOURCE = os.path.join(os.path.dirname(ROOT), "shared", "bench", "floor")
+FLOOR_TARGET = "/tmp/floor-target"
+
+
+def floor_binary():
+    """The floor's binary, built (or brought up to date: a no-op when it is) from shared/; None,
+    with a message, when shared/ is not beside the clone and no earlier build is there."""
+    binary = os.path.join(FLOOR_TARGET, "release", "floor")
+    if os.path.isdir(FLOOR_SOURCE):
+        subprocess.run(["cargo", "build", "--release", "--locked", "--quiet", "--target-dir", FLOOR_TARGET],
+                       cwd=FLOOR_SOURCE, check=True)
+        return binary
+    if os.path.exists(binary):
+        print(f"no {FLOOR_SOURCE}: the floor is the earlier build {binary}", file=sys.stderr)
+        return binary
+    print(f"no {FLOOR_SOURCE} (shared/ beside the clone) and no {binary}: the floor is left out",
+          file=sys.stderr)
+    return None
+
+
+def start_floor(port, cpu, binary):
+    """The floor: a constant answer from one epoll thread (shared/bench/floor)."""
+    return Server("floor", [binary, str(port)], port, cpu)
+
+
+# ab's -n when a load runs for a time (`-t`): more than any server answers in it.
+AB_UNBOUNDED = 100_000_000
+
+
 def run_load(load, port, cpu, requests, duration, concurrency=100, path="/", extra_headers=()):
+    """One load against `port`; `requests` is ab's count, or None for ab to run `duration`
+    seconds (as wrk always does)."""
     url = f"http://127.0.0.1:{port}{path}"
     headers = [arg for h in LOAD_HEADERS + list(extra_headers) for arg in ("-H", h)]
     if load.startswith("ab"):
-        argv = ["ab", "-q", "-c", str(concurrency), "-n", str(requests)] + (["-k"] if load == "ab-k" else []) + headers + [url]
+        # -n after -t: -t alone caps the count at 50,000.
+        count = ["-n", str(requests)] if requests else ["-t", str(duration), "-n", str(AB_UNBOUNDED)]
+        argv = ["ab", "-q", "-c", str(concurrency)] + count + (["-k"] if load == "ab-k" else []) + headers + [url]
     else:
         conns = load.split("-c")[1]
         argv = ["wrk", "-t1", f"-c{conns}", f"-d{duration}s", "--latency"] + headers + [url]
@@ -459,7 +511,7 @@ def measure(server, loads, client_cpu, requests, duration, idle_conns):
         pids = server.pids()
         ticks = cpu_ticks(pids)
         path, extra_headers = getattr(server, "request", ("/", []))
-        r = run_load(load, server.port, client_cpu, requests, duration, path=path,
+        r = run_load(load, server.port, client_cpu, requests[load], duration, path=path,
                      extra_headers=extra_headers)
         used = cpu_ticks(server.pids()) - ticks
         r["cpu_us_per_req"] = used / CLK_TCK * 1e6 / r["requests"] if r["requests"] else 0.0
@@ -473,49 +525,98 @@ def measure(server, loads, client_cpu, requests, duration, idle_conns):
     return results
 
 
+def parse_requests(text, ap):
+    """--requests: `N` for every ab load, `ab=N,ab-k=M` per load; 0 or a load left out runs for
+    --duration seconds. A dict from load to count (None: for the duration)."""
+    counts = {}
+    for part in text.split(","):
+        load, _, n = part.rpartition("=")
+        try:
+            counts[load or "*"] = int(n) or None
+        except ValueError:
+            ap.error(f"--requests {text}: a count, or load=count[,load=count...]")
+    default = counts.pop("*", None)
+
+    class Counts(dict):
+        def __missing__(self, load):
+            return default
+    return Counts(counts)
+
+
+def parse_ratios(text, names, ap):
+    ratios = []
+    for part in text.split(","):
+        num, _, den = part.partition("/")
+        if num not in names or den not in names:
+            ap.error(f"--ratios {part}: A/B of the servers measured ({', '.join(names)})")
+        ratios.append((num, den))
+    return ratios
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--compare", choices=["peers", "logging", "workers", "builds", "proxied", "backend"],
                     default="peers")
-    ap.add_argument("--binary", help="the responder binary to measure (default: this tree's release build)")
+    ap.add_argument("--binary", help="the responder binary to measure (default: this tree's release build, "
+                                     "built when missing)")
     ap.add_argument("--baseline", help="--compare builds (or proxied): an older responder binary to compare")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--workers", type=int, default=1)
-    ap.add_argument("--requests", type=int, default=20000, help="ab -n")
-    ap.add_argument("--duration", type=int, default=5, help="wrk -d, seconds")
+    ap.add_argument("--requests", default="0",
+                    help="ab's request count (ab -n): N for every ab load, or per load as ab=N,ab-k=M; "
+                         "0 or a load not named: ab runs for --duration seconds (ab -t), the default")
+    ap.add_argument("--duration", type=int, default=5, help="wrk -d (and ab -t), seconds")
     ap.add_argument("--idle", type=int, default=10000, help="idle connections for the memory figure (0: skip)")
     ap.add_argument("--loads", default="ab,ab-k,wrk-c100,wrk-c1000", help="or `none`")
     ap.add_argument("--server-cpus", default="0", help="taskset list for the servers")
     ap.add_argument("--client-cpu", default="1", help="taskset list for the load generators")
     ap.add_argument("--markdown", help="also write the table to this file")
-    ap.add_argument("--log-to", choices=["pipe", "file"], default="pipe",
-                    help="--compare logging: the log into a pipe read by `cat` on the load's CPU, "
-                         "or into a file on /dev/shm")
+    ap.add_argument("--no-floor", action="store_true",
+                    help="--compare peers and logging: leave the floor (shared/bench/floor) out")
+    ap.add_argument("--no-python", action="store_true",
+                    help="--compare peers: leave the article's Example 3 out")
+    ap.add_argument("--ratios", help="the ratios to print, as A/B,C/D of the servers' names, in place "
+                                     "of the comparison's own")
+    ap.add_argument("--log-to", default="pipe",
+                    help="--compare logging: `pipe`, the log into a pipe read by `cat` on the load's CPU; "
+                         "`file`, into a file in --log-dir (no reader); `pipe,file`: a log-on server "
+                         "for each, in the same run")
+    ap.add_argument("--log-dir", default="/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir(),
+                    help="--log-to file: the directory of the log file, removed with its server "
+                         "(default %(default)s, tmpfs: the page cache only; a directory on disk adds writeback)")
     ap.add_argument("--nginx", action="store_true",
                     help="--compare logging: also nginx with its access log off and on (JSON, 64 KiB buffer)")
     ap.add_argument("--headers", action="store_true",
                     help="requests carry a User-Agent, an X-Request-Id and a traceparent")
     args = ap.parse_args()
+    args.requests = parse_requests(args.requests, ap)
+    log_modes = args.log_to.split(",")
+    if not log_modes or any(m not in ("pipe", "file") for m in log_modes):
+        ap.error("--log-to: pipe, file or pipe,file")
     if args.headers:
         LOAD_HEADERS.extend(CLIENT_HEADERS)
     if args.binary:
         RESPONDER_BINARY[0] = os.path.abspath(args.binary)
+    elif not os.path.exists(RESPONDER_BINARY[0]):
+        subprocess.run(["cargo", "build", "--release", "--locked"], cwd=ROOT, check=True)
 
-    def log_file():
-        if args.log_to != "file":
+    def log_file(mode):
+        if mode != "file":
             return None
-        fd, path = tempfile.mkstemp(prefix="bench-log-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+        fd, path = tempfile.mkstemp(prefix="bench-log-", dir=args.log_dir)
         os.close(fd)
         return path
     ensure_tools()
     raise_fd_limit()
-    if not os.path.exists(os.path.join(ROOT, "target", "release", "responder")):
-        subprocess.run(["cargo", "build", "--release", "--locked"], cwd=ROOT, check=True)
     loads = [] if args.loads == "none" else args.loads.split(",")
 
     if args.compare == "proxied":
         proxied(args)
         return
+    floor = None
+    if args.compare in ("peers", "logging") and not args.no_floor:
+        floor = floor_binary()
+    floor_starter = [("floor", lambda p: start_floor(p, args.server_cpus, floor))] if floor else []
     if args.compare == "builds":
         if not args.baseline:
             ap.error("--compare builds needs --baseline PATH")
@@ -529,8 +630,9 @@ def main():
         starters = [
             ("responder", lambda p: start_responder("responder", p, args.server_cpus, args.workers, False)),
             ("nginx", lambda p: start_nginx(p, args.server_cpus, args.workers)),
-            ("python-ex3", lambda p: start_python(p, args.server_cpus)),
-        ]
+        ] + floor_starter
+        if not args.no_python:
+            starters.append(("python-ex3", lambda p: start_python(p, args.server_cpus)))
     elif args.compare == "backend":
         def backend(name):
             def start(p):
@@ -546,11 +648,12 @@ def main():
             for n in (1, 2)
         ] + [("nginx-2", lambda p: start_nginx(p, args.server_cpus, 2))]
     else:
-        starters = [
-            ("log-off", lambda p: start_responder("log-off", p, args.server_cpus, args.workers, False)),
-            ("log-on", lambda p: start_responder("log-on", p, args.server_cpus, args.workers, True,
-                                                 args.client_cpu, log_file=log_file())),
-        ]
+        starters = [("log-off", lambda p: start_responder("log-off", p, args.server_cpus, args.workers, False))]
+        starters += [
+            (f"log-on-{m}", lambda p, m=m: start_responder(f"log-on-{m}", p, args.server_cpus, args.workers, True,
+                                                           args.client_cpu, log_file=log_file(m)))
+            for m in log_modes
+        ] + floor_starter
         if args.nginx:
             starters += [
                 ("nginx-log-off", lambda p: start_nginx(p, args.server_cpus, args.workers, name="nginx-log-off")),
@@ -558,6 +661,19 @@ def main():
                                                        log_reader_cpu=args.client_cpu)),
             ]
     names = [n for n, _ in starters]
+    if args.ratios:
+        ratios = parse_ratios(args.ratios, names, ap)
+    elif args.compare == "logging":
+        log_on = [f"log-on-{m}" for m in log_modes]
+        ratios = [(n, "log-off") for n in log_on]
+        if floor:
+            ratios += [(n, "floor") for n in ["log-off"] + log_on]
+        if args.nginx:
+            ratios += [("nginx-log-on", "nginx-log-off"), ("log-off", "nginx-log-off")]
+            ratios += [(n, "nginx-log-on") for n in log_on]
+    else:
+        ratios = [(names[0], peer) for peer in names[1:]]
+
     samples = {n: [] for n in names}
     for round_no in range(args.rounds):
         order = starters if round_no % 2 == 0 else list(reversed(starters))
@@ -570,47 +686,80 @@ def main():
             finally:
                 server.stop()
 
-    def median(name, load, key):
-        values = [s[load][key] if load else s[key] for s in samples[name] if (s.get(load) if load else key in s)]
-        return statistics.median(values) if values else float("nan")
-
-    def paired(peer, load, key):
-        """The median of the round-by-round ratios: the two were measured one after the other,
-        so a slow minute of the shared machine weighs on both sides of each ratio."""
-        ratios = []
-        for ours, theirs in zip(samples[base], samples[peer]):
-            a, b = (ours.get(load), theirs.get(load)) if load else (ours, theirs)
-            if a and b and a.get(key) is not None and b.get(key):
-                ratios.append(a[key] / b[key])
-        return statistics.median(ratios) if ratios else float("nan")
-
-    def row(load, key, label):
-        values = [median(n, load, key) for n in names]
-        ratios = [values[0] / v if v else float("nan") for v in values[1:]]
-        ratios += [paired(p, load, key) for p in peers]
-        return (f"| {load or 'all'} | {label} | " + " | ".join(f"{v:.3g}" for v in values) + " | "
-                + " | ".join(f"{r:.2f}" for r in ratios) + " |")
-
-    base, peers = names[0], names[1:]
-    lines = [f"Medians of {args.rounds} rounds; {args.workers} worker(s); servers on CPU {args.server_cpus}, "
-             f"load on CPU {args.client_cpu}; ratio = {base} / peer, of the medians and (paired) the median "
-             "of each round's ratio.", ""]
-    header = ("| load | figure | " + " | ".join(names) + " | " + " | ".join(f"{base}/{p}" for p in peers) + " | "
-              + " | ".join(f"{base}/{p} paired" for p in peers) + " |")
-    lines += [header, "|" + "---|" * (2 + len(names) + 2 * len(peers))]
-    figures = [("rps", "requests/s"), ("p50_ms", "p50 ms"), ("p99_ms", "p99 ms"), ("failed", "failed"),
-               ("cpu_us_per_req", "server CPU µs/request")]
-    for load in loads:
-        for key, label in figures:
-            lines.append(row(load, key, label))
-    for key, label in [("peak_rss_kb", "peak RSS KiB"), ("idle_kib_per_conn", f"idle KiB/conn at {args.idle}"),
-                       ("log_dropped", "log lines dropped")]:
-        lines.append(row(None, key, label))
+    ab_loads = [load for load in loads if load.startswith("ab")]
+    ab_counts = ", ".join(f"{load} {args.requests[load] or f'for {args.duration} s'}" for load in ab_loads)
+    setup = [f"Medians of {args.rounds} rounds", f"{args.workers} worker(s)",
+             f"servers on CPU {args.server_cpus}, load on CPU {args.client_cpu}"]
+    if any(load.startswith("wrk") for load in loads):
+        setup.append(f"wrk for {args.duration} s")
+    if ab_counts:
+        setup.append(f"ab: {ab_counts}")
+    if args.compare == "logging" and "file" in log_modes:
+        setup.append(f"the log file in {args.log_dir}")
+    lines = ["; ".join(setup) + ". A/B = A's figure / B's, of the medians and (paired) the median of each "
+             "round's ratio.", ""]
+    lines += ratio_table(samples, names, ratios, loads, args.idle)
     table = "\n".join(lines)
     print(table)
     if args.markdown:
         with open(args.markdown, "w") as f:
             f.write(table + "\n")
+
+
+# Figures whose ratio means nothing (counts that should be 0): printed without one.
+NO_RATIO = {"failed", "log_dropped"}
+
+
+def ratio_table(samples, names, ratios, loads, idle):
+    """The table's lines: a row per load and figure, each server's median, then for each ratio
+    A/B the ratio of the medians and the paired ratio side by side."""
+    def values(name, load, key):
+        """The figure of each round, None where the round has none."""
+        out = []
+        for s in samples[name]:
+            scope = s.get(load) if load else s
+            out.append(scope.get(key) if scope else None)
+        return out
+
+    def median(name, load, key):
+        present = [v for v in values(name, load, key) if v is not None]
+        return statistics.median(present) if present else float("nan")
+
+    def ratio_columns(num, den, load, key):
+        """A/B of the medians, and paired: the median of the round-by-round ratios (the two were
+        measured one after the other, so a slow minute of the shared machine weighs on both)."""
+        if key in NO_RATIO:
+            return ["", ""]
+        a, b = median(num, load, key), median(den, load, key)
+        rounds = [x / y for x, y in zip(values(num, load, key), values(den, load, key))
+                  if x is not None and y and x == x and y == y]
+        return [cell(a / b if b else float("nan"), ".2f"), cell(statistics.median(rounds) if rounds else float("nan"), ".2f")]
+
+    def cell(v, fmt):
+        return "" if v != v else format(v, fmt)
+
+    def row(load, key, label):
+        cells = [cell(median(n, load, key), ".3g") for n in names]
+        for num, den in ratios:
+            cells += ratio_columns(num, den, load, key)
+        return f"| {load or 'all'} | {label} | " + " | ".join(cells) + " |"
+
+    header = "| load | figure | " + " | ".join(names) + " | " + " | ".join(
+        f"{a}/{b} | {a}/{b} paired" for a, b in ratios) + " |"
+    lines = [header, "|" + "---|" * (2 + len(names) + 2 * len(ratios))]
+    figures = [("rps", "requests/s"), ("p50_ms", "p50 ms"), ("p99_ms", "p99 ms"), ("failed", "failed"),
+               ("cpu_us_per_req", "server CPU µs/request")]
+    for load in loads:
+        for key, label in figures:
+            lines.append(row(load, key, label))
+    overall = [("peak_rss_kb", "peak RSS KiB")]
+    if idle:
+        overall.append(("idle_kib_per_conn", f"idle KiB/conn at {idle}"))
+    if any("log_dropped" in s for n in names for s in samples[n]):
+        overall.append(("log_dropped", "log lines dropped"))
+    for key, label in overall:
+        lines.append(row(None, key, label))
+    return lines
 
 
 def proxied(args):
@@ -630,7 +779,9 @@ def proxied(args):
             print(f"round {round_no + 1}: proxy -> {name}", file=sys.stderr, flush=True)
             samples[name].append(measure_proxied(name, start, args))
             time.sleep(1)
-    lines = [f"Medians of {args.rounds} rounds: ab -k -c {PROXY_POOL} -n {args.requests} through nginx "
+    count = args.requests["ab-k"]
+    count = f"-n {count}" if count else f"-t {args.duration}"
+    lines = [f"Medians of {args.rounds} rounds: ab -k -c {PROXY_POOL} {count} through nginx "
              f"(proxy_pass, keepalive {PROXY_POOL}, proxy_http_version 1.1) on CPU {args.client_cpu} with "
              f"the load; backends on CPU {args.server_cpus}.", "",
              "| backend | requests/s | p99 ms | failed | connections the backend accepted | TIME_WAIT on its port |",
