@@ -4,7 +4,7 @@
 
 use std::fmt;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, SocketAddrV4};
 
 use mio::net::TcpListener;
 use socket2::{Domain, Protocol, Socket, Type};
@@ -120,22 +120,9 @@ impl AddrText {
         };
         match addr {
             SocketAddr::V4(v4) => {
-                for (i, octet) in v4.ip().octets().into_iter().enumerate() {
-                    if i > 0 {
-                        text.put(b'.');
-                    }
-                    if octet >= 100 {
-                        text.put(b'0' + octet / 100);
-                    }
-                    if octet >= 10 {
-                        text.put(b'0' + octet / 10 % 10);
-                    }
-                    text.put(b'0' + octet % 10);
-                }
-                text.put(b':');
-                for digit in itoa::Buffer::new().format(v4.port()).bytes() {
-                    text.put(digit);
-                }
+                let (digits, len) = v4_text(v4);
+                text.text[..len].copy_from_slice(&digits[..len]);
+                text.len = len;
             }
             SocketAddr::V6(v6) => {
                 let mut cursor = std::io::Cursor::new(&mut text.text[..]);
@@ -147,16 +134,48 @@ impl AddrText {
         text
     }
 
-    fn put(&mut self, byte: u8) {
-        if let Some(slot) = self.text.get_mut(self.len) {
-            *slot = byte;
-            self.len += 1;
+    /// Appends the text of `addr` to `out`: an IPv4 address (an access line's usual peer) without
+    /// the buffer `of` fills and returns.
+    pub fn append(addr: SocketAddr, out: &mut Vec<u8>) {
+        match addr {
+            SocketAddr::V4(v4) => {
+                let (digits, len) = v4_text(v4);
+                out.extend_from_slice(&digits[..len]);
+            }
+            SocketAddr::V6(_) => out.extend_from_slice(AddrText::of(addr).as_bytes()),
         }
     }
 
     pub fn as_bytes(&self) -> &[u8] {
         &self.text[..self.len]
     }
+}
+
+/// `a.b.c.d:port`, at most 21 bytes, and its length.
+fn v4_text(v4: SocketAddrV4) -> ([u8; 21], usize) {
+    let mut text = [0; 21];
+    let mut len = 0;
+    let mut put = |byte: u8| {
+        text[len] = byte;
+        len += 1;
+    };
+    for (i, octet) in v4.ip().octets().into_iter().enumerate() {
+        if i > 0 {
+            put(b'.');
+        }
+        if octet >= 100 {
+            put(b'0' + octet / 100);
+        }
+        if octet >= 10 {
+            put(b'0' + octet / 10 % 10);
+        }
+        put(b'0' + octet % 10);
+    }
+    put(b':');
+    for digit in itoa::Buffer::new().format(v4.port()).bytes() {
+        put(digit);
+    }
+    (text, len)
 }
 
 #[cfg(test)]
@@ -199,6 +218,9 @@ mod tests {
         ] {
             let addr: SocketAddr = addr.parse().unwrap();
             assert_eq!(AddrText::of(addr).as_bytes(), addr.to_string().as_bytes());
+            let mut appended = b"x".to_vec();
+            AddrText::append(addr, &mut appended);
+            assert_eq!(appended[1..], *addr.to_string().as_bytes());
         }
     }
 }

@@ -138,7 +138,10 @@ impl FieldWriter for JsonFields<'_> {
 
     fn addr<const N: usize>(&mut self, key: Key<N>, value: SocketAddr) {
         // Digits, dots, colons, brackets and a scope's name: nothing a JSON string escapes.
-        self.plain(key, AddrText::of(value).as_bytes());
+        self.0.extend_from_slice(key.json);
+        self.0.push(b'"');
+        AddrText::append(value, self.0);
+        self.0.push(b'"');
     }
 
     fn debug<const N: usize>(&mut self, key: Key<N>, value: &dyn fmt::Debug) {

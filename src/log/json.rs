@@ -4,8 +4,8 @@
 //! It is a `tracing-subscriber` layer of its own, written for the access log's rate: each event is
 //! formatted as bytes straight onto the end of the buffer its `append` function hands it (no
 //! intermediate serializer, no `fmt` machinery for names, integers (`itoa`) and plain strings).
-//! The date part of the timestamp is formatted once a second per thread, and an event loop's pass
-//! lends its lines the time it read after its wait ([`PassTime`]). Which buffer that is, and where
+//! An event loop's pass lends its lines the time it read after its wait ([`PassTime`]), whose text
+//! is then formatted once for all of them (its date part once a second per thread). Which buffer that is, and where
 //! the lines go, is `telemetry`'s business.
 //!
 //! The access line's members are formatted ahead by the code that had the values
@@ -209,27 +209,31 @@ impl Drop for PassTime {
 }
 
 thread_local! {
-    /// The second last formatted by this thread, and its `YYYY-MM-DDTHH:MM:SS`.
-    static DATE: Cell<(u64, [u8; 19])> = const { Cell::new((u64::MAX, [0; 19])) };
+    /// The time last formatted by this thread, its second, and its text: the lines of one pass
+    /// share a time, so its text is formatted once per pass, and its date part once a second.
+    static STAMP: Cell<(Option<SystemTime>, u64, [u8; 27])> =
+        const { Cell::new((None, u64::MAX, [0; 27])) };
 }
 
 /// Appends `YYYY-MM-DDTHH:MM:SS.uuuuuuZ`.
 fn write_timestamp(line: &mut Vec<u8>, now: SystemTime) {
-    let since_epoch = now.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = since_epoch.as_secs();
-    let (cached, mut text) = DATE.get();
-    if cached != secs {
-        text = clock::date_time(secs);
-        DATE.set((secs, text));
+    let (at, mut secs, mut text) = STAMP.get();
+    if at != Some(now) {
+        let since_epoch = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+        if secs != since_epoch.as_secs() {
+            secs = since_epoch.as_secs();
+            text[..19].copy_from_slice(&clock::date_time(secs));
+            text[19] = b'.';
+            text[26] = b'Z';
+        }
+        let mut micros = since_epoch.subsec_micros();
+        for at in (20..26).rev() {
+            text[at] = b'0' + (micros % 10) as u8;
+            micros /= 10;
+        }
+        STAMP.set((Some(now), secs, text));
     }
     line.extend_from_slice(&text);
-    let mut micros = since_epoch.subsec_micros();
-    let mut digits = *b".000000Z";
-    for at in (1..7).rev() {
-        digits[at] = b'0' + (micros % 10) as u8;
-        micros /= 10;
-    }
-    line.extend_from_slice(&digits);
 }
 
 #[cfg(test)]
