@@ -264,6 +264,7 @@ NGINX_ACCESS_LOG = r"""
         '"conn":$connection,"method":"$request_method","path":"$request_uri","version":"$server_protocol",'
         '"status":$status,"bytes":$bytes_sent,"duration_s":$request_time,'
         '"remote_addr":"$remote_addr:$remote_port","host":"$http_host","user_agent":"$http_user_agent",'
+        '"x_forwarded_for":"$http_x_forwarded_for",'
         '"request_id":"$http_x_request_id","trace_id":"$trace_id","span_id":"$span_id","target":"nginx::access"}';
     access_log /dev/stdout access buffer=64k flush=1s;"""
 
@@ -306,9 +307,11 @@ PROXY_POOL = 32
 RESPONDER_BINARY = [os.path.join(ROOT, "target", "release", "responder")]
 
 # With --headers, every load's requests carry what a request through an ingress does: a
-# User-Agent, a request id and W3C trace context (the access log's client fields).
+# User-Agent, the proxy's X-Forwarded-For, a request id and W3C trace context (the access log's
+# client fields).
 CLIENT_HEADERS = [
     "User-Agent: bench/1.0 (load generator)",
+    "X-Forwarded-For: 203.0.113.7",
     "X-Request-Id: 5f2b8c1e-bench-request-id",
     "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
 ]
@@ -587,7 +590,7 @@ def main():
     ap.add_argument("--nginx", action="store_true",
                     help="--compare logging: also nginx with its access log off and on (JSON, 64 KiB buffer)")
     ap.add_argument("--headers", action="store_true",
-                    help="requests carry a User-Agent, an X-Request-Id and a traceparent")
+                    help="requests carry a User-Agent, an X-Forwarded-For, an X-Request-Id and a traceparent")
     args = ap.parse_args()
     args.requests = parse_requests(args.requests, ap)
     log_modes = args.log_to.split(",")
