@@ -9,11 +9,12 @@
 //! the worker's heap. This module does not own the event loop, the heap or the Slab (see
 //! `worker`), and writes no answer itself (see `respond`).
 
-use std::io::{self, ErrorKind, Read, Write};
+use std::io::{self, ErrorKind};
 use std::net::{Shutdown, SocketAddr};
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
+use mio::Interest;
 
 use crate::answers::template::TlsValues;
 use crate::answers::{AnswerId, Role};
@@ -23,6 +24,7 @@ use crate::metrics::Closed;
 use crate::serve::exchange::{self, Pass};
 use crate::serve::timer::{Deadlines, Entry, Moment};
 use crate::site::Settings;
+use crate::sys;
 #[cfg(feature = "tls")]
 use crate::tls::{Failure, Input, Session, PLAIN_HTTP_ANSWER};
 /// Without TLS no connection has a session.
@@ -169,6 +171,8 @@ pub struct Connection {
     /// The peer's FIN has been reported: read on until `read` returns 0.
     peer_closed: bool,
     waiting: Waiting,
+    /// The readiness its socket is registered for; none before its registration.
+    interest: Option<Interest>,
     deadline: Moment,
     accepted_at: Moment,
     /// The earliest deadline the worker's timer heap holds for this connection.
@@ -197,6 +201,7 @@ impl Connection {
             paused: false,
             peer_closed: false,
             waiting: Waiting::FirstRequest,
+            interest: None,
             deadline: Moment::of(now) + settings.read_timeout,
             accepted_at: Moment::of(now),
             armed: None,
@@ -265,6 +270,27 @@ impl Connection {
         }
         #[cfg(not(feature = "tls"))]
         let _ = reason;
+    }
+
+    /// The readiness its socket should be registered for now: readable edges, and writable ones
+    /// too from the first time answer bytes wait for the socket. Asked for at the registration,
+    /// a writable edge would come at once, a wake-up for nothing on nearly every connection.
+    /// Never narrowed again: an edge that finds nothing to write costs less than a call to stop it.
+    pub fn wanted_interest(&self) -> Interest {
+        let writable = self.interest.is_some_and(|i| i.is_writable()) || self.has_unsent();
+        if writable {
+            Interest::READABLE.add(Interest::WRITABLE)
+        } else {
+            Interest::READABLE
+        }
+    }
+
+    pub fn registered_interest(&self) -> Option<Interest> {
+        self.interest
+    }
+
+    pub fn registered(&mut self, interest: Interest) {
+        self.interest = Some(interest);
     }
 
     pub fn role(&self) -> Role {
@@ -555,7 +581,7 @@ impl Connection {
             set_cork(&self.socket, true)?;
         }
         let written = loop {
-            match self.socket.write(data) {
+            match sys::send(&self.socket, data) {
                 Ok(n) => break n,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break 0,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -591,7 +617,7 @@ impl Connection {
             if buffers.unsent.is_empty() {
                 break Ok(total);
             }
-            match self.socket.write(&buffers.unsent) {
+            match sys::send(&self.socket, &buffers.unsent) {
                 Ok(0) => break Err(ErrorKind::WriteZero.into()),
                 Ok(n) => {
                     tracing::trace!(conn = self.id, bytes = n, "write");
@@ -661,7 +687,7 @@ impl Connection {
         }
         #[cfg(not(feature = "tls"))]
         let _ = pass;
-        self.socket.read(input).map(Some)
+        sys::recv(&self.socket, input).map(Some)
     }
 
     /// Counts and logs (at debug) a failed handshake, or a TLS connection's records gone bad
@@ -681,7 +707,7 @@ impl Connection {
     /// The lingering half of a graceful close: read and drop input until the peer closes.
     fn discard(&mut self, scratch: &mut Scratch) -> Option<CloseReason> {
         loop {
-            match self.socket.read(&mut scratch.input) {
+            match sys::recv(&self.socket, &mut scratch.input) {
                 Ok(0) => return Some(CloseReason::ClientClosed),
                 Ok(_) => {}
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return None,

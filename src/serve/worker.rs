@@ -46,11 +46,6 @@ fn listener_token(index: usize) -> Token {
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// Events taken from epoll per wake-up.
 const EVENTS_PER_POLL: usize = 1024;
-/// Every connection is registered once for both directions: with edge triggering there is no
-/// re-registration as it moves between reading and writing, and epoll reports at once whatever is
-/// already ready.
-const READ_WRITE: Interest = Interest::READABLE.add(Interest::WRITABLE);
-
 /// A connection's token carries its Slab slot in the low 32 bits and the low 32 bits of its id in
 /// the high bits: a readiness event for a slot that was freed and reused within the same batch
 /// then no longer matches, and is dropped instead of reaching the new connection.
@@ -270,8 +265,10 @@ impl Worker {
         let mut moved = Vec::new();
         self.conns.compact(|conn, _, to| {
             let token = token_for(to, conn.tag());
-            match registry.reregister(conn.socket_mut(), token, READ_WRITE) {
+            let interest = conn.wanted_interest();
+            match registry.reregister(conn.socket_mut(), token, interest) {
                 Ok(()) => {
+                    conn.registered(interest);
                     conn.moved();
                     moved.push(to);
                     true
@@ -447,14 +444,18 @@ impl Worker {
             return;
         };
         let token = token_for(slot, conn.tag());
-        if let Err(e) = self
+        let interest = conn.wanted_interest();
+        match self
             .poll
             .registry()
-            .register(conn.socket_mut(), token, READ_WRITE)
+            .register(conn.socket_mut(), token, interest)
         {
-            tracing::warn!(conn = conn_id, error = %e, "cannot register a connection");
-            self.remove(slot, now);
-            self.closed(conn_id, CloseReason::error(&e));
+            Ok(()) => conn.registered(interest),
+            Err(e) => {
+                tracing::warn!(conn = conn_id, error = %e, "cannot register a connection");
+                self.remove(slot, now);
+                self.closed(conn_id, CloseReason::error(&e));
+            }
         }
     }
 
@@ -536,6 +537,27 @@ impl Worker {
         };
         let idle_in_drain = self.phase.draining() && conn.may_close_in_drain(now);
         let outcome = outcome.or(idle_in_drain.then_some(CloseReason::Shutdown));
+        let outcome = outcome.or_else(|| {
+            // Writable edges are asked for only once an answer waits for the socket (a
+            // connection not registered yet is registered with them by `admit`).
+            let registered = conn.registered_interest()?;
+            let wanted = conn.wanted_interest();
+            if wanted == registered {
+                return None;
+            }
+            let token = token_for(slot, conn.tag());
+            match self
+                .poll
+                .registry()
+                .reregister(conn.socket_mut(), token, wanted)
+            {
+                Ok(()) => {
+                    conn.registered(wanted);
+                    None
+                }
+                Err(e) => Some(CloseReason::error(&e)),
+            }
+        });
         if let Some(reason) = outcome {
             conn.finish(reason);
             let conn = self.remove(slot, now);
