@@ -7,7 +7,7 @@
 //! templates' escaping), never here.
 
 use rustls::pki_types::CertificateDer;
-use rustls::{HandshakeKind, ProtocolVersion, ServerConnection};
+use rustls::{CommonState, HandshakeKind, ProtocolVersion};
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
@@ -43,7 +43,8 @@ pub struct ClientCertificate {
 }
 
 impl Facts {
-    pub fn of(conn: &ServerConnection) -> Facts {
+    /// `sni` is the name the client asked for, as rustls took it.
+    pub fn of(conn: &CommonState, sni: Option<String>) -> Facts {
         let version = match conn.protocol_version() {
             Some(ProtocolVersion::TLSv1_3) => "TLSv1.3",
             Some(ProtocolVersion::TLSv1_2) => "TLSv1.2",
@@ -56,7 +57,7 @@ impl Facts {
         Facts {
             version,
             cipher,
-            sni: conn.server_name().map(bounded).unwrap_or_default(),
+            sni: sni.as_deref().map(bounded).unwrap_or_default(),
             resumed: conn.handshake_kind() == Some(HandshakeKind::Resumed),
             client: conn
                 .peer_certificates()

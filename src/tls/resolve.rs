@@ -3,8 +3,10 @@
 //! that send no name (an IP address, an old client).
 //!
 //! It reads no file (see `certs`) and holds the certificates of one load: a rotation builds a new
-//! one, and handshakes already under way keep the one they started with.
+//! one, and handshakes already under way keep the one they started with. It also hands the name
+//! a client asked for to that client's session (`session`), which rustls does not tell it.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 
 use rustls::server::{ClientHello, ResolvesServerCert};
@@ -47,9 +49,24 @@ fn matches(name: &str, sni: &str) -> bool {
     }
 }
 
+thread_local! {
+    /// The name the last handshake this thread drove asked for. rustls's unbuffered connection
+    /// does not tell its SNI, and the resolver is the one place that sees it: it is called
+    /// during the session's own call into rustls, on the session's thread, which takes the name
+    /// right after (`session`).
+    static REQUESTED: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Takes the name the resolver saw since the last call on this thread, if any.
+pub fn take_requested_name() -> Option<String> {
+    REQUESTED.with(|requested| requested.borrow_mut().take())
+}
+
 impl ResolvesServerCert for ByName {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(Arc::clone(&self.choose(hello.server_name()).key))
+        let sni = hello.server_name();
+        REQUESTED.with(|requested| *requested.borrow_mut() = sni.map(str::to_string));
+        Some(Arc::clone(&self.choose(sni).key))
     }
 }
 
