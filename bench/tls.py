@@ -16,12 +16,18 @@ ratio, whose two sides ran one after the other):
 - resumed handshakes per second (`openssl s_time -reuse -tls1_2`: one session, resumed per
   connection),
   and the server's CPU per resumed handshake;
-- KiB per idle TLS connection after its handshake (RSS with that many open, less RSS without).
+- KiB per idle TLS connection after its handshake (RSS with that many open, less RSS without);
+- with `--server-quota Q`, full handshakes per second again, each server capped at Q of a core
+  (a cgroup v1 `cpu` group, the same quota for both, removed after the load): one `ab` on one
+  core cannot outpace a server that has a whole core, so only a server held below the client's
+  speed makes the rate the server's. Q must be low enough that neither server reaches the
+  client's ceiling: at 0.3 of a core responder still did on the 2-core machine of RESULTS.md.
 Each server also listens in plain on another port, which bench.py's start-up check uses. The
 tools come from Debian's packages (apache2-utils, wrk, nginx-light, openssl).
 """
 import argparse
 import os
+import signal
 import socket
 import ssl
 import statistics
@@ -68,6 +74,58 @@ def start_nginx(port, tls_port, cpu, cert, key):
     return server
 
 
+CGROUP_CPU = "/sys/fs/cgroup/cpu"
+
+
+class CpuQuota:
+    """Every thread of `server` in a cgroup v1 `cpu` group of its own, capped at `cores` of CPU
+    while the `with` block runs; the group is removed after it, whatever happened."""
+
+    def __init__(self, server, cores):
+        self.server, self.cores = server, cores
+        self.path = os.path.join(CGROUP_CPU, f"bench-tls-{os.getpid()}-{server.name}")
+
+    def __enter__(self):
+        os.mkdir(self.path)
+        try:
+            with open(os.path.join(CGROUP_CPU, "cpu.cfs_period_us")) as f:
+                period = int(f.read())
+            with open(os.path.join(self.path, "cpu.cfs_period_us"), "w") as f:
+                f.write(str(period))
+            with open(os.path.join(self.path, "cpu.cfs_quota_us"), "w") as f:
+                f.write(str(max(1000, int(self.cores * period))))
+            # `cgroup.procs` moves all of a process's threads; threads started later follow.
+            for pid in self.server.pids():
+                with open(os.path.join(self.path, "cgroup.procs"), "w") as f:
+                    f.write(str(pid))
+        except BaseException:
+            self.remove()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
+        return False
+
+    def remove(self):
+        # A group is removed only once empty: its processes go back to the root group.
+        try:
+            with open(os.path.join(self.path, "cgroup.procs")) as f:
+                pids = f.read().split()
+        except OSError:
+            pids = []
+        for pid in pids:
+            try:
+                with open(os.path.join(CGROUP_CPU, "cgroup.procs"), "w") as f:
+                    f.write(pid)
+            except OSError:
+                pass  # the process ended meanwhile
+        try:
+            os.rmdir(self.path)
+        except FileNotFoundError:
+            pass
+
+
 def cpu_of(server, run):
     """What `run()` returns, with the server's CPU microseconds per request beside it."""
     ticks = bench.cpu_ticks(server.pids())
@@ -78,8 +136,11 @@ def cpu_of(server, run):
 
 
 def taskset(cpu, argv, timeout):
-    return subprocess.run(["taskset", "-c", str(cpu)] + argv, capture_output=True, text=True,
-                          preexec_fn=bench.raise_fd_limit, timeout=timeout).stdout
+    done = subprocess.run(["taskset", "-c", str(cpu)] + argv, capture_output=True, text=True,
+                          preexec_fn=bench.raise_fd_limit, timeout=timeout)
+    if done.returncode:
+        print(f"{argv[0]} exited {done.returncode}: {done.stderr.strip()[-300:]}", file=sys.stderr)
+    return done.stdout
 
 
 def full_handshakes(server, cpu, requests):
@@ -141,6 +202,7 @@ FIGURES = {
     "resumed_per_s": "resumed TLS 1.2 handshakes per second",
     "resumed_cpu_us": "server CPU µs per resumed TLS 1.2 handshake",
     "idle_kib": "KiB per idle TLS connection",
+    "capped_hs_per_s": "full TLS 1.3 handshakes per second, the server capped at {quota} core",
 }
 
 
@@ -153,8 +215,15 @@ def main():
     ap.add_argument("--idle", type=int, default=2000, help="idle TLS connections (0: skip)")
     ap.add_argument("--server-cpu", default="0")
     ap.add_argument("--client-cpu", default="1")
+    ap.add_argument("--server-quota", type=float, default=0.0,
+                    help="also measure full handshakes with each server capped at this much of a "
+                         "core (cgroup v1 cpu controller; 0: skip)")
     ap.add_argument("--markdown", help="also write the table to this file")
     args = ap.parse_args()
+    if args.server_quota and not os.access(CGROUP_CPU, os.W_OK):
+        ap.error(f"--server-quota needs a writable {CGROUP_CPU} (cgroup v1 cpu controller)")
+    # A SIGTERM unwinds like ^C, so that the servers stop and a CPU group is removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.binary:
         bench.RESPONDER_BINARY[0] = os.path.abspath(args.binary)
     bench.ensure_tools()
@@ -181,12 +250,19 @@ def main():
                     f["resumed_cpu_us"].append(resumed["cpu_us_per_req"])
                     if args.idle:
                         f["idle_kib"].append(idle_tls_memory(server, args.idle))
+                    if args.server_quota:
+                        with CpuQuota(server, args.server_quota):
+                            capped = full_handshakes(server, args.client_cpu, args.requests)
+                        f["capped_hs_per_s"].append(capped["rps"])
                 finally:
                     server.stop()
     finally:
         subprocess.run(["rm", "-rf", directory])
     rows = ["| figure | responder | nginx | responder / nginx | paired |", "|---|---|---|---|---|"]
     for key_, label in FIGURES.items():
+        if not figures["responder"][key_] and not figures["nginx"][key_]:
+            continue
+        label = label.format(quota=args.server_quota)
         r = statistics.median(figures["responder"][key_]) if figures["responder"][key_] else float("nan")
         n = statistics.median(figures["nginx"][key_]) if figures["nginx"][key_] else float("nan")
         pairs = [a / b for a, b in zip(figures["responder"][key_], figures["nginx"][key_]) if b]
