@@ -360,12 +360,15 @@ impl Connection {
             Waiting::Write => Some(CloseReason::WriteTimeout),
             Waiting::Linger => Some(CloseReason::ClientClosed),
             Waiting::Held => {
-                // The delay is over: the held answer goes out, then the connection goes on.
-                if let Some(buffers) = self.buffers.as_mut() {
-                    if let Some(held) = buffers.held.take() {
-                        buffers.unsent.extend_from_slice(&held.answer);
+                // The delay is over: the held answer goes out (through the TLS session on a TLS
+                // connection), then the connection goes on.
+                let held = self.buffers.as_mut().and_then(|b| b.held.take());
+                if let Some(held) = held {
+                    if let Err(e) = self.send(&pass.site.settings, &held.answer) {
+                        return Some(CloseReason::error(&e));
                     }
                 }
+                self.release_empty_buffers();
                 self.drive(pass, scratch)
             }
             Waiting::Request => {

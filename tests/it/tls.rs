@@ -242,6 +242,30 @@ fn min_version_1_3_refuses_a_tls_1_2_client() {
     assert!(request(&mut tls, "/").unwrap().starts_with("HTTP/1.1 200"));
 }
 
+/// A route's delay holds the answer, then sends it through the session, and the connection
+/// goes on serving.
+#[test]
+fn a_delayed_answer_goes_out_through_the_session() {
+    let s = setup(&["a.example"], 1);
+    let config = format!(
+        "[tls]\ncert = {:?}\nkey = {:?}\n[[route]]\npath = \"/slow\"\ndelay = \"300ms\"\nbody = \"slow\"\n",
+        s.cert, s.key
+    );
+    let server = Server::with_config(&config, &["--tls-listen", "127.0.0.1:0"]);
+    let addr = tls_addr(&server);
+    let mut tls = connect(addr, &client(&s.ca, ALL, None), "a.example");
+    let started = Instant::now();
+    let answer = request(&mut tls, "/slow").unwrap();
+    let took = started.elapsed();
+    assert!(answer.ends_with("slow"), "{answer}");
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_secs(5),
+        "answered after {took:?}"
+    );
+    let next = request(&mut tls, "/slow").unwrap();
+    assert!(next.ends_with("slow"), "{next}");
+}
+
 /// A TLS 1.0 ClientHello (no `supported_versions`), as an old client sends it: refused with an
 /// alert, never a ServerHello.
 #[test]
