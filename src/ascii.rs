@@ -58,11 +58,11 @@ pub fn json_clean_prefix(bytes: &[u8]) -> usize {
 /// a JSON string, or the text format's quotes, as it is (what nearly every client sends).
 pub fn printable(bytes: &[u8]) -> bool {
     let plain_byte = |b: u8| (b' '..=b'~').contains(&b) && b != b'\\' && b != b'"';
-    prefix(
+    every(
         bytes,
         |x| json_special(x) | at_least_del(x) == 0,
         plain_byte,
-    ) == bytes.len()
+    )
 }
 
 /// Whether every byte is a lowercase hex digit.
@@ -76,7 +76,27 @@ pub fn lower_hex(bytes: &[u8]) -> bool {
         x & HIGH == 0 && (digit | letter) & HIGH == HIGH
     };
     let hex_byte = |b: u8| matches!(b, b'0'..=b'9' | b'a'..=b'f');
-    prefix(bytes, hex_word, hex_byte) == bytes.len()
+    every(bytes, hex_word, hex_byte)
+}
+
+/// Whether every byte of `bytes` passes: eight at a time while `word` passes the next eight,
+/// then, when eight or more bytes were given, the last eight as one word (the bytes it shares
+/// with the word before passed already, so only the rest can fail it), else one at a time while
+/// `byte` passes. A value's tail then costs one word test rather than a loop over its bytes.
+#[inline]
+fn every(bytes: &[u8], word: impl Fn(u64) -> bool, byte: impl Fn(u8) -> bool) -> bool {
+    let mut at = 0;
+    while let Some(x) = word_at(bytes, at) {
+        if !word(x) {
+            return false;
+        }
+        at += 8;
+    }
+    match bytes.len().checked_sub(8) {
+        _ if at == bytes.len() => true,
+        Some(last) => word_at(bytes, last).is_some_and(word),
+        None => bytes.iter().all(|&b| byte(b)),
+    }
 }
 
 /// How many bytes at the start of `bytes` pass: eight at a time while `word` passes the next
@@ -201,6 +221,22 @@ mod tests {
                 let mut value = vec![b'~'; 20];
                 value[at] = bad;
                 assert!(!printable(&value), "{bad:#x} at {at}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_length_is_checked_to_its_last_byte() {
+        for len in 0..=25 {
+            let text = vec![b'a'; len];
+            assert!(printable(&text) && lower_hex(&text), "{len}");
+            for at in 0..len {
+                for bad in [0x00, b'"', b'\\', 0x7f, 0xc3] {
+                    let mut value = text.clone();
+                    value[at] = bad;
+                    assert!(!printable(&value), "{bad:#x} at {at} of {len}");
+                    assert!(!lower_hex(&value), "{bad:#x} at {at} of {len}");
+                }
             }
         }
     }

@@ -411,15 +411,16 @@ struct TraceParent<'a> {
 impl<'a> TraceParent<'a> {
     fn parse(value: &'a [u8]) -> Option<TraceParent<'a>> {
         // `00-` 32 hex `-` 16 hex `-` 2 hex: 55 bytes, dashes at 2, 35 and 52.
-        let value = value.trim_ascii();
-        if value.len() != 55 || !value.starts_with(b"00-") || value[35] != b'-' || value[52] != b'-'
-        {
+        let value: &[u8; 55] = value.trim_ascii().try_into().ok()?;
+        if !value.starts_with(b"00-") || value[35] != b'-' || value[52] != b'-' {
             return None;
         }
         let (trace_id, span_id, flags) = (&value[3..35], &value[36..52], &value[53..]);
-        let zero = |id: &[u8]| id.chunks_exact(8).all(|word| word == b"00000000");
+        // An id is nearly always told from zeros by its first digit.
+        let nonzero = |id: &[u8]| id.iter().any(|&digit| digit != b'0');
         let valid = [trace_id, span_id, flags].into_iter().all(ascii::lower_hex);
-        (valid && !zero(trace_id) && !zero(span_id)).then_some(TraceParent { trace_id, span_id })
+        (valid && nonzero(trace_id) && nonzero(span_id))
+            .then_some(TraceParent { trace_id, span_id })
     }
 }
 
