@@ -211,29 +211,32 @@ impl Drop for PassTime {
 thread_local! {
     /// The time last formatted by this thread, its second, and its text: the lines of one pass
     /// share a time, so its text is formatted once per pass, and its date part once a second.
-    static STAMP: Cell<(Option<SystemTime>, u64, [u8; 27])> =
-        const { Cell::new((None, u64::MAX, [0; 27])) };
+    /// Borrowed in place, so that a line copies the text once, straight into itself (a `Cell`
+    /// would copy it out first).
+    static STAMP: RefCell<(Option<SystemTime>, u64, [u8; 27])> =
+        const { RefCell::new((None, u64::MAX, [0; 27])) };
 }
 
 /// Appends `YYYY-MM-DDTHH:MM:SS.uuuuuuZ`.
 fn write_timestamp(line: &mut Vec<u8>, now: SystemTime) {
-    let (at, mut secs, mut text) = STAMP.get();
-    if at != Some(now) {
-        let since_epoch = now.duration_since(UNIX_EPOCH).unwrap_or_default();
-        if secs != since_epoch.as_secs() {
-            secs = since_epoch.as_secs();
-            text[..19].copy_from_slice(&clock::date_time(secs));
-            text[19] = b'.';
-            text[26] = b'Z';
+    STAMP.with_borrow_mut(|(at, secs, text)| {
+        if *at != Some(now) {
+            let since_epoch = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+            if *secs != since_epoch.as_secs() {
+                *secs = since_epoch.as_secs();
+                text[..19].copy_from_slice(&clock::date_time(*secs));
+                text[19] = b'.';
+                text[26] = b'Z';
+            }
+            let mut micros = since_epoch.subsec_micros();
+            for at in (20..26).rev() {
+                text[at] = b'0' + (micros % 10) as u8;
+                micros /= 10;
+            }
+            *at = Some(now);
         }
-        let mut micros = since_epoch.subsec_micros();
-        for at in (20..26).rev() {
-            text[at] = b'0' + (micros % 10) as u8;
-            micros /= 10;
-        }
-        STAMP.set((Some(now), secs, text));
-    }
-    line.extend_from_slice(&text);
+        line.extend_from_slice(&text[..]);
+    });
 }
 
 #[cfg(test)]
