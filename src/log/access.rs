@@ -8,8 +8,8 @@ use std::fmt::{self, Write as _};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::ascii;
 use crate::net::AddrText;
+use crate::{ascii, escape};
 
 use super::*;
 
@@ -20,9 +20,10 @@ pub const ACCESS: &str = "responder::access";
 /// test installs with the JSON layer).
 pub(super) static TEXT: AtomicBool = AtomicBool::new(false);
 
-/// A field's name as a JSON line writes it, `,"name":`, an array of known length, which the
-/// compiler copies in a few moves rather than a call to `memcpy`; and as the text format writes
-/// it, ` name=`. Made by [`key!`].
+/// A field's name as a JSON line writes it, `,"name":"` (a string's opening quote included,
+/// which a number or a boolean leaves off), an array of known length, which the compiler copies
+/// in a few moves rather than a call to `memcpy`; and as the text format writes it, ` name=`.
+/// Made by [`key!`].
 #[derive(Debug, Clone, Copy)]
 pub struct Key<const N: usize> {
     pub json: &'static [u8; N],
@@ -43,7 +44,7 @@ pub const fn key_bytes<const N: usize>(text: &str) -> [u8; N] {
 /// The [`Key`] of a field name.
 macro_rules! key {
     ($name:literal) => {{
-        const TEXT: &str = concat!(",\"", $name, "\":");
+        const TEXT: &str = concat!(",\"", $name, "\":\"");
         const BYTES: [u8; TEXT.len()] = $crate::log::access::key_bytes(TEXT);
         $crate::log::access::Key {
             json: &BYTES,
@@ -97,17 +98,29 @@ pub fn access(message: &'static str, record: &impl Record) {
 /// Writes fields as JSON members.
 pub(super) struct JsonFields<'a>(&'a mut Vec<u8>);
 
+impl JsonFields<'_> {
+    /// `,"name":`, for a value that is not a string.
+    #[inline]
+    fn name<const N: usize>(&mut self, key: Key<N>) {
+        self.0.extend_from_slice(&key.json[..N - 1]);
+    }
+}
+
 impl FieldWriter for JsonFields<'_> {
     fn str<const N: usize>(&mut self, key: Key<N>, value: &str) {
-        self.0.extend_from_slice(key.json);
-        json::write_string(self.0, value);
+        if ascii::printable(value.as_bytes()) {
+            self.plain(key, value.as_bytes());
+        } else {
+            self.0.extend_from_slice(key.json);
+            escape::json(self.0, value);
+            self.0.push(b'"');
+        }
     }
 
     #[inline]
     fn plain<const N: usize>(&mut self, key: Key<N>, value: &[u8]) {
         debug_assert!(ascii::printable(value), "{value:?}");
         self.0.extend_from_slice(key.json);
-        self.0.push(b'"');
         self.0.extend_from_slice(value);
         self.0.push(b'"');
     }
@@ -120,32 +133,31 @@ impl FieldWriter for JsonFields<'_> {
         if Shown::is_as_is(value) {
             self.plain(key, value);
         } else {
-            self.0.extend_from_slice(key.json);
+            self.name(key);
             json::write_formatted(self.0, format_args!("{}", Shown(value)));
         }
     }
 
     #[inline]
     fn u64<const N: usize>(&mut self, key: Key<N>, value: u64) {
-        self.0.extend_from_slice(key.json);
+        self.name(key);
         json::write_u64(self.0, value);
     }
 
     fn bool<const N: usize>(&mut self, key: Key<N>, value: bool) {
-        self.0.extend_from_slice(key.json);
+        self.name(key);
         json::write_bool(self.0, value);
     }
 
     fn addr<const N: usize>(&mut self, key: Key<N>, value: SocketAddr) {
         // Digits, dots, colons, brackets and a scope's name: nothing a JSON string escapes.
         self.0.extend_from_slice(key.json);
-        self.0.push(b'"');
         AddrText::append(value, self.0);
         self.0.push(b'"');
     }
 
     fn debug<const N: usize>(&mut self, key: Key<N>, value: &dyn fmt::Debug) {
-        self.0.extend_from_slice(key.json);
+        self.name(key);
         json::write_formatted(self.0, format_args!("{value:?}"));
     }
 }
@@ -347,6 +359,31 @@ mod tests {
             text,
             r#"response conn=7 method="GET" path="/a\"b'c" keep_alive=true remote_addr="10.0.0.1:80" host="example.com" user_agent="it's \"x\"\\n\\xff" rejection=Some(1)"#
         );
+    }
+
+    #[test]
+    fn a_path_is_copied_whole_or_escaped_as_a_json_string_wherever_its_special_byte_falls() {
+        struct Path<'a>(&'a str);
+        impl Record for Path<'_> {
+            fn write(&self, fields: &mut impl FieldWriter) {
+                fields.str(key!("path"), self.0);
+                fields.u64(key!("status"), 200);
+            }
+        }
+        for len in 1..=20 {
+            for special in ["", "\"", "\\", "\n", "\u{7f}", "é", "\u{85}"] {
+                for at in 0..len {
+                    let mut path = "p".repeat(len);
+                    path.replace_range(at..=at, special);
+                    let mut json = Vec::new();
+                    Path(&path).write(&mut JsonFields(&mut json));
+                    let mut expected = br#","path":"#.to_vec();
+                    crate::log::json::write_string(&mut expected, &path);
+                    expected.extend_from_slice(br#","status":200"#);
+                    assert_eq!(json, expected, "{path:?}");
+                }
+            }
+        }
     }
 
     #[test]
