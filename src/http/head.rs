@@ -2,6 +2,8 @@
 //! persistence and the answer (RFC 9112 and RFC 9110), and checked. It keeps slices of the head
 //! it was given and nothing else.
 
+use std::mem::MaybeUninit;
+
 use super::chunked::Chunked;
 use super::request_line::{absolute_form, is_target, strip_query, valid_authority, RequestLine};
 use super::status::Rejection;
@@ -202,9 +204,11 @@ pub(super) fn parse_head<'a>(
     buf: &'a [u8],
     request_id_header: Option<&[u8]>,
 ) -> Result<Option<Head<'a>>, Rejected> {
-    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut fields);
-    let parsed = req.parse(buf);
+    // Left uninitialized: httparse writes only the fields it parses, and filling the array
+    // first would cost more than parsing a short head.
+    let mut fields = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    let parsed = req.parse_with_uninit_headers(buf, &mut fields);
     let minor = req.version.unwrap_or(HIGHEST_MINOR);
     let (method, target, version, fields) = match parsed {
         Ok(httparse::Status::Complete(_)) => match (req.method, req.path, req.version) {
