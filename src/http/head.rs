@@ -210,21 +210,58 @@ pub(super) fn parse_head<'a>(
     let mut req = httparse::Request::new(&mut []);
     let parsed = req.parse_with_uninit_headers(buf, &mut fields);
     let minor = req.version.unwrap_or(HIGHEST_MINOR);
-    let (method, target, version, fields) = match parsed {
-        Ok(httparse::Status::Complete(_)) => match (req.method, req.path, req.version) {
-            (Some(method), Some(target), Some(version)) => (method, target, version, &*req.headers),
-            _ => return Err(Rejection::BadRequest.into()),
-        },
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(httparse::Error::TooManyHeaders) => {
-            return Err(Rejected::new(Rejection::HeadersTooLarge, minor))
+    match parsed {
+        Ok(httparse::Status::Complete(len)) => {
+            head_of(&req, &buf[..len], request_id_header).map(Some)
         }
-        Err(httparse::Error::Version) => return parse_later_minor_version(buf, request_id_header),
-        Err(_) => return Err(Rejected::new(Rejection::BadRequest, minor)),
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(httparse::Error::TooManyHeaders) => {
+            Err(Rejected::new(Rejection::HeadersTooLarge, minor))
+        }
+        Err(httparse::Error::Version) => parse_later_minor_version(buf, request_id_header),
+        Err(_) => Err(Rejected::new(Rejection::BadRequest, minor)),
+    }
+}
+
+/// Parses the head at the start of `buf` if httparse finds all of it there, without searching
+/// for its end first: `None` when httparse finds it incomplete or refuses it, for
+/// [`find_head_end`] and [`parse_complete_head`] to decide as for a head that came in pieces.
+/// `buf` must start with the request line, not with an empty line, which httparse would skip
+/// and the search would not: then both end the head at its first empty line, which is the
+/// search's first `\n\n` or `\n\r\n` (httparse takes no `\n` but at a line's end, and refuses
+/// a `\r` that is not before one), so the head and every answer to it are the same.
+pub(super) fn parse_whole_head<'a>(
+    buf: &'a [u8],
+    request_id_header: Option<&[u8]>,
+) -> Option<Result<Head<'a>, Rejected>> {
+    let mut fields = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    let Ok(httparse::Status::Complete(len)) = req.parse_with_uninit_headers(buf, &mut fields)
+    else {
+        return None;
     };
-    let head = Head::new(method, target, version, fields, buf, request_id_header)
-        .map_err(|r| Rejected::new(r, version))?;
-    Ok(Some(head))
+    debug_assert_eq!(find_head_end(buf, 0), Some(len), "{buf:?}");
+    Some(head_of(&req, &buf[..len], request_id_header))
+}
+
+/// The head httparse parsed completely from `head`.
+fn head_of<'a>(
+    req: &httparse::Request<'_, 'a>,
+    head: &'a [u8],
+    request_id_header: Option<&[u8]>,
+) -> Result<Head<'a>, Rejected> {
+    let (Some(method), Some(target), Some(version)) = (req.method, req.path, req.version) else {
+        return Err(Rejection::BadRequest.into());
+    };
+    Head::new(
+        method,
+        target,
+        version,
+        req.headers,
+        head,
+        request_id_header,
+    )
+    .map_err(|r| Rejected::new(r, version))
 }
 
 /// httparse refuses every version but 1.0 and 1.1. A well-formed `HTTP/1.x` line with a later

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use chunked::{Chunked, Decoded};
 pub use head::find_head_end;
-use head::{parse_complete_head, parse_head, too_long};
+use head::{parse_complete_head, parse_head, parse_whole_head, too_long};
 use status::Rejection;
 
 /// Headers beyond this count get 431: real clients send a dozen or two.
@@ -511,17 +511,32 @@ impl<C: Copy> RequestStream<C> {
             return Step::Stop(progress(pos, Verdict::Wait));
         }
         let started = *self.started.get_or_insert(cx.now);
-        let Some(head_len) = find_head_end(rest, self.scanned) else {
-            return Step::Stop(self.incomplete_head(rest, pos, cx, exchanges, out));
+        // A head that arrived whole (in one read, within the limit) is parsed at once, which
+        // finds its end; searching for the end first would read every byte twice. A head that
+        // came in pieces was searched as they came, and one httparse does not take is decided
+        // as before.
+        let whole = (self.scanned == 0 && rest.len() <= cx.limits.max_header_bytes)
+            .then(|| parse_whole_head(rest, cx.request_id_header))
+            .flatten();
+        let parsed = match whole {
+            Some(parsed) => parsed,
+            None => {
+                let Some(head_len) = find_head_end(rest, self.scanned) else {
+                    return Step::Stop(self.incomplete_head(rest, pos, cx, exchanges, out));
+                };
+                parse_complete_head(&rest[..head_len], cx)
+            }
         };
         self.scanned = 0;
         self.started = None;
-        let head = match parse_complete_head(&rest[..head_len], cx) {
+        let head = match parsed {
             Ok(head) => head,
             Err(rejected) => {
                 return Step::Stop(reject(rejected, &Client::default(), pos, exchanges, out))
             }
         };
+        // The head is all of its bytes, through its empty line.
+        let head_len = head.headers.len();
         let pos = pos + head_len;
         exchanges.request(&Request {
             method: head.method,
