@@ -74,22 +74,56 @@ pub(super) fn valid_authority(authority: &[u8]) -> bool {
             }
             None => return false,
         },
-        _ => match authority.iter().position(|&b| b == b':') {
-            Some(colon) => (&authority[..colon], &authority[colon..]),
-            None => (authority, &b""[..]),
-        },
-    };
-    let host_ok = !host.is_empty()
-        && (host.starts_with(b"[")
-            || host
+        _ => {
+            // One pass over the reg-name: it ends at the first byte not of its class, which
+            // must be the port's colon (not in the class) or the end.
+            let end = authority
                 .iter()
-                .all(|&b| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+;=".contains(&b)));
+                .position(|&b| !REG_NAME[usize::from(b)])
+                .unwrap_or(authority.len());
+            (&authority[..end], &authority[end..])
+        }
+    };
     let port_ok = match port {
         [] => true,
         [b':', digits @ ..] => digits.iter().all(u8::is_ascii_digit),
         _ => false,
     };
-    host_ok && port_ok
+    !host.is_empty() && port_ok
+}
+
+/// The bytes of a reg-name (RFC 3986 3.2.2), by value: unreserved, the `%` of pct-encoded, and
+/// the sub-delims but the comma, which would make a `Host` value a list.
+const REG_NAME: [bool; 256] = reg_name_bytes();
+
+const fn reg_name_bytes() -> [bool; 256] {
+    let mut class = [false; 256];
+    let mut b = 0;
+    while b < class.len() {
+        class[b] = matches!(
+            b as u8,
+            b'a'..=b'z'
+                | b'A'..=b'Z'
+                | b'0'..=b'9'
+                | b'-'
+                | b'.'
+                | b'_'
+                | b'~'
+                | b'%'
+                | b'!'
+                | b'$'
+                | b'&'
+                | b'\''
+                | b'('
+                | b')'
+                | b'*'
+                | b'+'
+                | b';'
+                | b'='
+        );
+        b += 1;
+    }
+    class
 }
 
 /// The authority and path of an absolute-form target (`http://host/a?b`; the path is `/` when
@@ -140,6 +174,14 @@ mod tests {
         assert_eq!(absolute_form(b"*"), None);
         assert_eq!(absolute_form(b"host:443"), None);
         assert_eq!(strip_query(b"/a?b=c"), b"/a");
+    }
+
+    #[test]
+    fn the_reg_name_class_is_the_rfc_3986_set() {
+        for b in 0..=255u8 {
+            let listed = b.is_ascii_alphanumeric() || b"-._~%!$&'()*+;=".contains(&b);
+            assert_eq!(REG_NAME[usize::from(b)], listed, "{b:#04x}");
+        }
     }
 
     #[test]
