@@ -35,14 +35,15 @@ pub fn find_head_end(buf: &[u8], from: usize) -> Option<usize> {
 }
 
 /// Parses a head whose end was found: a head httparse still calls partial is not well formed.
-pub(super) fn parse_complete_head<'a>(
+pub(super) fn parse_complete_head<'a, 's>(
     head: &'a [u8],
     cx: &Context<'_>,
-) -> Result<Head<'a>, Rejected> {
+    slot: &'s mut Option<Head<'a>>,
+) -> Result<&'s Head<'a>, Rejected> {
     if head.len() > cx.limits.max_header_bytes {
         return Err(too_long(head, cx));
     }
-    parse_head(head, cx.request_id_header)?.ok_or(Rejection::BadRequest.into())
+    parse_head(head, cx.request_id_header, slot)?.ok_or(Rejection::BadRequest.into())
 }
 
 /// A head past the limit: 414 when its request line alone is (and starts as one should), 431
@@ -52,7 +53,7 @@ pub(super) fn too_long(head: &[u8], cx: &Context<'_>) -> Rejected {
     if line_len > cx.limits.max_header_bytes && RequestLine::plausible_start(&head[..line_len]) {
         return Rejection::UriTooLong.into();
     }
-    match parse_head(head, cx.request_id_header) {
+    match parse_head(head, cx.request_id_header, &mut None) {
         Err(rejected) => rejected,
         Ok(_) => Rejection::HeadersTooLarge.into(),
     }
@@ -198,12 +199,15 @@ impl<'a> Head<'a> {
     }
 }
 
-/// Parses a head with httparse: `Ok(None)` when it is incomplete but well formed so far.
-/// `request_id_header` names the field whose value is the request's id, if one is taken.
-pub(super) fn parse_head<'a>(
+/// Parses a head with httparse into `slot`: `Ok(None)` when it is incomplete but well formed so
+/// far. `request_id_header` names the field whose value is the request's id, if one is taken.
+/// The head is built in the caller's slot and lent back: returned by value, its few hundred
+/// bytes would be copied at each of the calls it goes up through.
+pub(super) fn parse_head<'a, 's>(
     buf: &'a [u8],
     request_id_header: Option<&[u8]>,
-) -> Result<Option<Head<'a>>, Rejected> {
+    slot: &'s mut Option<Head<'a>>,
+) -> Result<Option<&'s Head<'a>>, Rejected> {
     // Left uninitialized: httparse writes only the fields it parses, and filling the array
     // first would cost more than parsing a short head.
     let mut fields = [const { MaybeUninit::uninit() }; MAX_HEADERS];
@@ -212,13 +216,13 @@ pub(super) fn parse_head<'a>(
     let minor = req.version.unwrap_or(HIGHEST_MINOR);
     match parsed {
         Ok(httparse::Status::Complete(len)) => {
-            head_of(&req, &buf[..len], request_id_header).map(Some)
+            head_of(&req, &buf[..len], request_id_header, slot).map(Some)
         }
         Ok(httparse::Status::Partial) => Ok(None),
         Err(httparse::Error::TooManyHeaders) => {
             Err(Rejected::new(Rejection::HeadersTooLarge, minor))
         }
-        Err(httparse::Error::Version) => parse_later_minor_version(buf, request_id_header),
+        Err(httparse::Error::Version) => parse_later_minor_version(buf, request_id_header, slot),
         Err(_) => Err(Rejected::new(Rejection::BadRequest, minor)),
     }
 }
@@ -230,10 +234,11 @@ pub(super) fn parse_head<'a>(
 /// and the search would not: then both end the head at its first empty line, which is the
 /// search's first `\n\n` or `\n\r\n` (httparse takes no `\n` but at a line's end, and refuses
 /// a `\r` that is not before one), so the head and every answer to it are the same.
-pub(super) fn parse_whole_head<'a>(
+pub(super) fn parse_whole_head<'a, 's>(
     buf: &'a [u8],
     request_id_header: Option<&[u8]>,
-) -> Option<Result<Head<'a>, Rejected>> {
+    slot: &'s mut Option<Head<'a>>,
+) -> Option<Result<&'s Head<'a>, Rejected>> {
     let mut fields = [const { MaybeUninit::uninit() }; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut []);
     let Ok(httparse::Status::Complete(len)) = req.parse_with_uninit_headers(buf, &mut fields)
@@ -241,36 +246,34 @@ pub(super) fn parse_whole_head<'a>(
         return None;
     };
     debug_assert_eq!(find_head_end(buf, 0), Some(len), "{buf:?}");
-    Some(head_of(&req, &buf[..len], request_id_header))
+    Some(head_of(&req, &buf[..len], request_id_header, slot))
 }
 
-/// The head httparse parsed completely from `head`.
-fn head_of<'a>(
+/// The head httparse parsed completely from `head`, built in `slot`.
+fn head_of<'a, 's>(
     req: &httparse::Request<'_, 'a>,
     head: &'a [u8],
     request_id_header: Option<&[u8]>,
-) -> Result<Head<'a>, Rejected> {
+    slot: &'s mut Option<Head<'a>>,
+) -> Result<&'s Head<'a>, Rejected> {
     let (Some(method), Some(target), Some(version)) = (req.method, req.path, req.version) else {
         return Err(Rejection::BadRequest.into());
     };
-    Head::new(
-        method,
-        target,
-        version,
-        req.headers,
-        head,
-        request_id_header,
-    )
-    .map_err(|r| Rejected::new(r, version))
+    let parsed = slot.insert(Head::new(method, target, version, head));
+    parsed
+        .read_fields(req.headers, request_id_header)
+        .map_err(|r| Rejected::new(r, version))?;
+    Ok(parsed)
 }
 
 /// httparse refuses every version but 1.0 and 1.1. A well-formed `HTTP/1.x` line with a later
 /// minor version is served as HTTP/1.1 (RFC 9110 2.5), its fields parsed by httparse after the
 /// line; another major version is a 505; anything else is a malformed request line, a 400.
-fn parse_later_minor_version<'a>(
+fn parse_later_minor_version<'a, 's>(
     buf: &'a [u8],
     request_id_header: Option<&[u8]>,
-) -> Result<Option<Head<'a>>, Rejected> {
+    slot: &'s mut Option<Head<'a>>,
+) -> Result<Option<&'s Head<'a>>, Rejected> {
     let Some(line) = RequestLine::parse(buf) else {
         // The line's end has not come yet: wait for it (a 414 bounds the wait).
         if !buf.contains(&b'\n') && RequestLine::plausible_start(buf) {
@@ -284,7 +287,8 @@ fn parse_later_minor_version<'a>(
     let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
     match httparse::parse_headers(&buf[line.len..], &mut fields) {
         Ok(httparse::Status::Complete((_, fields))) => {
-            let head = Head::new(line.method, line.target, 1, fields, buf, request_id_header)?;
+            let head = slot.insert(Head::new(line.method, line.target, 1, buf));
+            head.read_fields(fields, request_id_header)?;
             Ok(Some(head))
         }
         Ok(httparse::Status::Partial) => Ok(None),
@@ -294,15 +298,9 @@ fn parse_later_minor_version<'a>(
 }
 
 impl<'a> Head<'a> {
-    fn new(
-        method: &'a str,
-        target: &'a str,
-        version: u8,
-        fields: &[httparse::Header<'a>],
-        headers: &'a [u8],
-        request_id_header: Option<&[u8]>,
-    ) -> Result<Head<'a>, Rejection> {
-        let mut head = Head {
+    /// A head with its request line, before its fields are read.
+    fn new(method: &'a str, target: &'a str, version: u8, headers: &'a [u8]) -> Head<'a> {
+        Head {
             method,
             target,
             version,
@@ -317,18 +315,25 @@ impl<'a> Head<'a> {
             client: Client::default(),
             selectors: Selectors::default(),
             headers,
-        };
+        }
+    }
+
+    fn read_fields(
+        &mut self,
+        fields: &[httparse::Header<'a>],
+        request_id_header: Option<&[u8]>,
+    ) -> Result<(), Rejection> {
         for field in fields {
             let name = field.name.as_bytes();
             if request_id_header.is_some_and(|id| name.eq_ignore_ascii_case(id)) {
                 if valid_request_id(field.value) {
-                    head.client.request_id = field.value;
+                    self.client.request_id = field.value;
                 }
             } else {
-                head.add_field(name, field.value)?;
+                self.add_field(name, field.value)?;
             }
         }
-        Ok(head)
+        Ok(())
     }
 
     fn add_field(&mut self, name: &[u8], value: &'a [u8]) -> Result<(), Rejection> {

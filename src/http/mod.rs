@@ -515,8 +515,9 @@ impl<C: Copy> RequestStream<C> {
         // finds its end; searching for the end first would read every byte twice. A head that
         // came in pieces was searched as they came, and one httparse does not take is decided
         // as before.
+        let mut slot = None;
         let whole = (self.scanned == 0 && rest.len() <= cx.limits.max_header_bytes)
-            .then(|| parse_whole_head(rest, cx.request_id_header))
+            .then(|| parse_whole_head(rest, cx.request_id_header, &mut slot))
             .flatten();
         let parsed = match whole {
             Some(parsed) => parsed,
@@ -524,7 +525,7 @@ impl<C: Copy> RequestStream<C> {
                 let Some(head_len) = find_head_end(rest, self.scanned) else {
                     return Step::Stop(self.incomplete_head(rest, pos, cx, exchanges, out));
                 };
-                parse_complete_head(&rest[..head_len], cx)
+                parse_complete_head(&rest[..head_len], cx, &mut slot)
             }
         };
         self.scanned = 0;
@@ -600,7 +601,7 @@ impl<C: Copy> RequestStream<C> {
         // Checking the first bytes of a request at once answers a TLS handshake or a binary
         // probe with 400 now, instead of after the read timeout.
         if first_look {
-            if let Err(rejected) = parse_head(rest, cx.request_id_header) {
+            if let Err(rejected) = parse_head(rest, cx.request_id_header, &mut None) {
                 return reject(rejected, &Client::default(), pos, exchanges, out);
             }
         }
