@@ -356,12 +356,20 @@ impl<'a> Head<'a> {
             15 if is(b"x-forwarded-for") => first(&mut self.client.x_forwarded_for),
             11 if is(b"traceparent") => first(&mut self.client.traceparent),
             10 if is(b"connection") => {
-                for token in value.split(|&b| b == b',') {
-                    let token = token.trim_ascii();
-                    if token.eq_ignore_ascii_case(b"close") {
-                        self.persistent = false;
-                    } else if token.eq_ignore_ascii_case(b"keep-alive") && self.version == 0 {
-                        self.persistent = true;
+                // Nearly every value is one option alone: compared whole, it need not be split.
+                let value = value.trim_ascii();
+                if value.eq_ignore_ascii_case(b"keep-alive") {
+                    self.keep_alive();
+                } else if value.eq_ignore_ascii_case(b"close") {
+                    self.persistent = false;
+                } else {
+                    for token in value.split(|&b| b == b',') {
+                        let token = token.trim_ascii();
+                        if token.eq_ignore_ascii_case(b"close") {
+                            self.persistent = false;
+                        } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                            self.keep_alive();
+                        }
                     }
                 }
             }
@@ -382,6 +390,13 @@ impl<'a> Head<'a> {
             _ => {}
         }
         Ok(())
+    }
+
+    /// `Connection: keep-alive`: an HTTP/1.0 request asks to stay; HTTP/1.1 stays anyway.
+    fn keep_alive(&mut self) {
+        if self.version == 0 {
+            self.persistent = true;
+        }
     }
 }
 

@@ -745,6 +745,28 @@ mod tests {
     }
 
     #[test]
+    fn connection_options_decide_persistence_whole_or_in_a_list() {
+        let cases: [(&str, &str, &str); 7] = [
+            ("1.0", " Keep-Alive ", "keep-alive"),
+            ("1.0", "CLOSE", "close"),
+            ("1.0", "close, keep-alive", "keep-alive"),
+            ("1.0", "keep-alive, close", "close"),
+            ("1.0", "upgrade,keep-alive", "keep-alive"),
+            ("1.1", "keep-alive", "keep-alive"),
+            ("1.1", "te, close", "close"),
+        ];
+        for (version, value, persistence) in cases {
+            let head = format!("GET / HTTP/{version}\r\nHost: x\r\nConnection: {value}\r\n\r\n");
+            let (out, _) = run(head.as_bytes());
+            assert_eq!(
+                out,
+                format!("200 GET / {persistence}\n"),
+                "{version} {value:?}"
+            );
+        }
+    }
+
+    #[test]
     fn statuses_for_bad_heads() {
         let cases: [(&[u8], &str); 10] = [
             (b"GET / HTTP/2.0\r\n\r\n", "505 1.1"),
