@@ -108,8 +108,15 @@ pub fn recv(socket: &impl AsRawFd, buf: &mut [u8]) -> io::Result<usize> {
 }
 
 /// `send(2)` with `MSG_NOSIGNAL` (a peer gone is an error, not a SIGPIPE), made as a plain
-/// system call for the reason `recv` is.
-pub fn send(socket: &impl AsRawFd, buf: &[u8]) -> io::Result<usize> {
+/// system call for the reason `recv` is. `last` says the socket is closed (or its write side
+/// shut) right after these bytes: `MSG_MORE` then holds the last segment back for the close,
+/// which sends it with the FIN, one segment and one wake-up of the peer fewer.
+pub fn send(socket: &impl AsRawFd, buf: &[u8], last: bool) -> io::Result<usize> {
+    let flags = if last {
+        libc::MSG_NOSIGNAL | libc::MSG_MORE
+    } else {
+        libc::MSG_NOSIGNAL
+    };
     // SAFETY: the kernel reads at most `buf.len()` bytes from `buf`, which we borrow; the null
     // address and zero length say the socket's peer is the destination.
     let n = unsafe {
@@ -118,7 +125,7 @@ pub fn send(socket: &impl AsRawFd, buf: &[u8]) -> io::Result<usize> {
             libc::c_long::from(socket.as_raw_fd()),
             buf.as_ptr(),
             buf.len(),
-            libc::c_long::from(libc::MSG_NOSIGNAL),
+            libc::c_long::from(flags),
             std::ptr::null::<libc::sockaddr>(),
             0 as libc::socklen_t,
         )
@@ -140,7 +147,7 @@ mod tests {
         let mut buf = [0u8; 16];
         let empty = recv(&server, &mut buf).expect_err("nothing to read yet");
         assert_eq!(empty.kind(), io::ErrorKind::WouldBlock);
-        assert_eq!(send(&client, b"ping").expect("send"), 4);
+        assert_eq!(send(&client, b"ping", false).expect("send"), 4);
         client.set_nonblocking(false).expect("blocking");
         server.set_nonblocking(false).expect("blocking");
         assert_eq!(recv(&server, &mut buf).expect("recv"), 4);
@@ -150,7 +157,7 @@ mod tests {
         // Writing to a peer that is gone fails (EPIPE or a reset).
         let mut failed = false;
         for _ in 0..100 {
-            if send(&server, b"x").is_err() {
+            if send(&server, b"x", false).is_err() {
                 failed = true;
                 break;
             }

@@ -584,7 +584,7 @@ impl Connection {
             set_cork(&self.socket, true)?;
         }
         let written = loop {
-            match sys::send(&self.socket, data) {
+            match sys::send(&self.socket, data, self.closing()) {
                 Ok(n) => break n,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break 0,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -612,6 +612,7 @@ impl Connection {
         if let Some(session) = self.tls.as_mut() {
             return session.flush(&mut self.socket);
         }
+        let closing = self.closing();
         let Some(buffers) = self.buffers.as_mut() else {
             return Ok(0);
         };
@@ -620,7 +621,7 @@ impl Connection {
             if buffers.unsent.is_empty() {
                 break Ok(total);
             }
-            match sys::send(&self.socket, &buffers.unsent) {
+            match sys::send(&self.socket, &buffers.unsent, closing) {
                 Ok(0) => break Err(ErrorKind::WriteZero.into()),
                 Ok(n) => {
                     tracing::trace!(conn = self.id, bytes = n, "write");
@@ -634,6 +635,12 @@ impl Connection {
         };
         self.release_empty_buffers();
         result
+    }
+
+    /// Whether what is written now is the last: the socket is closed, or its write side shut,
+    /// once it is out.
+    fn closing(&self) -> bool {
+        matches!(self.state, State::Closing { .. })
     }
 
     fn is_tls(&self) -> bool {

@@ -9,7 +9,7 @@
 //! what is in flight, and returns when the last connection is gone. Starting workers and handling
 //! signals is `server`'s job.
 
-use std::io::{self, ErrorKind, Write};
+use std::io::{self, ErrorKind};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -32,6 +32,7 @@ use crate::serve::exchange::{self, Pass, RequestIds};
 use crate::serve::memory::{self, Tidy};
 use crate::serve::timer::Deadlines;
 use crate::site::Site;
+use crate::sys;
 
 const WAKER: Token = Token(usize::MAX);
 /// Listener `i` has the token `FIRST_LISTENER - i`: no connection's token comes near (its low 32
@@ -477,7 +478,7 @@ impl Worker {
             Rejection::ServiceUnavailable,
             &mut out,
         );
-        let _ = socket.write(&out);
+        let _ = sys::send(socket, &out, true);
         if self.at_connection_limit.occur(now) {
             tracing::warn!(
                 limit = self.max_connections,
