@@ -109,8 +109,9 @@ pub fn recv(socket: &impl AsRawFd, buf: &mut [u8]) -> io::Result<usize> {
 
 /// `send(2)` with `MSG_NOSIGNAL` (a peer gone is an error, not a SIGPIPE), made as a plain
 /// system call for the reason `recv` is. `last` says the socket is closed (or its write side
-/// shut) right after these bytes: `MSG_MORE` then holds the last segment back for the close,
-/// which sends it with the FIN, one segment and one wake-up of the peer fewer.
+/// shut) right after these bytes, with nothing unread: `MSG_MORE` then holds the last segment
+/// back for the close, which sends it with the FIN, one segment and one wake-up of the peer
+/// fewer. (A close over unread input resets the connection, and the reset drops what is held.)
 pub fn send(socket: &impl AsRawFd, buf: &[u8], last: bool) -> io::Result<usize> {
     let flags = if last {
         libc::MSG_NOSIGNAL | libc::MSG_MORE

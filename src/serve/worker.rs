@@ -478,7 +478,9 @@ impl Worker {
             Rejection::ServiceUnavailable,
             &mut out,
         );
-        let _ = sys::send(socket, &out, true);
+        // Not held for the FIN (`last` false): the request is never read, so the close resets
+        // the connection, and a reset drops whatever the kernel still holds.
+        let _ = sys::send(socket, &out, false);
         if self.at_connection_limit.occur(now) {
             tracing::warn!(
                 limit = self.max_connections,
