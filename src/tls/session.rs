@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use rustls::server::{ServerConnectionData, UnbufferedServerConnection};
 use rustls::unbuffered::{
-    ConnectionState, EncodeError, EncodeTlsData, EncryptError, InsufficientSizeError,
+    ConnectionState, EncodeError, EncodeTlsData, EncryptError, InsufficientSizeError, ReadTraffic,
     UnbufferedStatus, WriteTraffic,
 };
 use rustls::ServerConfig;
@@ -297,27 +297,10 @@ impl Session {
             let step = match state {
                 Err(error) => Some(Step::Failed(error)),
                 Ok(ConnectionState::ReadTraffic(mut records)) => {
-                    let mut failed = None;
-                    while let Some(record) = records.next_record() {
-                        match record {
-                            Ok(record) => {
-                                let direct = if self.facts.is_some() && self.plain.is_empty() {
-                                    record.payload.len().min(buf.len() - filled)
-                                } else {
-                                    0
-                                };
-                                buf[filled..filled + direct]
-                                    .copy_from_slice(&record.payload[..direct]);
-                                filled += direct;
-                                self.plain.extend_from_slice(&record.payload[direct..]);
-                            }
-                            Err(error) => {
-                                failed = Some(Step::Failed(error));
-                                break;
-                            }
-                        }
-                    }
-                    failed
+                    let direct = self.facts.is_some();
+                    take_records(&mut records, direct, buf, &mut filled, &mut self.plain)
+                        .err()
+                        .map(Step::Failed)
                 }
                 // Early data is never accepted (the configuration allows none): dropped.
                 Ok(ConnectionState::ReadEarlyData(mut records)) => {
@@ -382,17 +365,9 @@ impl Session {
             let outcome: Option<io::Result<()>> = match state {
                 Err(error) => Some(Err(io::Error::new(ErrorKind::InvalidData, error))),
                 Ok(ConnectionState::ReadTraffic(mut records)) => {
-                    let mut failed = None;
-                    while let Some(record) = records.next_record() {
-                        match record {
-                            Ok(record) => self.plain.extend_from_slice(record.payload),
-                            Err(error) => {
-                                failed = Some(Err(io::Error::new(ErrorKind::InvalidData, error)));
-                                break;
-                            }
-                        }
-                    }
-                    failed
+                    take_records(&mut records, false, &mut [], &mut 0, &mut self.plain)
+                        .err()
+                        .map(|e| Err(io::Error::new(ErrorKind::InvalidData, e)))
                 }
                 Ok(ConnectionState::ReadEarlyData(mut records)) => {
                     while records.next_record().is_some() {}
@@ -487,6 +462,29 @@ fn release_if_empty(buffer: &mut Vec<u8>) {
     if buffer.is_empty() && buffer.capacity() > 0 {
         *buffer = Vec::new();
     }
+}
+
+/// Takes every decrypted record `records` holds, in order: into `buf` after its first `filled`
+/// bytes while `direct` and nothing waits in `plain` ahead of them, the rest onto `plain`.
+fn take_records(
+    records: &mut ReadTraffic<'_, '_, ServerConnectionData>,
+    direct: bool,
+    buf: &mut [u8],
+    filled: &mut usize,
+    plain: &mut Vec<u8>,
+) -> Result<(), rustls::Error> {
+    while let Some(record) = records.next_record() {
+        let payload = record?.payload;
+        let n = if direct && plain.is_empty() {
+            payload.len().min(buf.len() - *filled)
+        } else {
+            0
+        };
+        buf[*filled..*filled + n].copy_from_slice(&payload[..n]);
+        *filled += n;
+        plain.extend_from_slice(&payload[n..]);
+    }
+    Ok(())
 }
 
 /// Appends the handshake records rustls has ready to `out`.
