@@ -439,25 +439,9 @@ impl Worker {
         }
         self.stats.active.set(self.conns.len() as u64);
         // Read at once, before any registration: a client usually sends its request right behind
-        // the handshake, and a connection answered and closed now never costs an epoll_ctl.
+        // the handshake, and a connection answered and closed now never costs an epoll_ctl (one
+        // that is not done is registered by `settle`).
         self.drive(slot, now, Connection::drive);
-        let Some(conn) = self.conns.get_mut(slot) else {
-            return;
-        };
-        let token = token_for(slot, conn.tag());
-        let interest = conn.wanted_interest();
-        match self
-            .poll
-            .registry()
-            .register(conn.socket_mut(), token, interest)
-        {
-            Ok(()) => conn.registered(interest),
-            Err(e) => {
-                tracing::warn!(conn = conn_id, error = %e, "cannot register a connection");
-                self.remove(slot, now);
-                self.closed(conn_id, CloseReason::error(&e));
-            }
-        }
     }
 
     /// Past the connection limit: a best-effort 503 in one non-blocking write, then close.
@@ -533,7 +517,7 @@ impl Worker {
     }
 
     /// After a connection was driven: drop it if it is finished (or idle in a drain), otherwise
-    /// make sure its deadline is armed.
+    /// make sure its socket is registered for what it waits for and its deadline is armed.
     fn settle(&mut self, slot: usize, outcome: Option<CloseReason>, now: Instant) {
         let Some(conn) = self.conns.get_mut(slot) else {
             return;
@@ -541,24 +525,30 @@ impl Worker {
         let idle_in_drain = self.phase.draining() && conn.may_close_in_drain(now);
         let outcome = outcome.or(idle_in_drain.then_some(CloseReason::Shutdown));
         let outcome = outcome.or_else(|| {
-            // Writable edges are asked for only once an answer waits for the socket (a
-            // connection not registered yet is registered with them by `admit`).
-            let registered = conn.registered_interest()?;
+            // Registered the first time it is not done after a drive; registered again when it
+            // first waits to write (writable edges are asked for only then).
+            let registered = conn.registered_interest();
             let wanted = conn.wanted_interest();
-            if wanted == registered {
+            if registered == Some(wanted) {
                 return None;
             }
             let token = token_for(slot, conn.tag());
-            match self
-                .poll
-                .registry()
-                .reregister(conn.socket_mut(), token, wanted)
-            {
+            let registry = self.poll.registry();
+            let result = match registered {
+                None => registry.register(conn.socket_mut(), token, wanted),
+                Some(_) => registry.reregister(conn.socket_mut(), token, wanted),
+            };
+            match result {
                 Ok(()) => {
                     conn.registered(wanted);
                     None
                 }
-                Err(e) => Some(CloseReason::error(&e)),
+                Err(e) => {
+                    if registered.is_none() {
+                        tracing::warn!(conn = conn.id, error = %e, "cannot register a connection");
+                    }
+                    Some(CloseReason::error(&e))
+                }
             }
         });
         if let Some(reason) = outcome {
