@@ -8,8 +8,8 @@ use std::fmt::{self, Write as _};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::ascii;
 use crate::net::AddrText;
-use crate::{ascii, escape};
 
 use super::*;
 
@@ -111,9 +111,8 @@ impl FieldWriter for JsonFields<'_> {
         if ascii::printable(value.as_bytes()) {
             self.plain(key, value.as_bytes());
         } else {
-            self.0.extend_from_slice(key.json);
-            escape::json(self.0, value);
-            self.0.push(b'"');
+            self.name(key);
+            json::write_string(self.0, value);
         }
     }
 
