@@ -102,8 +102,9 @@ pub fn is_resource_exhaustion(e: &io::Error) -> bool {
 }
 
 /// A peer's address as `Display` writes it (`a.b.c.d:port`, `[v6]:port`), written into a
-/// buffer of its own: IPv4 from a table of octets' digits, as the peer's address is on every access line; IPv6
-/// through `fmt`. The one formatter of addresses for logs and templates.
+/// buffer of its own (or appended to a line): IPv4 from a table of octets' digits, as the peer's
+/// address is on every access line; IPv6 through `fmt`. The one formatter of addresses for logs
+/// and templates.
 pub struct AddrText {
     text: [u8; AddrText::MAX],
     len: usize,

@@ -5,8 +5,8 @@
 //! formatted as bytes straight onto the end of the buffer its `append` function hands it (no
 //! intermediate serializer, no `fmt` machinery for names, integers (`itoa`) and plain strings).
 //! An event loop's pass lends its lines the time it read after its wait ([`PassTime`]), whose text
-//! is then formatted once for all of them (its date part once a second per thread). Which buffer that is, and where
-//! the lines go, is `telemetry`'s business.
+//! is then formatted once for all of them (its date part once a second per thread). Which buffer
+//! that is, and where the lines go, is `output`'s business.
 //!
 //! The access line's members are formatted ahead by the code that had the values
 //! (`log::access`) and staged on the thread ([`stage_members`]) for the one event being emitted:
