@@ -432,7 +432,7 @@ impl Connection {
                 Waiting::Linger => LINGER,
                 Waiting::Held => Duration::ZERO,
             };
-            self.deadline = Moment::of(pass.now) + timeout;
+            self.deadline = pass.moment + timeout;
         }
     }
 
@@ -558,7 +558,7 @@ impl Connection {
             let (before, held) = scratch.output.split_at(hold.from);
             self.buffers().held = Some(Held {
                 answer: held.to_vec(),
-                until: Moment::of(pass.now) + hold.delay,
+                until: pass.moment + hold.delay,
             });
             now = before;
         }

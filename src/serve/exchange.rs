@@ -25,6 +25,7 @@ use crate::http::{
 use crate::log::{self, key, FieldWriter, Record};
 use crate::metrics::{Metrics, WorkerStats};
 use crate::serve::control::{Phase, Switches};
+use crate::serve::timer::Moment;
 use crate::site::Site;
 use crate::{ascii, escape};
 
@@ -35,6 +36,8 @@ pub struct Pass<'a> {
     pub phase: Phase,
     /// The event loop's clock, taken once per wake-up.
     pub now: Instant,
+    /// `now` as a moment, for deadlines.
+    pub moment: Moment,
     /// This worker's counters.
     pub stats: &'a WorkerStats,
     /// Every worker's counters, for a `/metrics` request.
@@ -146,6 +149,7 @@ impl Exchanges for Responder<'_> {
             site,
             phase,
             now,
+            moment: _,
             stats,
             metrics,
             ids,

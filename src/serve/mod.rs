@@ -8,5 +8,5 @@ pub mod control;
 pub mod exchange;
 pub mod memory;
 pub mod supervisor;
-pub(crate) mod timer;
+pub mod timer;
 pub mod worker;

@@ -51,6 +51,31 @@ impl Add<Duration> for Moment {
     }
 }
 
+/// The last instant a worker converted, with its moment: every connection one wake-up drives
+/// reads the same clock, so it is converted once per wake-up, not once per connection.
+#[derive(Debug, Clone, Copy)]
+pub struct LastMoment {
+    instant: Instant,
+    moment: Moment,
+}
+
+impl LastMoment {
+    pub fn new(instant: Instant) -> LastMoment {
+        LastMoment {
+            instant,
+            moment: Moment::of(instant),
+        }
+    }
+
+    /// `instant` as a moment, converted only when it is not the last one asked for.
+    pub fn of(&mut self, instant: Instant) -> Moment {
+        if instant != self.instant {
+            *self = LastMoment::new(instant);
+        }
+        self.moment
+    }
+}
+
 /// One armed deadline: when, for which Slab slot, for which connection in that slot (the low 32
 /// bits of its id, as in its token). Kept small: every open connection has one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -30,7 +30,7 @@ use crate::serve::control::Control;
 use crate::serve::control::{Phase, Published};
 use crate::serve::exchange::{self, Pass, RequestIds};
 use crate::serve::memory::{self, Tidy};
-use crate::serve::timer::Deadlines;
+use crate::serve::timer::{Deadlines, LastMoment};
 use crate::site::Site;
 use crate::sys;
 
@@ -105,6 +105,7 @@ pub struct Worker {
     request_ids: RequestIds,
     next_id: u64,
     id_stride: u64,
+    last_moment: LastMoment,
 }
 
 pub struct WorkerOptions {
@@ -181,6 +182,7 @@ impl Worker {
             // Ids interleave across workers so that each is unique for the process's lifetime.
             next_id: options.index as u64 + 1,
             id_stride: options.count as u64,
+            last_moment: LastMoment::new(Instant::now()),
         })
     }
 
@@ -496,6 +498,7 @@ impl Worker {
         now: Instant,
         step: fn(&mut Connection, &Pass<'_>, &mut Scratch) -> Option<CloseReason>,
     ) {
+        let moment = self.last_moment.of(now);
         let Some(conn) = self.conns.get_mut(slot) else {
             return;
         };
@@ -503,6 +506,7 @@ impl Worker {
             site: &self.site,
             phase: self.phase,
             now,
+            moment,
             stats: &self.stats,
             metrics: &self.metrics,
             ids: &self.request_ids,

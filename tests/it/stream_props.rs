@@ -13,6 +13,7 @@ use responder::http::{find_head_end, RequestStream, Verdict};
 use responder::metrics::{Metrics, WorkerStats};
 use responder::serve::control::Phase;
 use responder::serve::exchange::{Pass, RequestIds};
+use responder::serve::timer::Moment;
 use responder::site::Site;
 
 const MAX_HEADER_BYTES: usize = 512;
@@ -34,10 +35,12 @@ fn feed(chunks: &[Vec<u8>]) -> (Vec<u8>, Verdict) {
     let stats = WorkerStats::default();
     let metrics = Metrics::new(vec![], Default::default());
     let ids = RequestIds::new();
+    let now = Instant::now();
     let pass = Pass {
         site: &site,
         phase: Phase::Serving,
-        now: Instant::now(),
+        now,
+        moment: Moment::of(now),
         stats: &stats,
         metrics: &metrics,
         ids: &ids,
