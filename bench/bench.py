@@ -23,7 +23,8 @@ Every server runs pinned to one core and every load generator to the other (task
 in every run. Servers are measured in alternation (A B C, then C B A, ...) within one invocation,
 and each figure is the median over the rounds. Server CPU time per request comes from
 /proc/PID/stat (user + system, all of the server's processes) over each load, in 10 ms ticks:
-loads shorter than about 5 s give noise. `ab` loads run for --duration seconds (`ab -t`) unless
+loads shorter than about 5 s give noise. Each round's figure is printed (standard error) as the
+round ends, so that the spread behind a median can be seen. `ab` loads run for --duration seconds (`ab -t`) unless
 --requests gives them a count.
 
 The floor (`--compare peers` and `logging`) is shared/bench/floor beside this repository's clone:
@@ -684,8 +685,10 @@ def main():
             server = start(free_port())
             try:
                 print(f"round {round_no + 1}: {name}", file=sys.stderr, flush=True)
-                samples[name].append(measure(server, loads, args.client_cpu, args.requests,
-                                             args.duration, args.idle))
+                measured = measure(server, loads, args.client_cpu, args.requests, args.duration, args.idle)
+                samples[name].append(measured)
+                cpu = ", ".join(f"{load} {measured[load]['cpu_us_per_req']:.2f}" for load in loads)
+                print(f"round {round_no + 1}: {name}: CPU µs/request {cpu}", file=sys.stderr, flush=True)
             finally:
                 server.stop()
 
