@@ -13,7 +13,7 @@
 //!   and `config`; the allocation count adds an `answers::template` route and logs through
 //!   `log::json::JsonLines` into a buffer of its own; the out-of-descriptors test, `sys`.
 //! - The property tests and the fuzz target: `http::RequestStream`, driven through
-//!   `serve::exchange::Pass`.
+//!   `serve::exchange::Pass` (which carries a `serve::timer::Moment`).
 //!
 //! Everything else is `pub(crate)` or private to its folder.
 

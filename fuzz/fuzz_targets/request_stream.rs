@@ -13,6 +13,7 @@ use responder::config::Config;
 use responder::http::{RequestStream, Verdict};
 use responder::metrics::{Metrics, WorkerStats};
 use responder::serve::exchange::{Pass, RequestIds};
+use responder::serve::timer::Moment;
 use responder::answers::Role;
 use responder::serve::control::Phase;
 use responder::site::Site;
@@ -34,6 +35,7 @@ fuzz_target!(|data: &[u8]| {
     let stats = WorkerStats::default();
     let metrics = Metrics::new(vec![], Default::default());
     let ids = RequestIds::new();
+    let now = Instant::now();
     let pass = Pass {
         site: &site,
         phase: if cut & 1 == 1 {
@@ -41,7 +43,8 @@ fuzz_target!(|data: &[u8]| {
         } else {
             Phase::Serving
         },
-        now: Instant::now(),
+        now,
+        moment: Moment::of(now),
         stats: &stats,
         metrics: &metrics,
         ids: &ids,
