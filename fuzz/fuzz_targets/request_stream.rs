@@ -51,7 +51,7 @@ fuzz_target!(|data: &[u8]| {
         switches: &Default::default(),
     };
     let cx = pass.context();
-    let mut responder = pass.responder(1, ([127, 0, 0, 1], 1).into(), Role::Traffic, None);
+    let mut responder = pass.responder(1, ([127, 0, 0, 1], 1).into(), Role::Traffic, None, Default::default());
     let mut stream = RequestStream::default();
     let mut kept: Vec<u8> = Vec::new();
     let mut rest = bytes;

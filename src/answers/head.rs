@@ -81,17 +81,20 @@ pub(super) fn end(
     framing: &Framing<'_>,
     request_id_prefix: &[u8],
 ) {
-    out.extend_from_slice(if framing.keep_alive {
-        b"Connection: keep-alive\r\n"
+    // The field and the blank line after it, copied at once when no request id goes between.
+    let connection: &[u8] = if framing.keep_alive {
+        b"Connection: keep-alive\r\n\r\n"
     } else {
-        b"Connection: close\r\n"
-    });
-    if !framing.request_id.is_empty() {
+        b"Connection: close\r\n\r\n"
+    };
+    if framing.request_id.is_empty() {
+        out.extend_from_slice(connection);
+    } else {
+        out.extend_from_slice(&connection[..connection.len() - 2]);
         out.extend_from_slice(request_id_prefix);
         out.extend_from_slice(framing.request_id);
-        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(b"\r\n\r\n");
     }
-    out.extend_from_slice(b"\r\n");
     out[begin + MINOR_VERSION_AT] = b'0' + framing.minor.min(1);
 }
 

@@ -513,9 +513,13 @@ impl Connection {
     /// stream and sends what it answers.
     fn feed(&mut self, pass: &Pass<'_>, scratch: &mut Scratch, n: usize) -> io::Result<()> {
         let cx = pass.context();
-        let mut responder = pass
-            .responder(self.id, self.peer, self.role, Some(&self.socket))
-            .over_tls(tls_values(&self.tls));
+        let mut responder = pass.responder(
+            self.id,
+            self.peer,
+            self.role,
+            Some(&self.socket),
+            tls_values(&self.tls),
+        );
         scratch.output.clear();
         let fresh = &scratch.input[..n];
         let progress = match self.buffers.as_mut().filter(|b| !b.partial.is_empty()) {

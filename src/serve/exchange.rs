@@ -62,25 +62,23 @@ impl<'a> Pass<'a> {
     }
 
     /// The writer of the answers of one connection on `socket` (none for a stream fed without
-    /// one: an echo then shows no local address), which came in on a listener of `role`, in
-    /// this pass.
+    /// one: an echo then shows no local address), which came in on a listener of `role`, with
+    /// what its TLS handshake agreed (empty on a plain connection), in this pass.
     pub fn responder<'s>(
-        &self,
+        &'s self,
         conn_id: u64,
         peer: SocketAddr,
         role: Role,
         socket: Option<&'s TcpStream>,
-    ) -> Responder<'s>
-    where
-        'a: 's,
-    {
+        tls: TlsValues<'s>,
+    ) -> Responder<'s> {
         Responder {
-            pass: *self,
+            pass: self,
             conn_id,
             peer,
             role,
             socket,
-            tls: TlsValues::default(),
+            tls,
         }
     }
 
@@ -96,7 +94,7 @@ impl<'a> Pass<'a> {
 
 /// Writes, counts and logs the answers of one connection.
 pub struct Responder<'a> {
-    pass: Pass<'a>,
+    pass: &'a Pass<'a>,
     conn_id: u64,
     peer: SocketAddr,
     role: Role,
@@ -105,13 +103,6 @@ pub struct Responder<'a> {
     /// What the connection's TLS handshake agreed (empty on a plain connection), for the access
     /// log and the templates.
     tls: TlsValues<'a>,
-}
-
-impl<'a> Responder<'a> {
-    /// The writer of a TLS connection's answers.
-    pub fn over_tls(self, tls: TlsValues<'a>) -> Responder<'a> {
-        Responder { tls, ..self }
-    }
 }
 
 impl Exchanges for Responder<'_> {
@@ -154,7 +145,7 @@ impl Exchanges for Responder<'_> {
             metrics,
             ids,
             switches,
-        } = self.pass;
+        } = *self.pass;
         let settings = &site.settings;
         let mut made = [0u8; RequestIds::LEN];
         // With request ids off, the request stream took none.
@@ -227,7 +218,12 @@ impl Exchanges for Responder<'_> {
                 responses.write_rendered(&page, &values, &framing, out)
             }
         };
-        let duration_us = now.saturating_duration_since(exchange.started).as_micros() as u64;
+        // A request that came whole in this wake-up took none of the loop's time.
+        let duration_us = if exchange.started == now {
+            0
+        } else {
+            now.saturating_duration_since(exchange.started).as_micros() as u64
+        };
         stats.response(status, bytes, duration_us);
         if settings.access_log && (settings.log_health_checks || !exchange.choice.is_builtin()) {
             let client = Client {

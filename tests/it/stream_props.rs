@@ -47,7 +47,13 @@ fn feed(chunks: &[Vec<u8>]) -> (Vec<u8>, Verdict) {
         switches: &Default::default(),
     };
     let cx = pass.context();
-    let mut responder = pass.responder(7, ([127, 0, 0, 1], 7).into(), Role::Traffic, None);
+    let mut responder = pass.responder(
+        7,
+        ([127, 0, 0, 1], 7).into(),
+        Role::Traffic,
+        None,
+        Default::default(),
+    );
     let mut stream = RequestStream::default();
     let mut kept: Vec<u8> = Vec::new();
     let mut out = Vec::new();
