@@ -11,7 +11,7 @@
 
 use std::io::{self, ErrorKind};
 use std::net::{Shutdown, SocketAddr};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mio::net::TcpStream;
 use mio::Interest;
@@ -186,7 +186,7 @@ impl Connection {
         peer: SocketAddr,
         role: Role,
         settings: &Settings,
-        now: Instant,
+        now: Moment,
     ) -> Self {
         Connection {
             id,
@@ -202,8 +202,8 @@ impl Connection {
             peer_closed: false,
             waiting: Waiting::FirstRequest,
             interest: None,
-            deadline: Moment::of(now) + settings.read_timeout,
-            accepted_at: Moment::of(now),
+            deadline: now + settings.read_timeout,
+            accepted_at: now,
             armed: None,
         }
     }
@@ -312,13 +312,13 @@ impl Connection {
     /// In a drain: whether closing now loses no request. Between keep-alive requests it does not
     /// (the last read found nothing). A connection that has sent nothing yet gets
     /// [`DRAIN_FIRST_REQUEST_GRACE`] from its accept, and its deadline moves to the grace's end.
-    pub fn may_close_in_drain(&mut self, now: Instant) -> bool {
+    pub fn may_close_in_drain(&mut self, now: Moment) -> bool {
         match self.waiting {
             Waiting::Idle => true,
             Waiting::FirstRequest => {
                 let grace_ends = self.accepted_at + DRAIN_FIRST_REQUEST_GRACE;
                 self.deadline = self.deadline.min(grace_ends);
-                grace_ends <= Moment::of(now)
+                grace_ends <= now
             }
             Waiting::Request | Waiting::Write | Waiting::Linger | Waiting::Held => false,
         }
@@ -529,10 +529,7 @@ impl Connection {
                     .advance(fresh, &cx, &mut responder, &mut scratch.output);
                 let rest = &fresh[progress.consumed..];
                 if !rest.is_empty() {
-                    self.buffers
-                        .get_or_insert_with(Box::default)
-                        .partial
-                        .extend_from_slice(rest);
+                    self.buffers().partial.extend_from_slice(rest);
                 }
                 progress
             }
@@ -765,9 +762,9 @@ impl Connection {
 
     /// Its armed entry came due and was taken out of the heap: true if the deadline has passed,
     /// false if it moved later (the caller arms it again).
-    pub fn disarm(&mut self, now: Instant) -> bool {
+    pub fn disarm(&mut self, now: Moment) -> bool {
         self.armed = None;
-        self.deadline <= Moment::of(now)
+        self.deadline <= now
     }
 
     /// The connection moved to another slot: its entry in the heap no longer finds it.

@@ -107,8 +107,7 @@ impl Deadlines {
     }
 
     /// Removes and returns the earliest entry if it is due at `now`.
-    pub fn pop_due(&mut self, now: Instant) -> Option<Entry> {
-        let now = Moment::of(now);
+    pub fn pop_due(&mut self, now: Moment) -> Option<Entry> {
         match self.heap.peek() {
             Some(Reverse(e)) if e.at <= now => self.heap.pop().map(|Reverse(e)| e),
             _ => None,
@@ -139,10 +138,11 @@ mod tests {
         }
         let seconds_after = |at: Option<Instant>| at.map(|at| at.duration_since(t0).as_secs_f64());
         assert_eq!(seconds_after(d.next()), Some(1.0));
-        assert_eq!(d.pop_due(t0), None);
-        let due: Vec<u32> = std::iter::from_fn(|| d.pop_due(t0 + Duration::from_secs(2)))
-            .map(|e| e.slot)
-            .collect();
+        assert_eq!(d.pop_due(Moment::of(t0)), None);
+        let due: Vec<u32> =
+            std::iter::from_fn(|| d.pop_due(Moment::of(t0) + Duration::from_secs(2)))
+                .map(|e| e.slot)
+                .collect();
         assert_eq!(due, vec![1, 2]);
         assert_eq!(seconds_after(d.next()), Some(3.0));
     }

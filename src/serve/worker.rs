@@ -413,7 +413,8 @@ impl Worker {
             );
         }
         tracing::debug!(conn = conn_id, remote_addr = %peer, "accept");
-        let conn = Connection::new(conn_id, socket, peer, role, &self.site.settings, now);
+        let at = self.last_moment.of(now);
+        let conn = Connection::new(conn_id, socket, peer, role, &self.site.settings, at);
         #[cfg(feature = "tls")]
         let conn = if tls {
             let session = self
@@ -526,7 +527,8 @@ impl Worker {
         let Some(conn) = self.conns.get_mut(slot) else {
             return;
         };
-        let idle_in_drain = self.phase.draining() && conn.may_close_in_drain(now);
+        let idle_in_drain =
+            self.phase.draining() && conn.may_close_in_drain(self.last_moment.of(now));
         let outcome = outcome.or(idle_in_drain.then_some(CloseReason::Shutdown));
         let outcome = outcome.or_else(|| {
             // Registered the first time it is not done after a drive; registered again when it
@@ -567,12 +569,13 @@ impl Worker {
     }
 
     fn expire_due(&mut self, now: Instant) {
-        while let Some(entry) = self.deadlines.pop_due(now) {
+        let moment = self.last_moment.of(now);
+        while let Some(entry) = self.deadlines.pop_due(moment) {
             let slot = entry.slot as usize;
             let Some(conn) = self.conns.get_mut(slot).filter(|c| c.is_armed_with(&entry)) else {
                 continue;
             };
-            if conn.disarm(now) {
+            if conn.disarm(moment) {
                 self.drive(slot, now, Connection::expire);
             } else {
                 self.settle(slot, None, now);
