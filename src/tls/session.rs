@@ -492,27 +492,19 @@ fn encode(
     data: &mut EncodeTlsData<'_, ServerConnectionData>,
     out: &mut Vec<u8>,
 ) -> Result<(), rustls::Error> {
-    let start = out.len();
     // Asked with no room, rustls says how much the records take.
-    let mut room = 0;
-    loop {
-        out.resize(start + room, 0);
-        match data.encode(&mut out[start..]) {
-            Ok(n) => {
-                out.truncate(start + n);
-                return Ok(());
+    append_grown(
+        out,
+        0,
+        |room| data.encode(room),
+        |e| match e {
+            EncodeError::InsufficientSize(InsufficientSizeError { required_size }) => {
+                Some(*required_size)
             }
-            Err(EncodeError::InsufficientSize(InsufficientSizeError { required_size }))
-                if required_size > room =>
-            {
-                room = required_size;
-            }
-            Err(e) => {
-                out.truncate(start);
-                return Err(rustls::Error::General(e.to_string()));
-            }
-        }
-    }
+            _ => None,
+        },
+    )
+    .map_err(|e| rustls::Error::General(e.to_string()))
 }
 
 /// Appends `what`, sealed into records, to `out`.
@@ -521,32 +513,52 @@ fn seal_into(
     what: Seal<'_>,
     out: &mut Vec<u8>,
 ) -> io::Result<()> {
-    let start = out.len();
-    let mut room = match what {
+    let room = match what {
         Seal::Data(data) => data.len() + (data.len() / MAX_FRAGMENT + 1) * RECORD_OVERHEAD,
         Seal::CloseNotify => RECORD_OVERHEAD,
     };
+    append_grown(
+        out,
+        room,
+        |room| match what {
+            Seal::Data(data) => traffic.encrypt(data, room),
+            Seal::CloseNotify => traffic.queue_close_notify(room),
+        },
+        |e| match e {
+            // Handshake records (session tickets) go out first, and take room too.
+            EncryptError::InsufficientSize(InsufficientSizeError { required_size }) => {
+                Some(*required_size)
+            }
+            _ => None,
+        },
+    )
+    .map_err(io::Error::other)
+}
+
+/// Appends to `out` what `write` puts into the room it is given: `room` bytes at first, then as
+/// many as `needs` reads from an error that says the room was too small. On any other error
+/// `out` is as it was.
+fn append_grown<E>(
+    out: &mut Vec<u8>,
+    mut room: usize,
+    mut write: impl FnMut(&mut [u8]) -> Result<usize, E>,
+    needs: impl Fn(&E) -> Option<usize>,
+) -> Result<(), E> {
+    let start = out.len();
     loop {
         out.resize(start + room, 0);
-        let sealed = match what {
-            Seal::Data(data) => traffic.encrypt(data, &mut out[start..]),
-            Seal::CloseNotify => traffic.queue_close_notify(&mut out[start..]),
-        };
-        match sealed {
+        match write(&mut out[start..]) {
             Ok(n) => {
                 out.truncate(start + n);
                 return Ok(());
             }
-            // Handshake records (session tickets) go out first, and take room too.
-            Err(EncryptError::InsufficientSize(InsufficientSizeError { required_size }))
-                if required_size > room =>
-            {
-                room = required_size;
-            }
-            Err(e) => {
-                out.truncate(start);
-                return Err(io::Error::other(e));
-            }
+            Err(e) => match needs(&e) {
+                Some(required) if required > room => room = required,
+                _ => {
+                    out.truncate(start);
+                    return Err(e);
+                }
+            },
         }
     }
 }
