@@ -3,6 +3,7 @@
 
     python3 bench/bench.py                       # responder vs nginx vs the floor vs the article's
                                                  # Example 3 (--no-python: without Example 3)
+    python3 bench/bench.py --floor-parse         # ... and the floor that also parses with httparse
     python3 bench/bench.py --compare logging     # responder: JSON access log off vs on, the floor
     python3 bench/bench.py --compare logging --headers --log-to pipe,file
                                                  # ... requests with a request id and traceparent,
@@ -32,6 +33,10 @@ one thread, one epoll, a constant answer and no HTTP parsing, the least work a s
 request, so that a ratio to it tells the server's own share from the kernel's. The script builds
 it (cargo, into /tmp/floor-target) and, if shared/ is not there, says so and leaves it out
 (--no-floor leaves it out anyway). It holds idle connections, so it has an idle-memory figure.
+--floor-parse adds floor-parse: the floor changed in one way, each request's bytes parsed with
+httparse (responder's version, as responder calls it) and the result thrown away, built from a
+copy of the floor's source into /tmp/floor-parse-target; responder/floor-parse is what responder
+does beyond the parse its shape requires.
 
 Ratios are A / B (named in the column) of each figure: over 1 in requests/s means A answered
 more; under 1 in latency, CPU per request or memory means A took less. Each ratio is printed
@@ -408,9 +413,63 @@ def floor_binary():
     return None
 
 
-def start_floor(port, cpu, binary):
+def start_floor(port, cpu, binary, name="floor"):
     """The floor: a constant answer from one epoll thread (shared/bench/floor)."""
-    return Server("floor", [binary, str(port)], port, cpu)
+    return Server(name, [binary, str(port)], port, cpu)
+
+
+# floor-parse: the floor with one change, every request's bytes parsed with httparse (responder's
+# version, into 64 header slots left uninitialized, as responder parses) and the result thrown
+# away. Built from a copy of shared/bench/floor, changed where these lines are.
+FLOOR_PARSE_TARGET = "/tmp/floor-parse-target"
+FLOOR_PARSE_AT = ["if let Ok(n) = c.read(&mut buf) {\n", "let head = &pending[..end];\n"]
+FLOOR_PARSE_CALLS = ["parse(&buf[..n]);\n", "parse(head);\n"]
+FLOOR_PARSE_FN = """
+fn parse(head: &[u8]) {
+    let mut fields = [const { std::mem::MaybeUninit::<httparse::Header>::uninit() }; 64];
+    let mut req = httparse::Request::new(&mut []);
+    let parsed = req.parse_with_uninit_headers(head, &mut fields);
+    std::hint::black_box((parsed.is_ok(), req.method, req.path, req.version, req.headers.len()));
+}
+"""
+
+
+def floor_parse_binary():
+    """The floor-parse peer's binary, built into FLOOR_PARSE_TARGET; None, with a message, when
+    shared/bench/floor is not beside the clone or no longer has the lines it is changed at."""
+    if not os.path.isdir(FLOOR_SOURCE):
+        print(f"no {FLOOR_SOURCE}: floor-parse is left out", file=sys.stderr)
+        return None
+    source = os.path.join(FLOOR_PARSE_TARGET, "source")
+    shutil.rmtree(source, ignore_errors=True)
+    shutil.copytree(FLOOR_SOURCE, source, ignore=shutil.ignore_patterns("target"))
+    for directory, _, files in os.walk(source):
+        os.chmod(directory, 0o755)
+        for name in files:
+            os.chmod(os.path.join(directory, name), 0o644)
+    main_rs = os.path.join(source, "src", "main.rs")
+    with open(main_rs) as f:
+        text = f.read()
+    for at, call in zip(FLOOR_PARSE_AT, FLOOR_PARSE_CALLS):
+        if text.count(at) != 1:
+            print(f"{FLOOR_SOURCE}/src/main.rs has changed ({at.strip()!r} is not there once): "
+                  "floor-parse is left out", file=sys.stderr)
+            return None
+        indent = text[:text.index(at)].rsplit("\n", 1)[1]
+        extra = "    " if at.endswith("{\n") else ""
+        text = text.replace(at, at + indent + extra + call)
+    with open(main_rs, "w") as f:
+        f.write(text + FLOOR_PARSE_FN)
+    with open(os.path.join(ROOT, "Cargo.lock")) as f:
+        version = re.search(r'name = "httparse"\nversion = "([^"]+)"', f.read()).group(1)
+    cargo_toml = os.path.join(source, "Cargo.toml")
+    with open(cargo_toml) as f:
+        manifest = f.read()
+    with open(cargo_toml, "w") as f:
+        f.write(manifest.replace("[dependencies]\n", f'[dependencies]\nhttparse = "={version}"\n', 1))
+    subprocess.run(["cargo", "build", "--release", "--quiet", "--target-dir", FLOOR_PARSE_TARGET],
+                   cwd=source, check=True)
+    return os.path.join(FLOOR_PARSE_TARGET, "release", "floor")
 
 
 # ab's -n when a load runs for a time (`-t`): more than any server answers in it.
@@ -577,6 +636,9 @@ def main():
     ap.add_argument("--markdown", help="also write the table to this file")
     ap.add_argument("--no-floor", action="store_true",
                     help="--compare peers and logging: leave the floor (shared/bench/floor) out")
+    ap.add_argument("--floor-parse", action="store_true",
+                    help="--compare peers: also floor-parse, the floor that parses every request with "
+                         "httparse and does nothing else with it (what the parse alone costs)")
     ap.add_argument("--no-python", action="store_true",
                     help="--compare peers: leave the article's Example 3 out")
     ap.add_argument("--ratios", help="the ratios to print, as A/B,C/D of the servers' names, in place "
@@ -635,6 +697,10 @@ def main():
             ("responder", lambda p: start_responder("responder", p, args.server_cpus, args.workers, False)),
             ("nginx", lambda p: start_nginx(p, args.server_cpus, args.workers)),
         ] + floor_starter
+        floor_parse = floor_parse_binary() if args.floor_parse else None
+        if floor_parse:
+            starters.append(("floor-parse", lambda p: start_floor(p, args.server_cpus, floor_parse,
+                                                                  name="floor-parse")))
         if not args.no_python:
             starters.append(("python-ex3", lambda p: start_python(p, args.server_cpus)))
     elif args.compare == "backend":
