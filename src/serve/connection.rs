@@ -443,9 +443,7 @@ impl Connection {
         active: &mut bool,
     ) -> Option<CloseReason> {
         loop {
-            if self.held().is_some() {
-                return None;
-            }
+            // The answers before a held one go out while it waits.
             if self.has_unsent() {
                 match self.flush() {
                     Ok(0) => return None,
@@ -455,6 +453,9 @@ impl Connection {
                 if self.has_unsent() {
                     return None;
                 }
+            }
+            if self.held().is_some() {
+                return None;
             }
             match self.state {
                 State::Closing { linger: false } => return Some(CloseReason::Done),
@@ -569,7 +570,8 @@ impl Connection {
         result
     }
 
-    /// Writes `data` in one call; whatever the socket does not take waits in `unsent`.
+    /// Writes `data` in one call; whatever the socket does not take waits in `unsent`. Behind
+    /// bytes already waiting there, `data` waits too: an answer never overtakes the one before.
     fn send(&mut self, settings: &Settings, data: &[u8]) -> io::Result<()> {
         if data.is_empty() {
             return Ok(());
@@ -578,6 +580,10 @@ impl Connection {
         if let Some(session) = self.tls.as_mut() {
             let written = session.write(&mut self.socket, data)?;
             tracing::trace!(conn = self.id, bytes = written, "write");
+            return Ok(());
+        }
+        if !self.unsent().is_empty() {
+            self.buffers().unsent.extend_from_slice(data);
             return Ok(());
         }
         if settings.tcp_cork {
@@ -798,6 +804,130 @@ fn set_cork(socket: &TcpStream, on: bool) -> io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::config::{Config, MatchKind, Route, RouteDelay};
+    use crate::metrics::{Metrics, WorkerStats};
+    use crate::serve::control::Phase;
+    use crate::serve::exchange::RequestIds;
+    use crate::site::Site;
+
+    fn route(path: &str, body: Vec<u8>, delay: Option<Duration>) -> Route {
+        Route {
+            path: path.into(),
+            match_kind: MatchKind::Exact,
+            body,
+            delay: delay.map(|d| RouteDelay { min: d, max: d }),
+            ..Route::default_hello()
+        }
+    }
+
+    /// Reads what the client has now, without waiting.
+    fn read_now(client: &mut std::net::TcpStream, into: &mut Vec<u8>) {
+        let mut chunk = [0u8; 64 * 1024];
+        loop {
+            match client.read(&mut chunk) {
+                Ok(0) => return,
+                Ok(n) => into.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+
+    /// Small socket buffers on both sides, so that an answer of some tens of KiB is written in
+    /// part and the rest waits in the connection; the client reads meanwhile, so that a held
+    /// answer sent when its delay ends would find room in the socket before that rest.
+    #[test]
+    fn a_held_answer_is_sent_behind_the_rest_of_the_answer_before_it() {
+        let config = Config {
+            access_log: false,
+            routes: vec![
+                route("/first", vec![b'y'; 60 * 1024], None),
+                route("/late", b"late".to_vec(), Some(Duration::from_millis(20))),
+            ],
+            ..Config::default()
+        };
+        let site = Site::new(&config);
+        let (stats, ids) = (WorkerStats::default(), RequestIds::new());
+        let metrics = Metrics::new(vec![], Default::default());
+        let switches = Default::default();
+        let pass_at = |now: Instant| Pass {
+            site: &site,
+            phase: Phase::Serving,
+            now,
+            moment: Moment::of(now),
+            stats: &stats,
+            metrics: &metrics,
+            ids: &ids,
+            switches: &switches,
+        };
+
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        client.set_recv_buffer_size(4096).unwrap();
+        client
+            .connect(&listener.local_addr().unwrap().into())
+            .unwrap();
+        let mut client: std::net::TcpStream = client.into();
+        let (socket, peer) = listener.accept().unwrap();
+        socket2::SockRef::from(&socket)
+            .set_send_buffer_size(4096)
+            .unwrap();
+        socket.set_nonblocking(true).unwrap();
+        let now = Instant::now();
+        let mut conn = Connection::new(
+            1,
+            TcpStream::from_std(socket),
+            peer,
+            Role::Traffic,
+            &site.settings,
+            Moment::of(now),
+        );
+        let mut scratch = Scratch::new();
+
+        client
+            .write_all(
+                b"GET /first HTTP/1.1\r\nHost: t\r\n\r\nGET /late HTTP/1.1\r\nHost: t\r\n\r\n",
+            )
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        conn.mark_readable(false);
+        assert_eq!(conn.drive(&pass_at(Instant::now()), &mut scratch), None);
+        assert!(
+            conn.held().is_some() && !conn.unsent().is_empty(),
+            "the setting held"
+        );
+
+        client.set_nonblocking(true).unwrap();
+        let mut got = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut expired = false;
+        while !got.ends_with(b"\r\n\r\nlate") {
+            assert!(Instant::now() < deadline, "{} bytes", got.len());
+            read_now(&mut client, &mut got);
+            std::thread::sleep(Duration::from_millis(5));
+            let pass = pass_at(Instant::now());
+            // A writable edge, and once the delay is over, the deadline.
+            let outcome = if !expired && conn.held().is_some_and(|h| h.until <= pass.moment) {
+                expired = true;
+                conn.expire(&pass, &mut scratch)
+            } else {
+                conn.drive(&pass, &mut scratch)
+            };
+            assert_eq!(outcome, None);
+        }
+        let first_end = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4 + 60 * 1024;
+        assert!(
+            got[..first_end].ends_with(&[b'y'; 60 * 1024][..]),
+            "another answer inside the first one's body"
+        );
+        assert!(got[first_end..].starts_with(b"HTTP/1.1 200 OK\r\n"));
+    }
+
     /// An idle connection costs its Slab entry and one deadline-heap entry; keep the sum within
     /// 192 bytes (no buffer is held between requests).
     #[test]
