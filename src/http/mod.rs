@@ -98,11 +98,39 @@ pub struct Selectors<'a> {
     pub if_modified_since: &'a [u8],
 }
 
+impl<'a> Selectors<'a> {
+    const FIELDS: usize = 6;
+
+    fn parts(&self) -> [&'a [u8]; Selectors::FIELDS] {
+        [
+            self.x_code,
+            self.x_format,
+            self.accept,
+            self.accept_language,
+            self.if_none_match,
+            self.if_modified_since,
+        ]
+    }
+
+    fn from_parts(parts: [&'a [u8]; Selectors::FIELDS]) -> Selectors<'a> {
+        let [x_code, x_format, accept, accept_language, if_none_match, if_modified_since] = parts;
+        Selectors {
+            x_code,
+            x_format,
+            accept,
+            accept_language,
+            if_none_match,
+            if_modified_since,
+        }
+    }
+}
+
 /// Where the request stream hands what it decided: the layer above writes each answer's bytes
 /// (rendering the ones that are not prebuilt), counts it and logs it.
 pub trait Exchanges {
     /// Which answer a request gets, as the layer above names it: chosen when its head is
-    /// parsed, kept while its body is read.
+    /// parsed, and for a request with a body chosen again once the body is read (a reload may
+    /// have replaced the answers the first choice named).
     type Choice: Copy + std::fmt::Debug;
     /// A request head was parsed; its answer comes once its body is read.
     fn request(&mut self, request: &Request<'_>);
@@ -204,20 +232,31 @@ pub struct Exchange<'a, C> {
 /// is released after its answer.
 const KEPT_BODY_CAPACITY: usize = 4 * 1024;
 
-/// The parts of a pending request's text: method, target, header lines, the client fields.
-const PENDING_PARTS: usize = 3 + Client::FIELDS;
+/// What a request's answer is chosen by, besides its method.
+#[derive(Debug, Clone, Copy)]
+struct Chosen<'a> {
+    target: Target<'a>,
+    selectors: &'a Selectors<'a>,
+}
 
-/// An exchange waiting for its request's body: the decision, with copies of the request's text
-/// (method, target and client fields, one after another in one buffer that is reused).
+/// The parts of a pending request's text: method, target, header lines, the path routed by, the
+/// client fields, the selectors.
+const PENDING_PARTS: usize = 4 + Client::FIELDS + Selectors::FIELDS;
+
+/// An exchange waiting for its request's body: copies of what its answer is chosen and written
+/// by (method, target, header lines, the path routed by, client fields and selectors, one after
+/// another in one buffer that is reused). The choice made when its head came is not kept: the
+/// answer is chosen again once the body is in, by the configuration then in force.
 #[derive(Debug)]
-struct Pending<C> {
-    choice: C,
+struct Pending {
+    /// The request is `OPTIONS *`, routed by no path.
+    asterisk: bool,
     keep_alive: bool,
     head_only: bool,
     version: u8,
     started: Instant,
     text: Vec<u8>,
-    /// Where each part ends in `text`: method, target, header lines, then the client fields.
+    /// Where each part ends in `text`, in the order of [`PENDING_PARTS`].
     ends: [usize; PENDING_PARTS],
     /// The start of the body, up to `keep` bytes; allocated only when `keep` is above zero.
     body: Vec<u8>,
@@ -225,10 +264,10 @@ struct Pending<C> {
     body_bytes: u64,
 }
 
-impl<C: Copy> Pending<C> {
-    fn new(exchange: &Exchange<'_, C>, keep: usize) -> Pending<C> {
+impl Pending {
+    fn new<C>(exchange: &Exchange<'_, C>, by: Chosen<'_>, keep: usize) -> Pending {
         let mut pending = Pending {
-            choice: exchange.choice,
+            asterisk: false,
             keep_alive: exchange.keep_alive,
             head_only: exchange.head_only,
             version: exchange.version,
@@ -239,28 +278,35 @@ impl<C: Copy> Pending<C> {
             keep: 0,
             body_bytes: 0,
         };
-        pending.keep(exchange, keep);
+        pending.keep(exchange, by, keep);
         pending
     }
 
-    /// Takes `exchange` in, reusing the buffers; `keep` bytes of its body will be kept.
-    fn keep(&mut self, exchange: &Exchange<'_, C>, keep: usize) {
+    /// Takes `exchange`, chosen `by` its target and selectors, in, reusing the buffers; `keep`
+    /// bytes of its body will be kept.
+    fn keep<C>(&mut self, exchange: &Exchange<'_, C>, by: Chosen<'_>, keep: usize) {
         self.body.clear();
         self.keep = keep;
         self.body_bytes = 0;
-        self.choice = exchange.choice;
+        self.asterisk = by.target == Target::Asterisk;
         self.keep_alive = exchange.keep_alive;
         self.head_only = exchange.head_only;
         self.version = exchange.version;
         self.started = exchange.started;
         self.text.clear();
+        let path = match by.target {
+            Target::Path(path) => path,
+            Target::Asterisk => &[],
+        };
         let parts = [
             exchange.method.as_bytes(),
             exchange.target.as_bytes(),
             exchange.headers,
+            path,
         ]
         .into_iter()
-        .chain(exchange.client.parts());
+        .chain(exchange.client.parts())
+        .chain(by.selectors.parts());
         for (end, part) in self.ends.iter_mut().zip(parts) {
             self.text.extend_from_slice(part);
             *end = self.text.len();
@@ -282,24 +328,43 @@ impl<C: Copy> Pending<C> {
         self.body.extend_from_slice(&data[..room]);
     }
 
-    fn exchange(&self) -> Exchange<'_, C> {
+    fn parts(&self) -> [&[u8]; PENDING_PARTS] {
         let mut start = 0;
-        let parts: [&[u8]; PENDING_PARTS] = std::array::from_fn(|i| {
+        std::array::from_fn(|i| {
             let part = &self.text[start..self.ends[i]];
             start = self.ends[i];
             part
-        });
-        let [method, target, headers, client @ ..] = parts;
+        })
+    }
+
+    /// What the request said of itself.
+    fn client(&self) -> Client<'_> {
+        let [_, _, _, _, rest @ ..] = self.parts();
+        let (client, _) = rest.split_at(Client::FIELDS);
+        Client::from_parts(std::array::from_fn(|i| client[i]))
+    }
+
+    /// The exchange, its answer chosen by `exchanges` now.
+    fn exchange<C: Copy>(&self, exchanges: &mut impl Exchanges<Choice = C>) -> Exchange<'_, C> {
+        let [method, target, headers, path, rest @ ..] = self.parts();
+        let (client, selectors) = rest.split_at(Client::FIELDS);
+        let method = std::str::from_utf8(method).unwrap_or_default();
+        let routed_by = if self.asterisk {
+            Target::Asterisk
+        } else {
+            Target::Path(path)
+        };
+        let selectors = Selectors::from_parts(std::array::from_fn(|i| selectors[i]));
         Exchange {
-            choice: self.choice,
+            choice: exchanges.choose(method, routed_by, &selectors),
             keep_alive: self.keep_alive,
             head_only: self.head_only,
             // Copied from `str`s whole.
-            method: std::str::from_utf8(method).unwrap_or_default(),
+            method,
             target: std::str::from_utf8(target).unwrap_or_default(),
             version: self.version,
             started: self.started,
-            client: Client::from_parts(client),
+            client: Client::from_parts(std::array::from_fn(|i| client[i])),
             headers,
             body: &self.body,
             body_bytes: self.body_bytes,
@@ -321,13 +386,13 @@ pub fn version_name(version: u8) -> &'static str {
 pub(super) const HIGHEST_MINOR: u8 = 1;
 
 #[derive(Debug)]
-pub struct RequestStream<C> {
+pub struct RequestStream {
     /// What is left of the current request's body, to be read and discarded.
     body: Body,
     /// The answer to the current request, sent once its body has been read. Boxed, since only
     /// requests with a body need one and an idle connection should stay small; kept once made,
     /// with its buffer, so that a connection sending bodies allocates once.
-    pending: Option<Box<Pending<C>>>,
+    pending: Option<Box<Pending>>,
     /// How much of the unconsumed input has already been searched for the end of the head, so
     /// that a head arriving a byte at a time is searched once, not once per byte.
     scanned: usize,
@@ -353,8 +418,8 @@ enum Step {
     Stop(Progress),
 }
 
-impl<C> Default for RequestStream<C> {
-    fn default() -> RequestStream<C> {
+impl Default for RequestStream {
+    fn default() -> RequestStream {
         RequestStream {
             body: Body::None,
             pending: None,
@@ -364,7 +429,7 @@ impl<C> Default for RequestStream<C> {
     }
 }
 
-impl<C: Copy> RequestStream<C> {
+impl RequestStream {
     /// True while a request has begun but is not complete: `unconsumed` is the length of the
     /// input the caller kept from the last call.
     pub fn mid_request(&self, unconsumed: usize) -> bool {
@@ -372,7 +437,7 @@ impl<C: Copy> RequestStream<C> {
     }
 
     /// Answers every complete request at the front of `input`, appending the responses to `out`.
-    pub fn advance(
+    pub fn advance<C: Copy>(
         &mut self,
         input: &[u8],
         cx: &Context<'_>,
@@ -402,7 +467,7 @@ impl<C: Copy> RequestStream<C> {
     }
 
     /// Discards `Content-Length` body bytes from `pos`; once the body is complete, answers.
-    fn skip_length(
+    fn skip_length<C: Copy>(
         &mut self,
         left: u64,
         input: &[u8],
@@ -423,7 +488,7 @@ impl<C: Copy> RequestStream<C> {
     /// Decodes and discards a chunked body from `pos`: chunk-size lines, data, the CRLF after it,
     /// and the trailer section after the last chunk; then answers. What cannot be decoded yet (a
     /// partial size line or trailer section) is left unconsumed for the next call.
-    fn skip_chunked(
+    fn skip_chunked<C: Copy>(
         &mut self,
         mut chunked: Chunked,
         input: &[u8],
@@ -450,22 +515,22 @@ impl<C: Copy> RequestStream<C> {
     }
 
     /// Refuses the body of the pending request, in its version and with what it said of itself.
-    fn reject_body(
+    fn reject_body<C: Copy>(
         &self,
         rejection: Rejection,
         pos: usize,
         exchanges: &mut impl Exchanges<Choice = C>,
         out: &mut Vec<u8>,
     ) -> Step {
-        let exchange = self.pending.as_deref().map(Pending::exchange);
-        let minor = exchange.map_or(HIGHEST_MINOR, |e| e.version);
-        let client = exchange.map(|e| e.client).unwrap_or_default();
+        let pending = self.pending.as_deref();
+        let minor = pending.map_or(HIGHEST_MINOR, |p| p.version);
+        let client = pending.map(Pending::client).unwrap_or_default();
         let rejected = Rejected::new(rejection, minor);
         Step::Stop(reject(rejected, &client, pos, exchanges, out))
     }
 
     /// The body ended at `pos`: answer the request it belonged to.
-    fn body_done(
+    fn body_done<C: Copy>(
         &mut self,
         input: &[u8],
         pos: usize,
@@ -476,17 +541,18 @@ impl<C: Copy> RequestStream<C> {
         let Some(pending) = self.pending.as_deref_mut() else {
             return Step::Next(pos);
         };
-        let step = answer_then_go_on(&pending.exchange(), input, pos, exchanges, out);
+        let exchange = pending.exchange(exchanges);
+        let step = answer_then_go_on(&exchange, input, pos, exchanges, out);
         pending.release_large_body();
         step
     }
 
-    /// Keeps the decision for `exchange` until its body is read, with `keep` bytes of the body,
-    /// reusing the box it had.
-    fn keep_pending(&mut self, exchange: &Exchange<'_, C>, keep: usize) {
+    /// Keeps `exchange` until its body is read, with `keep` bytes of the body, reusing the box it
+    /// had.
+    fn keep_pending<C: Copy>(&mut self, exchange: &Exchange<'_, C>, by: Chosen<'_>, keep: usize) {
         match self.pending.as_deref_mut() {
-            Some(pending) => pending.keep(exchange, keep),
-            None => self.pending = Some(Box::new(Pending::new(exchange, keep))),
+            Some(pending) => pending.keep(exchange, by, keep),
+            None => self.pending = Some(Box::new(Pending::new(exchange, by, keep))),
         }
     }
 
@@ -498,7 +564,7 @@ impl<C: Copy> RequestStream<C> {
     }
 
     /// Reads the request head starting at `pos` and answers it, or waits for the rest of it.
-    fn next_request(
+    fn next_request<C: Copy>(
         &mut self,
         input: &[u8],
         pos: usize,
@@ -578,13 +644,17 @@ impl<C: Copy> RequestStream<C> {
             return answer_then_go_on(&exchange, input, pos, exchanges, out);
         }
         self.body = body;
-        self.keep_pending(&exchange, exchanges.body_kept(exchange.choice));
+        let by = Chosen {
+            target,
+            selectors: &head.selectors,
+        };
+        self.keep_pending(&exchange, by, exchanges.body_kept(exchange.choice));
         Step::Next(pos)
     }
 
     /// No end of head in `rest` yet: refuse it now if it can already be told bad or too long,
     /// otherwise wait for more.
-    fn incomplete_head(
+    fn incomplete_head<C: Copy>(
         &mut self,
         rest: &[u8],
         pos: usize,
@@ -842,7 +912,7 @@ mod tests {
         };
         stream.advance(&post(b"hello"), &cx, &mut Kept(3), &mut out);
         assert_eq!(out, b"hel of 5\n");
-        let capacity = |s: &RequestStream<()>| s.pending.as_ref().map(|p| p.body.capacity());
+        let capacity = |s: &RequestStream| s.pending.as_ref().map(|p| p.body.capacity());
         assert!(
             capacity(&stream).is_some_and(|c| c > 0),
             "a small buffer stays"

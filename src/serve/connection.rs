@@ -17,7 +17,7 @@ use mio::net::TcpStream;
 use mio::Interest;
 
 use crate::answers::template::TlsValues;
-use crate::answers::{AnswerId, Role};
+use crate::answers::Role;
 use crate::http::status::Rejection;
 use crate::http::{RequestStream, Verdict, OUTPUT_HIGH_WATER};
 use crate::metrics::Closed;
@@ -158,7 +158,7 @@ pub struct Connection {
     peer: SocketAddr,
     /// The kind of listener it came in on.
     role: Role,
-    stream: RequestStream<AnswerId>,
+    stream: RequestStream,
     /// What is kept between events: none between requests.
     buffers: Option<Box<Buffers>>,
     /// A TLS connection's session, boxed so that a plain connection pays a pointer for it.

@@ -195,6 +195,51 @@ fn sighup_reloads_a_valid_config_without_dropping_a_connection() {
     assert!(answers > 10, "{answers}");
 }
 
+#[test]
+fn a_reload_while_a_body_arrives_answers_it_by_the_configuration_in_force() {
+    let path = temp_file(
+        "toml",
+        b"[[route]]\npath = \"/a\"\nbody = \"a\"\n\
+          [[route]]\npath = \"/b\"\nmethods = [\"POST\"]\nbody = \"old b\"\n\
+          [[route]]\npath = \"/c\"\nmethods = [\"POST\"]\nbody = \"c\"\n",
+    );
+    let server = Server::start(&["--config", path.to_str().unwrap(), "--workers", "1"]);
+    // Two requests whose heads came before the reload and whose bodies come after it: one for
+    // a route the reload removes (the last of three, where now there is one), one for a route
+    // that moved.
+    let mut gone = server.connect();
+    gone.write_all(b"POST /c HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nbo")
+        .unwrap();
+    let mut moved = server.connect();
+    moved
+        .write_all(b"POST /b HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nbo")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    std::fs::write(
+        &path,
+        "[[route]]\npath = \"/b\"\nmethods = [\"GET\", \"POST\"]\nbody = \"new b\"\n",
+    )
+    .unwrap();
+    server.signal(libc::SIGHUP);
+    server.await_log(&["configuration reloaded"]);
+    // The one worker serves by the new configuration once it answers by it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !get(&server, "/b").ends_with("new b") {
+        assert!(
+            Instant::now() < deadline,
+            "the reload never reached the worker"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    gone.write_all(b"dy").unwrap();
+    let answer = read_response(&mut gone);
+    assert_eq!(status_of(&answer), 404, "{answer}");
+    moved.write_all(b"dy").unwrap();
+    let answer = read_response(&mut moved);
+    assert!(answer.ends_with("\r\n\r\nnew b"), "{answer}");
+    assert!(get(&server, "/b").ends_with("new b"));
+}
+
 /// Runs the binary as PID 1 of a new PID namespace, where the kernel drops every signal that has
 /// no handler: SIGTERM must still drain and exit 0.
 #[test]
