@@ -3,7 +3,9 @@
 //! connection's [`Session`].
 //!
 //! One ticketer and one session cache ([`Shared`]) serve every worker and outlive a rotation, so
-//! a session resumes on any worker and across a reload. ALPN offers `http/1.1` and `http/1.0`;
+//! a session resumes on any worker and across a reload, unless the reload changed how clients
+//! are checked: rustls carries a resumed session's client certificate over without checking it
+//! again, so then both are made anew. ALPN offers `http/1.1` and `http/1.0`;
 //! nothing older than TLS 1.2 is ever offered. Sockets, deadlines and HTTP are the connection's
 //! (`serve::connection`); counting and logging the handshakes is the connection's too.
 
@@ -21,6 +23,7 @@ use rustls::server::danger::ClientCertVerifier;
 use rustls::server::{NoClientAuth, WebPkiClientVerifier};
 use rustls::server::{ProducesTickets, ServerSessionMemoryCache, StoresServerSessions};
 use rustls::ServerConfig;
+use sha2::{Digest, Sha256};
 
 use crate::config::{ClientAuth, MinVersion, TlsConfig};
 pub use certs::Loaded;
@@ -49,24 +52,61 @@ impl fmt::Display for TlsError {
 
 impl std::error::Error for TlsError {}
 
-/// What every load shares: the provider, the ticket keys, the session cache, and the self-signed
+/// What every load shares: the provider, what sessions resume by, and the self-signed
 /// certificate once one was made (a reload without certificates keeps serving the same one).
 pub struct Shared {
     provider: Arc<CryptoProvider>,
+    resumption: Mutex<Resumption>,
+    self_signed: Mutex<Option<Loaded>>,
+}
+
+/// How a client was checked: a digest of the client-certificate mode and the CAs.
+type ClientCheck = [u8; 32];
+
+/// The ticket keys and the session cache, and the client check of the loads that use them.
+struct Resumption {
+    check: Option<ClientCheck>,
     ticketer: Arc<dyn ProducesTickets>,
     sessions: Arc<dyn StoresServerSessions>,
-    self_signed: Mutex<Option<Loaded>>,
+}
+
+fn ticketer() -> Result<Arc<dyn ProducesTickets>, TlsError> {
+    rustls::crypto::ring::Ticketer::new()
+        .map_err(|e| TlsError(format!("cannot make session ticket keys: {e}")))
 }
 
 impl Shared {
     pub fn new() -> Result<Shared, TlsError> {
-        let ticketer = rustls::crypto::ring::Ticketer::new()
-            .map_err(|e| TlsError(format!("cannot make session ticket keys: {e}")))?;
         Ok(Shared {
             provider: Arc::new(rustls::crypto::ring::default_provider()),
-            ticketer,
-            sessions: ServerSessionMemoryCache::new(CACHED_SESSIONS),
+            resumption: Mutex::new(Resumption {
+                check: None,
+                ticketer: ticketer()?,
+                sessions: ServerSessionMemoryCache::new(CACHED_SESSIONS),
+            }),
             self_signed: Mutex::new(None),
+        })
+    }
+
+    /// The ticket keys and session cache for a load whose clients are checked by `check`: the
+    /// ones before while the check is the same, new ones once it changed, so that no session
+    /// resumes past a check its client never passed.
+    fn resumption(&self, check: ClientCheck) -> Result<Resumption, TlsError> {
+        // Each field is set whole: a panic elsewhere cannot leave it half-set.
+        let mut kept = self
+            .resumption
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if kept.check.is_some_and(|before| before != check) {
+            kept.ticketer = ticketer()?;
+            kept.sessions = ServerSessionMemoryCache::new(CACHED_SESSIONS);
+            tracing::info!("client certificate checks changed; sessions from before do not resume");
+        }
+        kept.check = Some(check);
+        Ok(Resumption {
+            check: kept.check,
+            ticketer: Arc::clone(&kept.ticketer),
+            sessions: Arc::clone(&kept.sessions),
         })
     }
 
@@ -131,7 +171,7 @@ impl Tls {
                 not_after: l.not_after,
             })
             .collect();
-        let verifier = client_verifier(settings, provider)?;
+        let (verifier, check) = client_verifier(settings, provider)?;
         let versions: &[&rustls::SupportedProtocolVersion] = match settings.min_version {
             MinVersion::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
             MinVersion::Tls13 => &[&rustls::version::TLS13],
@@ -144,8 +184,10 @@ impl Tls {
             .with_client_cert_verifier(verifier)
             .with_cert_resolver(Arc::new(resolver));
         config.alpn_protocols = vec![b"http/1.1".to_vec(), b"http/1.0".to_vec()];
-        config.ticketer = Arc::clone(&shared.ticketer);
-        config.session_storage = Arc::clone(&shared.sessions);
+        // Last: a load refused above leaves the sessions as they were.
+        let resumption = shared.resumption(check)?;
+        config.ticketer = resumption.ticketer;
+        config.session_storage = resumption.sessions;
         Ok(Tls {
             config: Arc::new(config),
             served,
@@ -153,24 +195,36 @@ impl Tls {
     }
 }
 
+/// The check of client certificates `settings` ask for, and its digest.
 fn client_verifier(
     settings: &TlsConfig,
     provider: &Arc<CryptoProvider>,
-) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
+) -> Result<(Arc<dyn ClientCertVerifier>, ClientCheck), TlsError> {
+    let mut check = Sha256::new();
     let ca = match (settings.client_auth, &settings.client_ca) {
-        (ClientAuth::Off, _) | (_, None) => return Ok(Arc::new(NoClientAuth)),
+        (ClientAuth::Off, _) | (_, None) => {
+            return Ok((Arc::new(NoClientAuth), check.finalize().into()))
+        }
         (_, Some(ca)) => ca,
     };
     let roots = certs::load_roots(ca)?;
+    check.update(format!("{:?}", settings.client_auth));
+    for root in &roots.roots {
+        for part in [&root.subject[..], &root.subject_public_key_info[..]] {
+            check.update((part.len() as u64).to_le_bytes());
+            check.update(part);
+        }
+    }
     let builder =
         WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(provider));
     let builder = match settings.client_auth {
         ClientAuth::Optional => builder.allow_unauthenticated(),
         _ => builder,
     };
-    builder
+    let verifier = builder
         .build()
-        .map_err(|e| TlsError::at(ca, format!("cannot check client certificates: {e}")))
+        .map_err(|e| TlsError::at(ca, format!("cannot check client certificates: {e}")))?;
+    Ok((verifier, check.finalize().into()))
 }
 
 #[cfg(test)]

@@ -405,6 +405,46 @@ fn an_optional_client_certificate_may_be_left_out() {
 }
 
 #[test]
+fn a_session_from_before_client_certificates_were_required_does_not_resume() {
+    let s = setup(&["a.example"], 1);
+    let client_ca = Ca::new("client CA");
+    let ca_path = write(s.dir.path(), "client-ca.pem", &client_ca.pem());
+    let tls_table = format!("[tls]\ncert = {:?}\nkey = {:?}\n", s.cert, s.key);
+    let config_path = write(
+        s.dir.path(),
+        "responder.toml",
+        &format!("tls_listen = \"127.0.0.1:0\"\n{tls_table}"),
+    );
+    let server = Server::start(&["--config", config_path.to_str().unwrap()]);
+    let addr = tls_addr(&server);
+    // One client, one session store: its ticket from before the reload is offered after it.
+    let config = client(&s.ca, ALL, None);
+    let mut tls = connect(addr, &config, "a.example");
+    assert!(request(&mut tls, "/").unwrap().starts_with("HTTP/1.1 200"));
+    let mut tls = connect(addr, &config, "a.example");
+    assert!(request(&mut tls, "/").unwrap().starts_with("HTTP/1.1 200"));
+    server.await_log(&["\"response\"", "\"tls_resumed\":true"]);
+
+    write(
+        s.dir.path(),
+        "responder.toml",
+        &format!(
+            "tls_listen = \"127.0.0.1:0\"\n{tls_table}client_ca = {ca_path:?}\nclient_auth = \"require\"\n"
+        ),
+    );
+    server.signal(libc::SIGHUP);
+    server.await_log(&["configuration reloaded"]);
+    let mut tls = connect(addr, &config, "a.example");
+    assert!(
+        request(&mut tls, "/").is_err(),
+        "a session resumed past the client certificate now required"
+    );
+    let (_, key, der) = client_ca.leaf(&["alice"], 5);
+    let mut tls = connect(addr, &client(&s.ca, ALL, Some((der, key))), "a.example");
+    assert!(request(&mut tls, "/").unwrap().starts_with("HTTP/1.1 200"));
+}
+
+#[test]
 fn sighup_rotates_the_certificate_for_new_connections_only() {
     let s = setup(&["a.example"], 1);
     let (server, addr) = serve(&s.cert, &s.key, &["--idle-timeout", "30"]);
