@@ -41,7 +41,7 @@ pub(super) struct FileConfig {
     pub(super) log_format: Option<LogFormat>,
     pub(super) access_log: Option<bool>,
     pub(super) request_id: Option<RequestIdMode>,
-    pub(super) request_id_header: Option<HeaderName>,
+    pub(super) request_id_header: Option<RequestIdHeader>,
     pub(super) error_pages: Option<ErrorPagesSpec>,
     pub(super) watch: Option<bool>,
     pub(super) watch_interval: Option<Seconds>,

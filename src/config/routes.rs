@@ -350,6 +350,11 @@ pub(super) fn build_route(
         (_, Some(weights)) => weighted_statuses(&path, weights.into_inner())?,
         (_, None) => Vec::new(),
     };
+    if template.is_some() && !statuses.is_empty() {
+        return Err(format!(
+            "route `{path}` renders its template with one `status`; `statuses` is for fixed bodies"
+        ));
+    }
     let status = statuses.first().map_or(
         spec.status.map_or(200, |s| s.into_inner().0),
         |&(status, _)| status,

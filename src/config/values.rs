@@ -15,6 +15,7 @@ use super::*;
 use crate::answers::pages::language::Language;
 use crate::answers::pages::themes::Theme;
 use crate::ascii;
+use crate::http;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -63,10 +64,14 @@ impl LogLevel {
 
 /// A duration, in the one syntax of every duration the configuration takes: a number and a unit
 /// (`"250ms"`, `"10s"`, `"1m"`), or a bare number of seconds (`10`, `0.5`), on the command line,
-/// in the environment and in the file alike. Timeouts must be positive; a delay (`Delay`) may be
-/// zero. At most an hour.
+/// in the environment and in the file alike. Timeouts are at least a millisecond (a shorter one
+/// would round to nothing, and a loop waiting on it would spin); a delay (`Delay`) may be zero.
+/// At most an hour.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Seconds<const ZERO_OK: bool = false>(pub Duration);
+
+/// The shortest timeout, in seconds.
+const MIN_TIMEOUT_SECONDS: f64 = 0.001;
 
 /// Seconds that may be zero, for `shutdown_delay`.
 pub type Delay = Seconds<true>;
@@ -81,11 +86,19 @@ impl<const ZERO_OK: bool> FromStr for Seconds<ZERO_OK> {
 impl<const ZERO_OK: bool> TryFrom<f64> for Seconds<ZERO_OK> {
     type Error = String;
     fn try_from(value: f64) -> Result<Self, String> {
-        let above_min = if ZERO_OK { value >= 0.0 } else { value > 0.0 };
+        let above_min = if ZERO_OK {
+            value >= 0.0
+        } else {
+            value >= MIN_TIMEOUT_SECONDS
+        };
         if value.is_finite() && above_min && value <= MAX_SECONDS {
             Ok(Seconds(Duration::from_secs_f64(value)))
         } else {
-            let min = if ZERO_OK { "at least 0" } else { "more than 0" };
+            let min = if ZERO_OK {
+                "at least 0"
+            } else {
+                "at least 1ms"
+            };
             Err(format!(
                 "{value} seconds is out of range ({min}, at most {MAX_SECONDS})"
             ))
@@ -270,6 +283,23 @@ impl<'de> Deserialize<'de> for HeaderName {
             )));
         }
         Ok(HeaderName(name))
+    }
+}
+
+/// `request_id_header`: a header name, and not one of the fields a request's head is read for
+/// (`Host`, the framing, the selectors, the client's logged fields), which the id would take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestIdHeader(pub String);
+
+impl<'de> Deserialize<'de> for RequestIdHeader {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let HeaderName(name) = HeaderName::deserialize(d)?;
+        if http::FIELDS_READ.contains(&name.to_ascii_lowercase().as_str()) {
+            return Err(de::Error::custom(format!(
+                "`{name}` is a field the server reads for itself; request ids need one of their own"
+            )));
+        }
+        Ok(RequestIdHeader(name))
     }
 }
 

@@ -17,6 +17,27 @@ const KNOWN_METHODS: [&str; 9] = [
     "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
 ];
 
+/// The fields a head's reading takes for itself ([`Head::add_field`]), in lowercase: framing,
+/// persistence, `Host`, what is logged of the client, and the selectors. A request id carried in
+/// one of them would be taken for the id and lost to the rest.
+pub const FIELDS_READ: [&str; 15] = [
+    "host",
+    "user-agent",
+    "referer",
+    "x-forwarded-for",
+    "traceparent",
+    "connection",
+    "content-length",
+    "transfer-encoding",
+    "expect",
+    "if-none-match",
+    "if-modified-since",
+    "x-code",
+    "x-format",
+    "accept-language",
+    "accept",
+];
+
 /// Returns the length of the head (through its blank line) if `buf` holds one. Heads end at
 /// `\n\n` or `\n\r\n`, as in the article, so that bare-LF clients are served too. The search
 /// starts two bytes before `from` because a terminator may straddle two reads.
@@ -417,6 +438,29 @@ fn parse_length(value: &[u8]) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fields_read_are_the_ones_a_head_takes() {
+        let value = |name: &str| match name {
+            "connection" => &b"close"[..],
+            "expect" => b"100-continue",
+            _ => b"1",
+        };
+        let read = |name: &str| {
+            let mut head = Head::new("GET", "/", 1, b"");
+            let before = format!("{head:?}");
+            let value = value(&name.to_ascii_lowercase());
+            head.add_field(name.as_bytes(), value).unwrap();
+            format!("{head:?}") != before
+        };
+        for name in FIELDS_READ {
+            assert!(read(name), "{name}");
+            assert!(read(&name.to_ascii_uppercase()), "{name}");
+        }
+        for name in ["x-request-id", "x-other", "date", "cookie"] {
+            assert!(!read(name), "{name}");
+        }
+    }
 
     #[test]
     fn head_ends_at_either_terminator() {

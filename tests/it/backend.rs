@@ -368,6 +368,14 @@ fn statuses_and_status_together_are_refused() {
     assert!(!ok && err.contains("`status` and `statuses`"), "{err}");
     let (ok, err) = check("[[route]]\npath = \"/\"\nstatuses = { \"503\" = 0 }\n");
     assert!(!ok && err.contains("weights"), "{err}");
+    // A weighted answer is prebuilt: a template's text would go out unrendered.
+    let (ok, err) = check(
+        "[[route]]\npath = \"/\"\ntemplate = true\nbody = \"{{method}}\"\nstatuses = { \"200\" = 1 }\n",
+    );
+    assert!(
+        !ok && err.contains("`statuses` is for fixed bodies"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::process::Stdio;
 
 use serde_json::Value;
 
-use crate::common::{header, read_response, read_to_close, Killed, Server};
+use crate::common::{check, header, read_response, read_to_close, Killed, Server};
 
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
@@ -240,6 +240,20 @@ fn request_id_modes_and_the_header_name() {
         named.exchange(b"GET / HTTP/1.0\r\nx-correlation-id: c-7\r\nX-Request-Id: no\r\n\r\n");
     assert!(got.contains("\r\nX-Correlation-Id: c-7\r\n"), "{got}");
     assert!(!got.contains("X-Request-Id"), "{got}");
+}
+
+#[test]
+fn a_request_id_header_may_not_be_a_field_the_server_reads() {
+    // `Host` as the id's field would take every request's `Host` away: each would be a 400.
+    for name in ["Host", "expect", "Accept", "X-Code", "traceparent"] {
+        let (ok, err) = check(&format!("request_id_header = \"{name}\"\n"));
+        assert!(
+            !ok && err.contains("FILE at line 1") && err.contains("reads for itself"),
+            "{name}: {err}"
+        );
+    }
+    let (ok, err) = check("request_id_header = \"X-Trace-Token\"\n");
+    assert!(ok, "{err}");
 }
 
 #[test]
