@@ -4,7 +4,8 @@
 //! (no locked instruction, no cache line written by two threads); a scrape reads every worker's
 //! and sums them ([`Metrics::render`]), encoding through `prometheus-client`. The supervisor
 //! alone writes [`Reloads`]: the configuration's reloads and the hash of the one in force.
-//! This module counts and encodes; what is counted is decided where it happens (`respond`, `conn`, `worker`).
+//! This module counts and encodes; what is counted is decided where it happens (`serve::exchange`,
+//! `serve::connection`, `serve::worker`).
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};

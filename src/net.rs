@@ -1,6 +1,8 @@
 //! Sockets and descriptors at start: the listening sockets with the article's options (backlog,
-//! `SO_REUSEADDR`, and `SO_REUSEPORT` so each worker has its own accept queue), and the
-//! `RLIMIT_NOFILE` raise that lets the connection limit be met. Accepted sockets are `conn`'s.
+//! `SO_REUSEADDR`, and `SO_REUSEPORT` so each worker has its own accept queue), the descriptors
+//! kept out of the connection budget (`reserved_fds`), the accept errors that mean exhaustion,
+//! and `AddrText`. Raising `RLIMIT_NOFILE` is `sys`'s; accepted sockets are
+//! `serve::connection`'s.
 
 use std::fmt;
 use std::io;

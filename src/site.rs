@@ -1,10 +1,11 @@
-//! What is served and how, as inert facts every layer above may read: the prepared answers and
-//! the per-connection settings and limits ([`Site`], built from a [`Config`]). How a reload
-//! publishes a new one to the event loops is `serve::control`'s.
+//! What is served and how, as inert facts every layer above may read: the prepared answers, the
+//! per-connection settings and limits, and the TLS listeners' rustls configuration ([`Site`],
+//! built from a [`Config`]). How a reload publishes a new one to the event loops is
+//! `serve::control`'s.
 //!
-//! It decides nothing and does no I/O; it imports only `config` and `response`, so that the
-//! request path, the connections and the counters can all share these types without importing
-//! one another.
+//! It decides nothing and does no I/O; of ours it imports only `config`, `answers` and `http`
+//! (the limits), so that the request path, the connections and the counters can all share these
+//! types without importing one another.
 
 use std::time::Duration;
 

@@ -260,7 +260,7 @@ impl Responses {
         Resolved::Prebuilt(prebuilt)
     }
 
-    /// The fixed answer to a refused request.
+    /// The fixed answer to a rejected request.
     pub fn rejection(&self, rejection: Rejection) -> &Answer {
         &self.rejected[rejection as usize]
     }

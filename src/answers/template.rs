@@ -8,7 +8,7 @@
 //! sentence) and `{{lang}}` (its language's tag). A value the request controls is
 //! escaped for the body's media type ([`Escape`]), so that a reflected header can inject neither
 //! markup nor a second document. Where a template comes from and which answer uses it is the
-//! business of `config` and `response`.
+//! business of `config` and of the rest of `answers`.
 
 use std::net::SocketAddr;
 use std::time::SystemTime;

@@ -5,7 +5,7 @@
 //! start (or at a reload): a flag or variable by its `clap` value parser, a file value by its
 //! `serde` type. A bad value is an error that names its source (the flag, the environment variable,
 //! or the file with the line and the key), never a silent default. Each load reads the file once.
-//! This module does not build response bytes (see `response`) and opens no socket.
+//! This module does not build response bytes (see `answers`) and opens no socket.
 
 mod cli;
 mod file;

@@ -1,5 +1,5 @@
 //! Status codes: the reason phrase of every status the IANA HTTP Status Code Registry names, and
-//! [`Rejection`], the statuses the request stream refuses a request with. What a route answers is
+//! [`Rejection`], the statuses the request stream rejects a request with. What a route answers is
 //! `answers`'s; this file only knows the numbers and their names.
 
 /// Why a request gets a fixed error answer instead of a route's. Each one closes the connection.

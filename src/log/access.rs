@@ -1,7 +1,7 @@
 //! The access log: one line per answer, the one event emitted at the request rate. A
 //! [`Record`] writes its fields once, through a [`FieldWriter`], as JSON members or as the text
 //! format's `name=value` pairs; [`access`] stages the JSON members where only the JSON layer can
-//! take them (`json::emit_staged`) and emits the event. [`Shown`] bounds and escapes a value a
+//! take them (`json::stage_members`) and emits the event. [`Shown`] bounds and escapes a value a
 //! peer sent, for any line.
 
 use std::fmt::{self, Write as _};

@@ -7,7 +7,7 @@
 //! a request is partial or an answer could not be written whole, so an idle connection holds no
 //! buffer at all. It also decides which timeout the connection is under and arms its deadline in
 //! the worker's heap. This module does not own the event loop, the heap or the Slab (see
-//! `worker`), and writes no answer itself (see `respond`).
+//! `serve::worker`), and writes no answer itself (see `serve::exchange`).
 
 use std::io::{self, ErrorKind};
 use std::net::{Shutdown, SocketAddr};

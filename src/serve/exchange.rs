@@ -1,13 +1,14 @@
 //! Writing, counting and logging answers: the [`Exchanges`] the request stream hands its decisions
-//! to, and `reject`, the one place any refused request or connection is answered (400 to 505 from
+//! to, and `reject`, the one place any rejected request or connection is answered (400 to 505 from
 //! the request stream, 408 when a request is cut by its timeout, 503 at the connection limit),
 //! counted, and logged as `request rejected`.
 //!
-//! Prebuilt answers are copied from `response`; the metrics are rendered here at each scrape,
+//! Prebuilt answers are copied from `answers`; the metrics are rendered here at each scrape,
 //! since they are the one answer whose body changes. Request ids are echoed (or made, with
 //! `request_id = "generate"`) here, and every access-log line names who asked: the peer, the
 //! request's `Host`, `User-Agent`, `Referer`, `X-Forwarded-For`, request id and W3C trace context.
-//! Which answer a request gets is `http`'s decision; sockets are `conn`'s and `worker`'s.
+//! Which answer a request gets is `answers`'s decision (`Responses::choose`); sockets are
+//! `serve::connection`'s and `serve::worker`'s.
 
 use std::cell::RefCell;
 use std::net::SocketAddr;

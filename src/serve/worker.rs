@@ -3,11 +3,12 @@
 //! their deadlines, and its own copy of what it serves (the `Site`: prebuilt responses and
 //! per-connection settings), replaced whole when a reload publishes a new one.
 //!
-//! The loop accepts until a listener would block, drives each ready connection (see `conn`),
+//! The loop accepts until a listener would block, drives each ready connection (see
+//! `serve::connection`),
 //! fires due deadlines, tidies memory after connections close, and follows the phase in `control`
 //! when its waker fires: a drain accepts what the kernel has queued, closes the listeners, serves
 //! what is in flight, and returns when the last connection is gone. Starting workers and handling
-//! signals is `server`'s job.
+//! signals is `serve::supervisor`'s job.
 
 use std::io::{self, ErrorKind};
 use std::net::SocketAddr;
@@ -405,10 +406,10 @@ impl Worker {
             }
             return;
         }
-        if let Some((lasted, refused)) = self.at_connection_limit.end(now) {
+        if let Some((lasted, rejected)) = self.at_connection_limit.end(now) {
             tracing::info!(
                 lasted_ms = lasted.as_millis() as u64,
-                refused,
+                rejected,
                 "below the connection limit again"
             );
         }
@@ -474,7 +475,7 @@ impl Worker {
                 "connection limit reached; answering 503"
             );
         }
-        tracing::debug!(conn = conn_id, remote_addr = %peer, "refused");
+        tracing::debug!(conn = conn_id, remote_addr = %peer, "rejected at the connection limit");
     }
 
     fn on_ready(&mut self, event: &mio::event::Event, now: Instant) {
