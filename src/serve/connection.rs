@@ -406,7 +406,10 @@ impl Connection {
     }
 
     fn refresh_deadline(&mut self, pass: &Pass<'_>, before: Waiting, active: bool) {
-        if let Some(until) = self.held().map(|held| held.until) {
+        // While answers before a held one wait for the socket, the client is under its write
+        // timeout: the held answer could not go out before them anyway.
+        let held = self.held().map(|held| held.until);
+        if let Some(until) = held.filter(|_| !self.has_unsent()) {
             self.waiting = Waiting::Held;
             self.deadline = until;
             return;
@@ -901,6 +904,11 @@ mod tests {
             conn.held().is_some() && !conn.unsent().is_empty(),
             "the setting held"
         );
+        assert_eq!(
+            conn.waiting,
+            Waiting::Write,
+            "a client that stops reading is cut"
+        );
 
         client.set_nonblocking(true).unwrap();
         let mut got = Vec::new();
@@ -911,15 +919,16 @@ mod tests {
             read_now(&mut client, &mut got);
             std::thread::sleep(Duration::from_millis(5));
             let pass = pass_at(Instant::now());
-            // A writable edge, and once the delay is over, the deadline.
-            let outcome = if !expired && conn.held().is_some_and(|h| h.until <= pass.moment) {
-                expired = true;
+            // A writable edge, or the deadline, as the worker would fire it.
+            let outcome = if conn.deadline <= pass.moment {
+                expired |= conn.waiting == Waiting::Held;
                 conn.expire(&pass, &mut scratch)
             } else {
                 conn.drive(&pass, &mut scratch)
             };
             assert_eq!(outcome, None);
         }
+        assert!(expired, "the held answer went out at its deadline");
         let first_end = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4 + 60 * 1024;
         assert!(
             got[..first_end].ends_with(&[b'y'; 60 * 1024][..]),
