@@ -44,7 +44,7 @@ pub(super) struct FileConfig {
     pub(super) request_id_header: Option<RequestIdHeader>,
     pub(super) error_pages: Option<ErrorPagesSpec>,
     pub(super) watch: Option<bool>,
-    pub(super) watch_interval: Option<Seconds>,
+    pub(super) watch_interval: Option<PollInterval>,
     pub(super) watch_debounce: Option<Seconds>,
     pub(super) watch_poll: Option<bool>,
     #[serde(default)]

@@ -64,49 +64,41 @@ impl LogLevel {
 
 /// A duration, in the one syntax of every duration the configuration takes: a number and a unit
 /// (`"250ms"`, `"10s"`, `"1m"`), or a bare number of seconds (`10`, `0.5`), on the command line,
-/// in the environment and in the file alike. Timeouts are at least a millisecond (a shorter one
-/// would round to nothing, and a loop waiting on it would spin); a delay (`Delay`) may be zero.
-/// At most an hour.
+/// in the environment and in the file alike. At least `MIN_MS` milliseconds: a timeout at least
+/// one (a shorter one would round to nothing, and a loop waiting on it would spin), a delay
+/// (`Delay`) may be zero, a polling interval (`PollInterval`) is at least 100. At most an hour.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Seconds<const ZERO_OK: bool = false>(pub Duration);
-
-/// The shortest timeout, in seconds.
-const MIN_TIMEOUT_SECONDS: f64 = 0.001;
+pub struct Seconds<const MIN_MS: u64 = 1>(pub Duration);
 
 /// Seconds that may be zero, for `shutdown_delay`.
-pub type Delay = Seconds<true>;
+pub type Delay = Seconds<0>;
 
-impl<const ZERO_OK: bool> FromStr for Seconds<ZERO_OK> {
+/// How often files are compared when they are polled (`watch_interval`): each time reads and
+/// hashes every one of them.
+pub type PollInterval = Seconds<100>;
+
+impl<const MIN_MS: u64> FromStr for Seconds<MIN_MS> {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         Seconds::try_from(seconds_of(s)?)
     }
 }
 
-impl<const ZERO_OK: bool> TryFrom<f64> for Seconds<ZERO_OK> {
+impl<const MIN_MS: u64> TryFrom<f64> for Seconds<MIN_MS> {
     type Error = String;
     fn try_from(value: f64) -> Result<Self, String> {
-        let above_min = if ZERO_OK {
-            value >= 0.0
-        } else {
-            value >= MIN_TIMEOUT_SECONDS
-        };
-        if value.is_finite() && above_min && value <= MAX_SECONDS {
+        let min = MIN_MS as f64 / 1000.0;
+        if value.is_finite() && value >= min && value <= MAX_SECONDS {
             Ok(Seconds(Duration::from_secs_f64(value)))
         } else {
-            let min = if ZERO_OK {
-                "at least 0"
-            } else {
-                "at least 1ms"
-            };
             Err(format!(
-                "{value} seconds is out of range ({min}, at most {MAX_SECONDS})"
+                "{value} seconds is out of range (at least {MIN_MS}ms, at most {MAX_SECONDS})"
             ))
         }
     }
 }
 
-impl<'de, const ZERO_OK: bool> Deserialize<'de> for Seconds<ZERO_OK> {
+impl<'de, const MIN_MS: u64> Deserialize<'de> for Seconds<MIN_MS> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         #[derive(Deserialize)]
         #[serde(untagged)]

@@ -357,6 +357,7 @@ impl<'a> Head<'a> {
         Ok(())
     }
 
+    /// Reads one field into the head: a name read here is one of [`FIELDS_READ`].
     fn add_field(&mut self, name: &[u8], value: &'a [u8]) -> Result<(), Rejection> {
         let first = |kept: &mut &'a [u8]| {
             if kept.is_empty() {

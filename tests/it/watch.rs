@@ -403,7 +403,8 @@ fn watch_durations_take_a_unit_or_bare_seconds() {
     }
     for (bad, says) in [
         ("watch_debounce = \"0ms\"", "at least 1ms"),
-        ("watch_interval = 1e-12", "at least 1ms"),
+        ("watch_interval = 1e-12", "at least 100ms"),
+        ("watch_interval = \"50ms\"", "at least 100ms"),
         ("watch_debounce = 0", "out of range"),
         ("watch_interval = \"5 parsecs\"", "is not a duration"),
         ("watch = \"yes\"", "watch"),
