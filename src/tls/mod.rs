@@ -210,7 +210,14 @@ fn client_verifier(
     let roots = certs::load_roots(ca)?;
     check.update(format!("{:?}", settings.client_auth));
     for root in &roots.roots {
-        for part in [&root.subject[..], &root.subject_public_key_info[..]] {
+        let constraints = root.name_constraints.as_deref();
+        check.update([u8::from(constraints.is_some())]);
+        let parts = [
+            &root.subject[..],
+            &root.subject_public_key_info[..],
+            constraints.unwrap_or_default(),
+        ];
+        for part in parts {
             check.update((part.len() as u64).to_le_bytes());
             check.update(part);
         }

@@ -434,6 +434,7 @@ fn a_session_from_before_client_certificates_were_required_does_not_resume() {
     );
     server.signal(libc::SIGHUP);
     server.await_log(&["configuration reloaded"]);
+    server.await_log(&["client certificate checks changed"]);
     let mut tls = connect(addr, &config, "a.example");
     assert!(
         request(&mut tls, "/").is_err(),
