@@ -9,6 +9,7 @@ use super::head::{self, DATE_LEN};
 use super::prebuilt::Answer;
 use super::template::{Escape, Template};
 use crate::config::Route;
+use crate::http::method_bit;
 use crate::http::status::reason_phrase;
 
 /// A templated answer's fixed parts.
@@ -35,6 +36,9 @@ pub(super) struct Prepared {
     pub(super) rendered: Option<Rendered>,
     /// For an echo route.
     pub(super) echo: Option<echo::Fixed>,
+    /// The route's methods, as `http::method_bit`s (a method it lists that no request can have
+    /// is in `Allow` only).
+    pub(super) methods: u16,
     pub(super) not_allowed: Answer,
     pub(super) options: Answer,
 }
@@ -90,6 +94,7 @@ impl Prepared {
             validators,
             rendered,
             echo,
+            methods: route.methods.iter().fold(0, |set, m| set | method_bit(m)),
             not_allowed: Answer::plain(405, &allows),
             options: no_content(&allows),
         }

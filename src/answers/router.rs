@@ -10,7 +10,7 @@ use super::pages::Language;
 use super::template::Format;
 use super::Responses;
 use crate::config::RouteDelay;
-use crate::http::{Selectors, Target};
+use crate::http::{method_bit, Selectors, Target};
 
 /// The role of the listener a connection came in on, which decides what its paths reach.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -127,6 +127,10 @@ impl Responses {
     /// Picks the answer for a request that came in on a listener of `role`, the probes being as
     /// `probes` says. `OPTIONS` is answered for every path that has an answer, unless its route
     /// lists `OPTIONS` itself.
+    // Inlined where the request stream decides, as `Responder::choose` is: a request with a body
+    // is chosen for a second time in another place, and a call of its own on every request's
+    // path would cost more than the copy.
+    #[inline(always)]
     pub fn choose(
         &self,
         method: &str,
@@ -168,7 +172,7 @@ impl Responses {
             return AnswerId::NotFound;
         };
         let prepared = &self.routes[i];
-        if prepared.route.methods.iter().any(|m| m == method) {
+        if prepared.methods & method_bit(method) != 0 {
             match &prepared.validators {
                 Some(v) if matches!(method, "GET" | "HEAD") && v.fresh(selectors) => {
                     AnswerId::NotModified(i)

@@ -17,7 +17,7 @@ pub mod status;
 use std::time::{Duration, Instant};
 
 use chunked::{Chunked, Decoded};
-pub use head::{find_head_end, FIELDS_READ};
+pub use head::{find_head_end, method_bit, FIELDS_READ};
 use head::{parse_complete_head, parse_head, parse_whole_head, too_long};
 use status::Rejection;
 

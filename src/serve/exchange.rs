@@ -120,6 +120,8 @@ impl Exchanges for Responder<'_> {
         );
     }
 
+    // See `Responses::choose`.
+    #[inline(always)]
     fn choose(&mut self, method: &str, target: Target<'_>, selectors: &Selectors<'_>) -> AnswerId {
         let responses = &self.pass.site.responses;
         responses.choose(method, target, self.pass.probes(), self.role, selectors)
