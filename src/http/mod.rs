@@ -217,7 +217,7 @@ pub struct Exchange<'a, C> {
     pub version: u8,
     /// When the request's first byte was read.
     pub started: Instant,
-    pub client: Client<'a>,
+    pub client: &'a Client<'a>,
     /// The head as received, for templates' `{{header.NAME}}`: the request line, then the
     /// header lines.
     pub headers: &'a [u8],
@@ -344,10 +344,15 @@ impl Pending {
         Client::from_parts(std::array::from_fn(|i| client[i]))
     }
 
-    /// The exchange, its answer chosen by `exchanges` now.
-    fn exchange<C: Copy>(&self, exchanges: &mut impl Exchanges<Choice = C>) -> Exchange<'_, C> {
+    /// The exchange of `client` (this one's [`Pending::client`]), its answer chosen by
+    /// `exchanges` now.
+    fn exchange<'p, C: Copy>(
+        &'p self,
+        client: &'p Client<'p>,
+        exchanges: &mut impl Exchanges<Choice = C>,
+    ) -> Exchange<'p, C> {
         let [method, target, headers, path, rest @ ..] = self.parts();
-        let (client, selectors) = rest.split_at(Client::FIELDS);
+        let (_, selectors) = rest.split_at(Client::FIELDS);
         let method = std::str::from_utf8(method).unwrap_or_default();
         let routed_by = if self.asterisk {
             Target::Asterisk
@@ -364,7 +369,7 @@ impl Pending {
             target: std::str::from_utf8(target).unwrap_or_default(),
             version: self.version,
             started: self.started,
-            client: Client::from_parts(std::array::from_fn(|i| client[i])),
+            client,
             headers,
             body: &self.body,
             body_bytes: self.body_bytes,
@@ -541,7 +546,8 @@ impl RequestStream {
         let Some(pending) = self.pending.as_deref_mut() else {
             return Step::Next(pos);
         };
-        let exchange = pending.exchange(exchanges);
+        let client = pending.client();
+        let exchange = pending.exchange(&client, exchanges);
         let step = answer_then_go_on(&exchange, input, pos, exchanges, out);
         pending.release_large_body();
         step
@@ -630,7 +636,7 @@ impl RequestStream {
             target: head.target,
             version: head.version,
             started,
-            client: head.client,
+            client: &head.client,
             headers: head.headers,
             body: &[],
             body_bytes: 0,

@@ -231,7 +231,7 @@ impl Exchanges for Responder<'_> {
         if settings.access_log && (settings.log_health_checks || !exchange.choice.is_builtin()) {
             let client = Client {
                 request_id,
-                ..exchange.client
+                ..*exchange.client
             };
             let requester = Requester {
                 conn_id: self.conn_id,
