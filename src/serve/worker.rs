@@ -4,11 +4,10 @@
 //! per-connection settings), replaced whole when a reload publishes a new one.
 //!
 //! The loop accepts until a listener would block, drives each ready connection (see
-//! `serve::connection`),
-//! fires due deadlines, tidies memory after connections close, and follows the phase in `control`
-//! when its waker fires: a drain accepts what the kernel has queued, closes the listeners, serves
-//! what is in flight, and returns when the last connection is gone. Starting workers and handling
-//! signals is `serve::supervisor`'s job.
+//! `serve::connection`), fires due deadlines, tidies memory after connections close, and follows
+//! the phase in `control` when its waker fires: a drain accepts what the kernel has queued, closes
+//! the listeners, serves what is in flight, and returns when the last connection is gone.
+//! Starting workers and handling signals is `serve::supervisor`'s job.
 
 use std::io::{self, ErrorKind};
 use std::net::SocketAddr;
