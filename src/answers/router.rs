@@ -165,7 +165,11 @@ impl Responses {
                 None => AnswerId::NotFound,
             };
         }
-        if let Some(page) = self.error_page(path, selectors) {
+        // Checked here: the page's search, even one that returns at once, costs a call.
+        let page = self
+            .error_pages_on
+            .then(|| self.error_page(path, selectors));
+        if let Some(page) = page.flatten() {
             return page;
         }
         let Some(i) = self.routes.iter().position(|r| r.route.matches(path)) else {
@@ -239,48 +243,42 @@ impl Responses {
         })
     }
 
-    /// In error-page mode, the page an `X-Code` from 400 to 599 asks for (in the format of
+    /// The page an `X-Code` from 400 to 599 asks for (in the format of
     /// `X-Format`, else the first `Accept` takes of HTML, JSON and text, else HTML), or without
     /// one, the page a path `/{code}` or `/{code}.{ext}` names (`/503`, `/404.json`: in the
     /// extension's format, else as for `X-Code`); in the pinned language, else the one
     /// `Accept-Language` prefers, else English.
     fn error_page(&self, path: &[u8], selectors: &Selectors<'_>) -> Option<AnswerId> {
-        if !self.error_pages_on {
-            return None;
-        }
-        let negotiated = || {
+        // The code first: nearly every path names none, and then nothing is negotiated.
+        let (code, format) = if selectors.x_code.is_empty() {
+            let name = path.strip_prefix(b"/")?;
+            let (digits, format) = match name.iter().position(|&b| b == b'.') {
+                Some(dot) => {
+                    let ext = &name[dot + 1..];
+                    let format = Format::ALL
+                        .into_iter()
+                        .find(|f| f.ext().as_bytes() == ext)?;
+                    (&name[..dot], Some(format))
+                }
+                None => (name, None),
+            };
+            if digits.len() != 3 || !digits.iter().all(u8::is_ascii_digit) {
+                return None;
+            }
+            (error_code(digits)?, format)
+        } else {
+            (error_code(selectors.x_code.trim_ascii())?, None)
+        };
+        let format = format.unwrap_or_else(|| {
             Format::from_media_type(selectors.x_format)
                 .or_else(|| Format::from_accept(selectors.accept))
                 .unwrap_or(Format::Html)
-        };
+        });
         let language = self
             .error_pages
             .language()
             .or_else(|| Language::from_accept_language(selectors.accept_language))
             .unwrap_or(Language::En);
-        if !selectors.x_code.is_empty() {
-            let code = error_code(selectors.x_code.trim_ascii())?;
-            return Some(AnswerId::ErrorPage {
-                code,
-                format: negotiated(),
-                language,
-            });
-        }
-        let name = path.strip_prefix(b"/")?;
-        let (code, format) = match name.iter().position(|&b| b == b'.') {
-            Some(dot) => {
-                let ext = &name[dot + 1..];
-                let format = Format::ALL
-                    .into_iter()
-                    .find(|f| f.ext().as_bytes() == ext)?;
-                (&name[..dot], format)
-            }
-            None => (name, negotiated()),
-        };
-        if code.len() != 3 || !code.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        let code = error_code(code)?;
         Some(AnswerId::ErrorPage {
             code,
             format,
