@@ -1,7 +1,9 @@
-//! Byte classes tested eight bytes at a time (a newline is searched for by `memchr`): a `u64` holds eight bytes, and the carries of one
-//! subtraction or addition mark the bytes of a class in their high bits. The log line's escaping, the access line's printable values and `traceparent`'s hex
-//! digits each scan text a client sent, on every request. The token byte class (methods, field
-//! names, codings) lives here too, tested a byte at a time. What the bytes mean, and what is done
+//! Byte classes tested eight bytes at a time: a `u64` holds eight bytes, and the carries of one
+//! subtraction or addition mark the bytes of a class in their high bits. The log line's
+//! escaping, the access line's printable values and `traceparent`'s hex digits each scan text a
+//! client sent, on every request, and every field name is compared with the names the head is
+//! read for. The token byte class (methods, field names, codings) lives here too, tested a byte
+//! at a time, and the newline search, which is `memchr`'s. What the bytes mean, and what is done
 //! with them, is the callers' business.
 
 const ONES: u64 = u64::from_ne_bytes([1; 8]);
