@@ -423,7 +423,7 @@ impl Connection {
             State::Open => Waiting::Idle,
         };
         // A request's deadline runs from its first byte and is not extended by later bytes; idle
-        // and write deadlines restart with every sign of life.
+        // and write deadlines restart with every sign of life: an answer, or bytes written.
         let restart = self.waiting != before
             || (active && matches!(self.waiting, Waiting::Idle | Waiting::Write));
         if restart {
@@ -475,8 +475,9 @@ impl Connection {
                 State::Lingering => return self.discard(scratch),
                 State::Open if self.paused => {
                     self.paused = false;
-                    if let Err(e) = self.feed(pass, scratch, 0) {
-                        return Some(CloseReason::error(&e));
+                    match self.feed(pass, scratch, 0) {
+                        Ok(answered) => *active |= answered,
+                        Err(e) => return Some(CloseReason::error(&e)),
                     }
                 }
                 State::Open if !self.may_read => return None,
@@ -487,7 +488,6 @@ impl Connection {
                     // complete one has already been answered.
                     Ok(Some(0)) => return Some(CloseReason::ClientClosed),
                     Ok(Some(n)) => {
-                        *active = true;
                         pass.stats.bytes_in.add(n as u64);
                         tracing::trace!(conn = self.id, bytes = n, "read");
                         // A short read means the receive queue was empty at that moment, and
@@ -497,8 +497,13 @@ impl Connection {
                         // until it would block.
                         self.may_read =
                             n == scratch.input.len() || self.peer_closed || self.is_tls();
-                        if let Err(e) = self.feed(pass, scratch, n) {
-                            return Some(CloseReason::error(&e));
+                        // Bytes are no sign of life unless they are answered (or begin a
+                        // request, which its own deadline bounds): the empty lines RFC 9112 2.2
+                        // has ignored before a request would otherwise hold a connection open
+                        // on two bytes a timeout.
+                        match self.feed(pass, scratch, n) {
+                            Ok(answered) => *active |= answered,
+                            Err(e) => return Some(CloseReason::error(&e)),
                         }
                     }
                     // Nothing more now; the next edge wakes this connection again.
@@ -514,8 +519,8 @@ impl Connection {
     }
 
     /// Feeds `n` new bytes of `scratch.input` (after any kept partial request) to the request
-    /// stream and sends what it answers.
-    fn feed(&mut self, pass: &Pass<'_>, scratch: &mut Scratch, n: usize) -> io::Result<()> {
+    /// stream and sends what it answers; true if it answered.
+    fn feed(&mut self, pass: &Pass<'_>, scratch: &mut Scratch, n: usize) -> io::Result<bool> {
         let cx = pass.context();
         let mut responder = pass.responder(
             self.id,
@@ -567,10 +572,11 @@ impl Connection {
             });
             now = before;
         }
+        let answered = !scratch.output.is_empty();
         let result = self.send(&pass.site.settings, now);
         scratch.output.clear();
         self.release_empty_buffers();
-        result
+        result.map(|()| answered)
     }
 
     /// Writes `data` in one call; whatever the socket does not take waits in `unsent`. Behind

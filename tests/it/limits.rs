@@ -1,6 +1,6 @@
 //! Timeouts and the connection limit, over real sockets.
 
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::time::{Duration, Instant};
 
 use crate::common::{read_response, read_to_close, status_of, Server};
@@ -51,6 +51,54 @@ fn an_idle_keep_alive_connection_is_closed_at_the_idle_timeout() {
     let start = Instant::now();
     assert_eq!(read_to_close(&mut s), "");
     assert_about(start.elapsed(), Duration::from_millis(300));
+}
+
+/// Writes a line end every 100 ms until the server closes the connection (at most 4 s): how
+/// long it took, or `None` if it never closed. An answer to line ends alone fails the test.
+fn line_ends_until_closed(s: &mut std::net::TcpStream) -> Option<Duration> {
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let start = Instant::now();
+    let mut buf = [0u8; 256];
+    while start.elapsed() < Duration::from_secs(4) {
+        if s.write_all(b"\r\n").is_err() {
+            return Some(start.elapsed());
+        }
+        match s.read(&mut buf) {
+            Ok(0) => return Some(start.elapsed()),
+            Ok(n) => panic!(
+                "answered line ends: {:?}",
+                String::from_utf8_lossy(&buf[..n])
+            ),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            // Reset: a line end written after the close.
+            Err(_) => return Some(start.elapsed()),
+        }
+    }
+    None
+}
+
+#[test]
+fn empty_lines_between_requests_do_not_hold_an_idle_connection_open() {
+    let server = Server::start(&["--idle-timeout", "0.5", "--read-timeout", "30"]);
+    let mut s = server.connect();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    assert_eq!(status_of(&read_response(&mut s)), 200);
+    let waited = line_ends_until_closed(&mut s).expect("held open by line ends");
+    assert_about(waited, Duration::from_millis(500));
+    // A request after them is still a request.
+    let mut s = server.connect();
+    s.write_all(b"\r\n\r\nGET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    assert_eq!(status_of(&read_response(&mut s)), 200);
+}
+
+#[test]
+fn empty_lines_before_a_first_request_wait_no_longer_than_the_read_timeout() {
+    let server = Server::start(&["--read-timeout", "0.5", "--idle-timeout", "30"]);
+    let mut s = server.connect();
+    let waited = line_ends_until_closed(&mut s).expect("held open by line ends");
+    assert_about(waited, Duration::from_millis(500));
 }
 
 #[test]
