@@ -423,9 +423,15 @@ impl Connection {
             State::Open => Waiting::Idle,
         };
         // A request's deadline runs from its first byte and is not extended by later bytes; idle
-        // and write deadlines restart with every sign of life: an answer, or bytes written.
+        // and write deadlines restart with every sign of life: an answer, or bytes written. A
+        // request still coming after an answer began after it, in this pass: its deadline runs
+        // from now, not from the first byte of the one answered.
         let restart = self.waiting != before
-            || (active && matches!(self.waiting, Waiting::Idle | Waiting::Write));
+            || (active
+                && matches!(
+                    self.waiting,
+                    Waiting::Idle | Waiting::Write | Waiting::Request
+                ));
         if restart {
             let s = &pass.site.settings;
             let timeout = match self.waiting {

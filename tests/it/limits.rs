@@ -53,6 +53,21 @@ fn an_idle_keep_alive_connection_is_closed_at_the_idle_timeout() {
     assert_about(start.elapsed(), Duration::from_millis(300));
 }
 
+#[test]
+fn a_request_begun_after_an_answer_has_its_own_read_timeout() {
+    // Each write ends one request and begins the next: each has the whole timeout from its own
+    // first byte, not from the first byte of the one before it.
+    let server = Server::start(&["--read-timeout", "1", "--idle-timeout", "5"]);
+    let mut s = server.connect();
+    s.write_all(b"GET / HTTP/1.1\r\nHo").unwrap();
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(600));
+        s.write_all(b"st: t\r\n\r\nGET / HTTP/1.1\r\nHo").unwrap();
+        let answer = read_response(&mut s);
+        assert_eq!(status_of(&answer), 200, "{answer}");
+    }
+}
+
 /// Writes a line end every 100 ms until the server closes the connection (at most 4 s): how
 /// long it took, or `None` if it never closed. An answer to line ends alone fails the test.
 fn line_ends_until_closed(s: &mut std::net::TcpStream) -> Option<Duration> {
