@@ -24,12 +24,12 @@ pub struct Framing<'a> {
 }
 
 impl Framing<'_> {
-    /// A rejected's: whole, then the connection closes.
-    pub fn rejected(minor: u8, request_id: &[u8]) -> Framing<'_> {
+    /// A rejected's: whole (but to a HEAD), then the connection closes.
+    pub fn rejected(minor: u8, head_only: bool, request_id: &[u8]) -> Framing<'_> {
         Framing {
             minor,
             keep_alive: false,
-            head_only: false,
+            head_only,
             request_id,
         }
     }

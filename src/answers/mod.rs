@@ -437,7 +437,11 @@ mod tests {
         let r = Responses::new(&Config::default());
         for rejection in Rejection::ALL {
             let mut out = Vec::new();
-            r.write(r.rejection(rejection), &Framing::rejected(0, b""), &mut out);
+            r.write(
+                r.rejection(rejection),
+                &Framing::rejected(0, false, b""),
+                &mut out,
+            );
             let got = String::from_utf8_lossy(&out);
             assert!(got.starts_with(&format!("HTTP/1.0 {} ", rejection.status())));
             assert!(got.contains("Connection: close\r\n"));

@@ -262,9 +262,6 @@ impl Responses {
                 }
                 None => (name, None),
             };
-            if digits.len() != 3 || !digits.iter().all(u8::is_ascii_digit) {
-                return None;
-            }
             (error_code(digits)?, format)
         } else {
             (error_code(selectors.x_code.trim_ascii())?, None)
@@ -310,11 +307,16 @@ impl Responses {
     }
 }
 
-/// A status from 400 to 599.
+/// A status from 400 to 599, in three digits and nothing else (`+503` and `0503` are no code).
 fn error_code(digits: &[u8]) -> Option<u16> {
-    std::str::from_utf8(digits)
-        .ok()?
-        .parse::<u16>()
-        .ok()
-        .filter(|c| (400..=599).contains(c))
+    let &[a, b, c] = digits else {
+        return None;
+    };
+    if !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let code = [a, b, c]
+        .into_iter()
+        .fold(0, |code, digit| code * 10 + u16::from(digit - b'0'));
+    (400..=599).contains(&code).then_some(code)
 }

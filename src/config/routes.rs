@@ -264,6 +264,10 @@ fn check_content_allowed(spec: &RouteSpec, source: &Source) -> Result<(), Config
             .as_ref()
             .filter(|t| *t.get_ref())
             .map(|t| ("template", t.span().start)),
+        spec.echo
+            .as_ref()
+            .filter(|e| *e.get_ref())
+            .map(|e| ("echo", e.span().start)),
     ];
     match content.into_iter().flatten().next() {
         Some((key, offset)) if resets => fail(

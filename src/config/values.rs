@@ -226,6 +226,11 @@ impl<'de> Deserialize<'de> for Method {
                 "`{method}` is not a valid HTTP method"
             )));
         }
+        if method == "CONNECT" {
+            return Err(de::Error::custom(
+                "`CONNECT` asks for a tunnel, which responder does not open: every CONNECT gets 501",
+            ));
+        }
         Ok(Method(method))
     }
 }

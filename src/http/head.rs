@@ -101,6 +101,8 @@ pub(super) struct Head<'a> {
     /// 0 for HTTP/1.0, 1 for HTTP/1.1 and later 1.x.
     pub(super) version: u8,
     pub(super) persistent: bool,
+    /// A `close` option was sent, which no `keep-alive` beside it undoes (RFC 9112 9.3).
+    close_asked: bool,
     content_length: Option<u64>,
     length_fields: usize,
     /// The codings of every `Transfer-Encoding` field line, in order.
@@ -175,14 +177,14 @@ impl<'a> Head<'a> {
     pub(super) fn check(&self, limits: Limits) -> Result<(Target<'a>, Body), Rejection> {
         let body = self.framing(limits)?;
         let path = self.check_target()?;
-        if method_bit(self.method) == 0 {
+        // responder opens no tunnels: CONNECT is not implemented, whatever its target's form
+        // (a 2xx would say the tunnel is open, RFC 9110 9.3.6).
+        if method_bit(self.method) == 0 || self.method == "CONNECT" {
             return Err(Rejection::NotImplemented);
         }
         let target = match path {
             Some(path) => Target::Path(path),
             None if self.target == "*" && self.method == "OPTIONS" => Target::Asterisk,
-            // Authority-form is for CONNECT, and responder opens no tunnels.
-            None if self.method == "CONNECT" => return Err(Rejection::NotImplemented),
             None => return Err(Rejection::BadRequest),
         };
         Ok((target, body))
@@ -210,12 +212,18 @@ impl<'a> Head<'a> {
     }
 
     /// RFC 9112 3.2: a target of visible ASCII, and an HTTP/1.1 request names its host once,
-    /// validly, in `Host`, unless its target is in absolute form, whose authority wins. Returns
-    /// the path to route by, if any.
+    /// validly, in `Host` (any request that names it does so once and validly), and an
+    /// absolute-form target's authority is valid too. Returns the path to route by, if any.
     fn check_target(&self) -> Result<Option<&'a [u8]>, Rejection> {
         let target = self.target.as_bytes();
         // A URI is visible ASCII (RFC 9112 3.2, RFC 3986 2); httparse also takes UTF-8.
         if !is_target(target) {
+            return Err(Rejection::BadRequest);
+        }
+        // The 400 is for any request, whatever its target's form; an absolute-form target's
+        // authority replaces the value only (RFC 9112 3.2.2).
+        let host_missing = self.version == 1 && self.host_fields == 0;
+        if host_missing || self.host_fields > 1 || !self.host_valid {
             return Err(Rejection::BadRequest);
         }
         if let Some((authority, path)) = absolute_form(target) {
@@ -223,10 +231,6 @@ impl<'a> Head<'a> {
                 return Err(Rejection::BadRequest);
             }
             return Ok(Some(strip_query(path)));
-        }
-        let host_missing = self.version == 1 && self.host_fields == 0;
-        if host_missing || self.host_fields > 1 || !self.host_valid {
-            return Err(Rejection::BadRequest);
         }
         // Origin-form has a path; asterisk- and authority-form do not.
         Ok((target.first() == Some(&b'/')).then(|| strip_query(target)))
@@ -296,7 +300,7 @@ fn head_of<'a, 's>(
     let parsed = slot.insert(Head::new(method, target, version, head));
     parsed
         .read_fields(req.headers, request_id_header)
-        .map_err(|r| Rejected::new(r, version))?;
+        .map_err(|r| Rejected::new(r, version).of(method))?;
     Ok(parsed)
 }
 
@@ -322,7 +326,8 @@ fn parse_later_minor_version<'a, 's>(
     match httparse::parse_headers(&buf[line.len..], &mut fields) {
         Ok(httparse::Status::Complete((_, fields))) => {
             let head = slot.insert(Head::new(line.method, line.target, 1, buf));
-            head.read_fields(fields, request_id_header)?;
+            head.read_fields(fields, request_id_header)
+                .map_err(|r| Rejected::new(r, 1).of(line.method))?;
             Ok(Some(head))
         }
         Ok(httparse::Status::Partial) => Ok(None),
@@ -340,6 +345,7 @@ impl<'a> Head<'a> {
             version,
             // HTTP/1.0 closes unless asked to stay; HTTP/1.1 stays unless asked to close.
             persistent: version == 1,
+            close_asked: false,
             content_length: None,
             length_fields: 0,
             transfer_codings: Codings::default(),
@@ -366,6 +372,11 @@ impl<'a> Head<'a> {
             } else {
                 self.add_field(name, field.value)?;
             }
+        }
+        // RFC 9112 3.2.2: the host of an absolute-form target is the request's, not `Host`'s
+        // (which is checked all the same).
+        if let Some((authority, _)) = absolute_form(self.target.as_bytes()) {
+            self.client.host = authority;
         }
         Ok(())
     }
@@ -396,12 +407,12 @@ impl<'a> Head<'a> {
                 if value.eq_ignore_ascii_case(b"keep-alive") {
                     self.keep_alive();
                 } else if value.eq_ignore_ascii_case(b"close") {
-                    self.persistent = false;
+                    self.close();
                 } else {
                     for token in value.split(|&b| b == b',') {
                         let token = token.trim_ascii();
                         if token.eq_ignore_ascii_case(b"close") {
-                            self.persistent = false;
+                            self.close();
                         } else if token.eq_ignore_ascii_case(b"keep-alive") {
                             self.keep_alive();
                         }
@@ -414,7 +425,9 @@ impl<'a> Head<'a> {
             }
             17 if is(b"transfer-encoding") => self.transfer_codings.add(value),
             6 if is(b"expect") => {
-                self.expects_continue = value.trim_ascii().eq_ignore_ascii_case(b"100-continue");
+                // RFC 9110 10.1.1: ignored in an HTTP/1.0 request, whose client may not know it.
+                self.expects_continue =
+                    self.version > 0 && value.trim_ascii().eq_ignore_ascii_case(b"100-continue");
             }
             13 if is(b"if-none-match") => first(&mut self.selectors.if_none_match),
             17 if is(b"if-modified-since") => first(&mut self.selectors.if_modified_since),
@@ -427,11 +440,18 @@ impl<'a> Head<'a> {
         Ok(())
     }
 
-    /// `Connection: keep-alive`: an HTTP/1.0 request asks to stay; HTTP/1.1 stays anyway.
+    /// `Connection: keep-alive`: an HTTP/1.0 request asks to stay, unless it also asked to close;
+    /// HTTP/1.1 stays anyway.
     fn keep_alive(&mut self) {
-        if self.version == 0 {
+        if self.version == 0 && !self.close_asked {
             self.persistent = true;
         }
+    }
+
+    /// `Connection: close`, wherever it is among the options and field lines.
+    fn close(&mut self) {
+        self.close_asked = true;
+        self.persistent = false;
     }
 }
 

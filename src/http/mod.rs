@@ -530,7 +530,11 @@ impl RequestStream {
         let pending = self.pending.as_deref();
         let minor = pending.map_or(HIGHEST_MINOR, |p| p.version);
         let client = pending.map(Pending::client).unwrap_or_default();
-        let rejected = Rejected::new(rejection, minor);
+        let head_only = pending.is_some_and(|p| p.head_only);
+        let rejected = Rejected {
+            head_only,
+            ..Rejected::new(rejection, minor)
+        };
         Step::Stop(reject(rejected, &client, pos, exchanges, out))
     }
 
@@ -620,7 +624,7 @@ impl RequestStream {
         let (target, body) = match head.check(cx.limits) {
             Ok(decided) => decided,
             Err(rejection) => {
-                let rejected = Rejected::new(rejection, head.version);
+                let rejected = Rejected::new(rejection, head.version).of(head.method);
                 return Step::Stop(reject(rejected, &head.client, pos, exchanges, out));
             }
         };
@@ -685,13 +689,18 @@ impl RequestStream {
     }
 }
 
-/// RFC 9112 2.2: empty lines before a request line are ignored (some clients send a CRLF after a
-/// body); without this they would start a "request" that never completes. Only at the start of a
-/// head: `scanned` is zero there.
+/// RFC 9112 2.2: empty lines (CRLF, or a bare LF) before a request line are ignored (some clients
+/// send a CRLF after a body); without this they would start a "request" that never completes. A
+/// bare CR is no line end: it is left to the request line, which refuses it. Only at the start of
+/// a head: `scanned` is zero there.
 fn skip_blank_lines(input: &[u8], mut pos: usize, scanned: usize) -> usize {
     if scanned == 0 {
-        while pos < input.len() && matches!(input[pos], b'\r' | b'\n') {
-            pos += 1;
+        loop {
+            match input.get(pos..) {
+                Some([b'\n', ..]) => pos += 1,
+                Some([b'\r', b'\n', ..]) => pos += 2,
+                _ => break,
+            }
         }
     }
     pos
@@ -753,11 +762,25 @@ fn progress(consumed: usize, verdict: Verdict) -> Progress {
 pub struct Rejected {
     pub rejection: Rejection,
     pub minor: u8,
+    /// The request was a HEAD: the answer has no content (RFC 9110 9.3.2).
+    pub head_only: bool,
 }
 
 impl Rejected {
     pub(super) fn new(rejection: Rejection, minor: u8) -> Rejected {
-        Rejected { rejection, minor }
+        Rejected {
+            rejection,
+            minor,
+            head_only: false,
+        }
+    }
+
+    /// The same, refusing a request of `method`, when its request line was understood.
+    pub(super) fn of(self, method: &str) -> Rejected {
+        Rejected {
+            head_only: method == "HEAD",
+            ..self
+        }
     }
 }
 
@@ -825,7 +848,7 @@ mod tests {
         let cases: [(&str, &str, &str); 7] = [
             ("1.0", " Keep-Alive ", "keep-alive"),
             ("1.0", "CLOSE", "close"),
-            ("1.0", "close, keep-alive", "keep-alive"),
+            ("1.0", "close, keep-alive", "close"),
             ("1.0", "keep-alive, close", "close"),
             ("1.0", "upgrade,keep-alive", "keep-alive"),
             ("1.1", "keep-alive", "keep-alive"),

@@ -304,8 +304,12 @@ fn reject(
     rejected: Rejected,
     out: &mut Vec<u8>,
 ) -> Sent {
-    let Rejected { rejection, minor } = rejected;
-    let framing = Framing::rejected(minor, requester.client.request_id);
+    let Rejected {
+        rejection,
+        minor,
+        head_only,
+    } = rejected;
+    let framing = Framing::rejected(minor, head_only, requester.client.request_id);
     let sent = responses.write(responses.rejection(rejection), &framing, out);
     stats.response(sent.status, sent.bytes, 0);
     let line = RejectionLine {

@@ -68,7 +68,14 @@ fn error_pages_follow_x_code_x_format_and_accept() {
     assert_eq!(header(&refused, "content-type"), Some("application/json"));
 
     // Not a code from 400 to 599, or none: routed as usual.
-    for ask in ["X-Code: 399\r\n", "X-Code: 600\r\n", "X-Code: abc\r\n", ""] {
+    for ask in [
+        "X-Code: 399\r\n",
+        "X-Code: 600\r\n",
+        "X-Code: abc\r\n",
+        "X-Code: +503\r\n",
+        "X-Code: 0503\r\n",
+        "",
+    ] {
         let routed = get(&server, ask);
         assert_eq!(status_of(&routed), 200, "{ask:?}");
         assert_eq!(body_of(&routed), "Hello, world!");

@@ -44,6 +44,14 @@ fn check_names_the_file_line_and_field_at_fault() {
         "{text}"
     );
 
+    // Every CONNECT gets 501 (responder opens no tunnels): a route cannot answer one.
+    let (ok, text) = check("[[route]]\npath = \"/\"\nmethods = [\"GET\", \"CONNECT\"]\n");
+    assert!(!ok);
+    assert!(
+        text.contains("FILE at line 3") && text.contains("CONNECT"),
+        "{text}"
+    );
+
     let (ok, text) = check("[[route]]\npath = \"/\"\nheaders = { \"Content-Length\" = \"5\" }\n");
     assert!(!ok);
     assert!(

@@ -81,21 +81,23 @@ fn rfc9112_3_2_host_is_required_once_and_valid_in_http11() {
     }
     // HTTP/1.0 clients (the article's) send no Host.
     check(&server, s, b"GET / HTTP/1.0\r\n\r\n", 200, true);
-    // 3.2.2: an absolute-form target's authority wins; Host is ignored.
+    // 3.2.2: an absolute-form target's authority wins over Host's value, but 3.2's 400 is for
+    // any request: Host is still required once, and valid.
     check(
         &server,
         "RFC 9112 3.2.2",
-        b"GET http://a.example/x HTTP/1.1\r\n\r\n",
+        b"GET http://a.example/x HTTP/1.1\r\nHost: b.example\r\n\r\n",
         200,
         false,
     );
-    check(
-        &server,
-        "RFC 9112 3.2.2",
+    for bad in [
+        &b"GET http://a.example/x HTTP/1.1\r\n\r\n"[..],
         b"GET http://a.example/x HTTP/1.1\r\nHost: b, c\r\n\r\n",
-        200,
-        false,
-    );
+        b"GET http://a.example/x HTTP/1.1\r\nHost: a.example\r\nHost: a.example\r\n\r\n",
+        b"GET http://a.example/x HTTP/1.0\r\nHost: a b\r\n\r\n",
+    ] {
+        check(&server, "RFC 9112 3.2", bad, 400, true);
+    }
     check(
         &server,
         "RFC 9112 3.2.2",
@@ -157,13 +159,89 @@ fn rfc9110_9_1_methods_are_case_sensitive_and_unknown_ones_501() {
     assert_eq!(status_of(&answer), 405, "{answer}");
     assert!(answer.contains("Allow: GET, HEAD, OPTIONS\r\n"), "{answer}");
     assert!(!closed, "a 405 keeps the connection");
+    // No tunnels, whatever the target's form: a 2xx to CONNECT would say one is open.
+    for connect in [
+        &b"CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443\r\n\r\n"[..],
+        b"CONNECT / HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"CONNECT http://a.example:443/ HTTP/1.1\r\nHost: a.example:443\r\n\r\n",
+    ] {
+        check(&server, "RFC 9110 9.3.6", connect, 501, true);
+    }
+}
+
+#[test]
+fn rfc9110_9_3_2_a_refused_head_request_gets_no_content() {
+    let server = Server::with_config("max_body_bytes = 1000\n", &[]);
+    for (request, status) in [
+        (
+            &b"HEAD / HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\n\r\n"[..],
+            413,
+        ),
+        (b"HEAD / HTTP/1.1\r\n\r\n", 400),
+        (
+            b"HEAD / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+            501,
+        ),
+    ] {
+        let mut s = server.connect();
+        s.write_all(request).unwrap();
+        let answer = read_to_close(&mut s);
+        assert_eq!(status_of(&answer), status, "{answer}");
+        // The length a GET would have had, and nothing after the head.
+        assert!(header(&answer, "content-length").is_some(), "{answer}");
+        assert!(answer.ends_with("\r\n\r\n"), "{answer:?}");
+    }
+    // The same refusals to a GET carry their text.
+    let mut s = server.connect();
+    s.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+    assert!(!body_of(&read_to_close(&mut s)).is_empty());
+}
+
+#[test]
+fn rfc9112_9_3_close_wins_over_keep_alive_in_http10() {
+    let server = Server::start(&[]);
+    let s = "RFC 9112 9.3";
+    for request in [
+        &b"GET / HTTP/1.0\r\nConnection: close, keep-alive\r\n\r\n"[..],
+        b"GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n",
+        b"GET / HTTP/1.0\r\nConnection: close\r\nConnection: keep-alive\r\n\r\n",
+        b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\nConnection: close\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\nConnection: keep-alive\r\n\r\n",
+    ] {
+        check(&server, s, request, 200, true);
+    }
     check(
         &server,
         s,
-        b"CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443\r\n\r\n",
-        501,
-        true,
+        b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+        200,
+        false,
     );
+}
+
+#[test]
+fn rfc9112_2_2_empty_lines_before_a_request_are_crlf_or_lf_never_a_bare_cr() {
+    let server = Server::start(&[]);
+    let s = "RFC 9112 2.2";
+    for good in [
+        &b"\r\nGET / HTTP/1.1\r\nHost: t\r\n\r\n"[..],
+        b"\n\r\n\nGET / HTTP/1.1\r\nHost: t\r\n\r\n",
+    ] {
+        check(&server, s, good, 200, false);
+    }
+    for bad in [
+        &b"\rGET / HTTP/1.1\r\nHost: t\r\n\r\n"[..],
+        b"\r\r\nGET / HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"\r\n\rGET / HTTP/1.1\r\nHost: t\r\n\r\n",
+    ] {
+        check(&server, s, bad, 400, true);
+    }
+    // A line's CR and LF in two reads are still one empty line.
+    let mut c = server.connect();
+    c.write_all(b"\r").unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    c.write_all(b"\nGET / HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    assert_eq!(status_of(&read_response(&mut c)), 200);
 }
 
 #[test]
@@ -446,6 +524,18 @@ fn rfc9110_10_1_1_expect_100_continue_gets_the_final_answer_at_once() {
         200,
         false,
     );
+    // An HTTP/1.0 request's expectation is ignored: its body is read and the next request
+    // answered.
+    let mut s = server.connect();
+    s.write_all(
+        b"POST / HTTP/1.0\r\nConnection: keep-alive\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\nabcGET / HTTP/1.0\r\n\r\n",
+    )
+    .unwrap();
+    let answer = read_response(&mut s);
+    assert_eq!(status_of(&answer), 200, "{answer}");
+    assert!(answer.contains("Connection: keep-alive\r\n"), "{answer}");
+    let next = read_to_close(&mut s);
+    assert_eq!(status_of(&next), 200, "{next}");
 }
 
 #[test]
@@ -589,6 +679,7 @@ fn rfc9110_15_3_6_a_205_has_no_content_and_no_validators() {
         ("status = 205\nbody = \"x\"\n", "body", 4),
         ("status = 205\nbody_file = \"page.html\"\n", "body_file", 4),
         ("status = 205\ntemplate = true\n", "template", 4),
+        ("status = 205\necho = true\n", "echo", 4),
         ("body = \"\"\nstatus = 205\n", "body", 3),
         (
             "body = \"x\"\nstatuses = { \"200\" = 1, \"205\" = 1 }\n",

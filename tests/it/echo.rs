@@ -85,6 +85,18 @@ fn text_shows_the_request_line_and_every_field_in_order_as_sent() {
 }
 
 #[test]
+fn an_absolute_form_targets_authority_is_the_host_echoed() {
+    // RFC 9112 3.2.2: the target's host, not Host's (which must be there all the same).
+    let server = Server::with_config(CONFIG, &[]);
+    let request = b"GET http://a.example:8080/echo?format=json HTTP/1.1\r\nHost: other.example\r\n\
+                    Connection: close\r\n\r\n";
+    let (head, body) = one_response(&raw_exchange(&server, request));
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    let json: serde_json::Value = serde_json::from_slice(&body).expect("valid JSON");
+    assert_eq!(json["host"], "a.example:8080");
+}
+
+#[test]
 fn json_is_chosen_by_accept_or_by_format_json() {
     let server = Server::with_config(CONFIG, &[]);
     for (target, accept) in [
