@@ -383,7 +383,12 @@ impl Record for Requester<'_> {
         fields.shown(key!("user_agent"), client.user_agent);
         fields.shown(key!("referer"), client.referer);
         fields.shown(key!("x_forwarded_for"), client.x_forwarded_for);
-        fields.shown(key!("request_id"), client.request_id);
+        if !client.request_id.is_empty() {
+            // Visible ASCII (checked when taken, or one of ours), logged as it is echoed so that
+            // a search for the echoed id finds its line: `shown` would double a backslash.
+            let id = std::str::from_utf8(client.request_id).unwrap_or_default();
+            fields.str(key!("request_id"), id);
+        }
         if let Some(trace) = TraceParent::parse(client.traceparent) {
             fields.plain(key!("trace_id"), trace.trace_id);
             fields.plain(key!("span_id"), trace.span_id);

@@ -83,6 +83,19 @@ fn every_client_field_is_on_the_response_line() {
 }
 
 #[test]
+fn a_request_id_is_logged_exactly_as_it_is_echoed() {
+    // Visible ASCII takes quotes and backslashes: a search for the echoed id finds its line.
+    let server = Server::start(&[]);
+    let mut s = server.connect();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\nX-Request-Id: a\"b\\c\r\n\r\n")
+        .unwrap();
+    let answer = read_response(&mut s);
+    assert_eq!(header(&answer, "X-Request-Id"), Some("a\"b\\c"), "{answer}");
+    let line = &access_lines(&server, "response", 1)[0];
+    assert_eq!(line["request_id"].as_str(), Some("a\"b\\c"), "{line}");
+}
+
+#[test]
 fn hostile_values_leave_every_line_valid_json_cut_and_marked() {
     let server = Server::start(&["--max-header-bytes", "65536"]);
     let long = "x".repeat(10 * 1024);
