@@ -55,7 +55,7 @@ pub fn json_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
 }
 
 /// `\u00XX` for a code point below U+0100.
-fn unicode_escape(out: &mut Vec<u8>, code: u8) {
+pub fn unicode_escape(out: &mut Vec<u8>, code: u8) {
     out.extend_from_slice(b"\\u00");
     out.push(HEX[usize::from(code >> 4)]);
     out.push(HEX[usize::from(code & 0xf)]);

@@ -19,23 +19,31 @@ use crate::{ascii, clock, escape, sys};
 /// How request-controlled values are written into a body, chosen by its `Content-Type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Escape {
-    /// `text/html`: `& < > " '` as character references.
+    /// HTML and XML (SVG too): `& < > " '` as character references.
     Html,
-    /// `application/json` (and `+json`): the inside of a JSON string.
+    /// JSON: the inside of a JSON string.
     Json,
-    /// Anything else: control characters dropped.
+    /// JavaScript: the inside of a JSON string, and the quote, backtick and markup characters
+    /// (`' ` < > &`) as `\u00XX`, so that a string in either quote, a template literal or a
+    /// script in a page is not left.
+    Script,
+    /// Anything else (text, CSS, CSV...): control characters dropped.
     Plain,
 }
 
 impl Escape {
     pub fn for_content_type(content_type: &str) -> Escape {
         let media = essence(content_type.as_bytes()).to_ascii_lowercase();
-        if media == b"text/html" || media == b"application/xhtml+xml" {
-            Escape::Html
-        } else if media == b"application/json" || media.ends_with(b"+json") {
-            Escape::Json
-        } else {
-            Escape::Plain
+        match &media[..] {
+            b"text/html" | b"text/xml" | b"application/xml" => Escape::Html,
+            b"application/json" | b"text/json" => Escape::Json,
+            b"text/javascript"
+            | b"application/javascript"
+            | b"application/ecmascript"
+            | b"text/ecmascript" => Escape::Script,
+            _ if media.ends_with(b"+xml") => Escape::Html,
+            _ if media.ends_with(b"+json") => Escape::Json,
+            _ => Escape::Plain,
         }
     }
 }
@@ -384,9 +392,10 @@ pub(super) fn header<'a>(headers: &'a [u8], name: &[u8]) -> &'a [u8] {
 /// Appends `value` escaped for `escape`. Bytes that are not UTF-8 become U+FFFD in HTML and JSON
 /// (both must stay valid text) and are kept otherwise.
 fn escaped(value: &[u8], escape: Escape, out: &mut Vec<u8>) {
-    if escape == Escape::Json {
-        escape::json_bytes(out, value);
-        return;
+    match escape {
+        Escape::Json => return escape::json_bytes(out, value),
+        Escape::Script => return script(value, out),
+        Escape::Html | Escape::Plain => {}
     }
     for chunk in value.utf8_chunks() {
         for c in chunk.valid().chars() {
@@ -394,9 +403,29 @@ fn escaped(value: &[u8], escape: Escape, out: &mut Vec<u8>) {
         }
         if !chunk.invalid().is_empty() {
             match escape {
-                Escape::Html | Escape::Json => out.extend_from_slice("\u{fffd}".as_bytes()),
                 Escape::Plain => out.extend_from_slice(chunk.invalid()),
+                _ => out.extend_from_slice("\u{fffd}".as_bytes()),
             }
+        }
+    }
+}
+
+/// Appends `value` as the inside of a JavaScript string: JSON's escapes, and the characters that
+/// would end a string in the other quote, a template literal or a script element as `\u00XX`.
+fn script(value: &[u8], out: &mut Vec<u8>) {
+    for chunk in value.utf8_chunks() {
+        let text = chunk.valid();
+        let mut from = 0;
+        for (i, b) in text.bytes().enumerate() {
+            if matches!(b, b'\'' | b'`' | b'<' | b'>' | b'&') {
+                escape::json(out, &text[from..i]);
+                escape::unicode_escape(out, b);
+                from = i + 1;
+            }
+        }
+        escape::json(out, &text[from..]);
+        if !chunk.invalid().is_empty() {
+            out.extend_from_slice("\u{fffd}".as_bytes());
         }
     }
 }
@@ -546,5 +575,17 @@ mod tests {
             Escape::Json
         );
         assert_eq!(Escape::for_content_type("text/plain"), Escape::Plain);
+        for (media, escape) in [
+            ("application/xhtml+xml", Escape::Html),
+            ("image/svg+xml", Escape::Html),
+            ("text/xml; charset=utf-8", Escape::Html),
+            ("Application/XML", Escape::Html),
+            ("text/json", Escape::Json),
+            ("text/javascript", Escape::Script),
+            ("application/javascript; charset=utf-8", Escape::Script),
+            ("text/css", Escape::Plain),
+        ] {
+            assert_eq!(Escape::for_content_type(media), escape, "{media}");
+        }
     }
 }

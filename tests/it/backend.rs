@@ -240,6 +240,35 @@ fn reflected_values_cannot_inject_markup_a_header_or_a_second_response() {
 }
 
 #[test]
+fn xml_svg_and_script_templates_escape_what_they_reflect() {
+    let server = Server::with_config(
+        "[[route]]\npath = \"/svg\"\ntemplate = true\nheaders = { \"Content-Type\" = \"image/svg+xml\" }\n\
+         body = \"<svg><text>{{header.x-evil}}</text></svg>\"\n\
+         [[route]]\npath = \"/xml\"\ntemplate = true\nheaders = { \"Content-Type\" = \"application/xml\" }\n\
+         body = \"<r>{{header.x-evil}}</r>\"\n\
+         [[route]]\npath = \"/js\"\ntemplate = true\n\
+         headers = { \"Content-Type\" = \"text/javascript; charset=utf-8\" }\n\
+         body = \"var a = '{{header.x-evil}}'; var b = `{{header.x-evil}}`;\"\n\
+         [[route]]\npath = \"/tj\"\ntemplate = true\nheaders = { \"Content-Type\" = \"text/json\" }\n\
+         body = \"{\\\"a\\\":\\\"{{header.x-evil}}\\\"}\"\n",
+        &[],
+    );
+    let evil = "</text><script>alert(1)</script>'`\"\\&";
+    let ask =
+        |path: &str| body_of(&get_path(&server, path, &format!("X-Evil: {evil}\r\n"))).to_string();
+    let markup = "&lt;/text&gt;&lt;script&gt;alert(1)&lt;/script&gt;&#39;`&quot;\\&amp;";
+    assert_eq!(ask("/svg"), format!("<svg><text>{markup}</text></svg>"));
+    assert_eq!(ask("/xml"), format!("<r>{markup}</r>"));
+    let script = "\\u003c/text\\u003e\\u003cscript\\u003ealert(1)\\u003c/script\\u003e\\u0027\\u0060\\\"\\\\\\u0026";
+    assert_eq!(
+        ask("/js"),
+        format!("var a = '{script}'; var b = `{script}`;")
+    );
+    let json: serde_json::Value = serde_json::from_str(&ask("/tj")).unwrap();
+    assert_eq!(json["a"], evil);
+}
+
+#[test]
 fn a_template_with_an_unknown_variable_is_a_configuration_error() {
     let (ok, err) =
         check("[[route]]\npath = \"/\"\ntemplate = true\nbody = \"{{method}} {{nope}}\"\n");
