@@ -37,8 +37,25 @@ use route::Prepared;
 use template::{Escape, Template, Values};
 
 thread_local! {
-    /// A rendered body, before its length goes into the head: it keeps its capacity.
+    /// A rendered body, before its length goes into the head: it keeps its capacity, up to
+    /// [`BODY_KEPT`].
     static BODY: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// What the rendered body keeps between answers: every page and a default echo fit; a larger
+/// echo's buffer is given back after its answer rather than held by the worker for good.
+const BODY_KEPT: usize = 256 * 1024;
+
+/// Lends the worker's body buffer, empty, to `render`.
+fn with_body<R>(render: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    BODY.with(|body| {
+        let mut body = body.borrow_mut();
+        body.clear();
+        let result = render(&mut body);
+        body.clear();
+        body.shrink_to(BODY_KEPT);
+        result
+    })
 }
 
 /// Every answer of one configuration, and the routes that choose among them.
@@ -298,11 +315,9 @@ impl Responses {
             lang: page.says.lang,
             ..*values
         };
-        BODY.with(|body| {
-            let mut body = body.borrow_mut();
-            body.clear();
-            page.template.render(&values, page.escape, &mut body);
-            self.write_written(page.status, page.reason, page.headers, &body, framing, out)
+        with_body(|body| {
+            page.template.render(&values, page.escape, body);
+            self.write_written(page.status, page.reason, page.headers, body, framing, out)
         })
     }
 
@@ -316,12 +331,10 @@ impl Responses {
         out: &mut Vec<u8>,
     ) -> Sent {
         let form = echo::Form::of(echoed);
-        BODY.with(|body| {
-            let mut body = body.borrow_mut();
-            body.clear();
-            echo::render(echoed, &self.hostname, form, &mut body);
+        with_body(|body| {
+            echo::render(echoed, &self.hostname, form, body);
             let headers = fixed.headers(form);
-            self.write_written(fixed.status, &fixed.reason, headers, &body, framing, out)
+            self.write_written(fixed.status, &fixed.reason, headers, body, framing, out)
         })
     }
 

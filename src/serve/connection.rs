@@ -49,11 +49,13 @@ pub struct Scratch {
 impl Scratch {
     /// Large enough for a pipelined batch of typical requests in one read.
     const INPUT_BYTES: usize = 64 * 1024;
+    /// The answers to such a batch; a larger answer (a large echo) grows it for itself only.
+    const OUTPUT_BYTES: usize = OUTPUT_HIGH_WATER * 2;
 
     pub fn new() -> Scratch {
         Scratch {
             input: vec![0; Scratch::INPUT_BYTES].into_boxed_slice(),
-            output: Vec::with_capacity(OUTPUT_HIGH_WATER * 2),
+            output: Vec::with_capacity(Scratch::OUTPUT_BYTES),
         }
     }
 }
@@ -581,6 +583,7 @@ impl Connection {
         let answered = !scratch.output.is_empty();
         let result = self.send(&pass.site.settings, now);
         scratch.output.clear();
+        scratch.output.shrink_to(Scratch::OUTPUT_BYTES);
         self.release_empty_buffers();
         result.map(|()| answered)
     }

@@ -5,7 +5,7 @@
 
 use std::io::{Read, Write};
 
-use crate::common::{body_of, check, header, read_response, status_of, Server};
+use crate::common::{body_of, check, header, read_response, rss_kib, status_of, Server};
 
 /// An echo under `/echo`, a 64-byte body limit, and room for a 10 KB header value.
 const CONFIG: &str = r#"
@@ -258,4 +258,37 @@ fn echo_with_a_body_is_a_configuration_error_naming_its_key() {
     assert!(!ok && out.contains("echo_max_body"), "{out}");
     let (ok, out) = check("echo_max_body = \"1MiB\"\n[[route]]\npath = \"/e\"\necho = true\n");
     assert!(ok, "{out}");
+}
+
+#[test]
+fn a_large_echo_gives_its_buffers_back_after_its_answer() {
+    let server = Server::with_config(
+        "echo_max_body = \"4MiB\"\n[[route]]\npath = \"/e\"\nmethods = [\"POST\"]\necho = true\n",
+        &["--workers", "1"],
+    );
+    let small = b"POST /e HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nConnection: close\r\n\r\nx";
+    assert_eq!(status_of(&server.exchange(small)), 200);
+    let before = rss_kib(server.pid());
+    // 1 MiB of control bytes, six bytes each in JSON: an answer of over 6 MiB, rendered, written
+    // and sent from the worker's buffers.
+    let body = vec![1u8; 1 << 20];
+    let mut request = format!(
+        "POST /e?format=json HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(&body);
+    let answer = raw_exchange(&server, &request);
+    assert!(answer.len() > 6 << 20, "{} bytes", answer.len());
+    // Measured once the worker has dropped the connection, which the close only just preceded.
+    let start = std::time::Instant::now();
+    let mut after = rss_kib(server.pid());
+    while after > before + 2048 && start.elapsed() < std::time::Duration::from_secs(3) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        after = rss_kib(server.pid());
+    }
+    assert!(
+        after <= before + 2048,
+        "{before} KiB before, {after} KiB after"
+    );
 }
