@@ -22,8 +22,10 @@ use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 use sha2::{Digest, Sha256};
 
-/// A file still missing this many debounces after a change is taken as gone (the reload that
-/// follows is refused for it); until then it is taken as a swap under way.
+/// A file that vanished since the last load and is still missing this many debounces after it was
+/// found so is taken as gone (the reload that follows is refused for it); until then it is taken
+/// as a swap under way. A bound, not a quiet time: events go on (a neighbour's log, every poll of
+/// a change not yet loaded), and a wait they could extend might never end.
 const VANISHED_DEBOUNCES: u32 = 3;
 /// Changes that never pause for a debounce are applied this many debounces after the first.
 const MAX_DEBOUNCES: u32 = 4;
@@ -119,6 +121,14 @@ impl Snapshot {
         self.files.iter().any(|(_, hash)| hash.is_none())
     }
 
+    /// Whether a file that `earlier` could read (or did not hold) cannot be read now. One that
+    /// was missing then too is no swap under way: waiting for it would only delay the rest.
+    fn vanished_since(&self, earlier: &Snapshot) -> bool {
+        self.files
+            .iter()
+            .any(|(path, hash)| hash.is_none() && earlier.get(path) != Some(None))
+    }
+
     /// One hash of every file's path and contents, in order, as lowercase hex.
     pub fn sha256(&self) -> String {
         let mut all = Sha256::new();
@@ -163,8 +173,8 @@ fn digest(path: &Path) -> Option<[u8; 32]> {
 struct Pending {
     first: Instant,
     last: Instant,
-    /// Debounces added because a file was missing at the end of one.
-    vanished: u32,
+    /// When a file was first found vanished at the end of a debounce.
+    vanished: Option<Instant>,
 }
 
 pub struct Watch {
@@ -418,7 +428,7 @@ impl Watch {
             None => Pending {
                 first: now,
                 last: now,
-                vanished: 0,
+                vanished: None,
             },
         });
     }
@@ -434,19 +444,20 @@ impl Watch {
     }
 
     /// A change settles a debounce after the last event; a stream of them, `MAX_DEBOUNCES`
-    /// after the first; a missing file, a debounce after it was found missing.
+    /// after the first; a vanished file, a debounce after the last event, and at the latest
+    /// `VANISHED_DEBOUNCES` after it was found vanished.
     fn settles(&self, pending: Pending) -> Instant {
         let quiet = pending.last + self.options.debounce;
-        if pending.vanished > 0 {
-            quiet
-        } else {
-            quiet.min(pending.first + self.options.debounce * MAX_DEBOUNCES)
-        }
+        let latest = match pending.vanished {
+            None => pending.first + self.options.debounce * MAX_DEBOUNCES,
+            Some(since) => since + self.options.debounce * VANISHED_DEBOUNCES,
+        };
+        quiet.min(latest)
     }
 
-    /// The files as they are, once a change has settled and no file is missing (or one has been
-    /// missing for `VANISHED_DEBOUNCES`); `None` before that, and when they hold what the last
-    /// load read.
+    /// The files as they are, once a change has settled and no file has vanished since the last
+    /// load (or one has been missing for `VANISHED_DEBOUNCES`); `None` before that, and when they
+    /// hold what the last load read.
     pub fn due(&mut self, now: Instant) -> Option<Snapshot> {
         if matches!(self.way, Way::Poll { next } if next <= now) {
             self.way = Way::Poll {
@@ -466,13 +477,16 @@ impl Watch {
         // A swap may have replaced a watched directory: watch what is there now.
         self.arm(now);
         let snapshot = Snapshot::take(&self.files);
-        if snapshot.missing() && pending.vanished < VANISHED_DEBOUNCES {
-            self.pending = Some(Pending {
-                last: now,
-                vanished: pending.vanished + 1,
-                ..pending
-            });
-            return None;
+        if snapshot.vanished_since(&self.baseline) {
+            let since = pending.vanished.unwrap_or(now);
+            if now < since + self.options.debounce * VANISHED_DEBOUNCES {
+                self.pending = Some(Pending {
+                    last: now,
+                    vanished: Some(since),
+                    ..pending
+                });
+                return None;
+            }
         }
         self.pending = None;
         let changed = !snapshot.changed_since(&self.baseline).is_empty();
@@ -614,6 +628,11 @@ mod tests {
         let third = Snapshot::take(&files);
         assert!(third.missing());
         assert_eq!(third.changed_since(&second), vec![a.clone()]);
+        assert!(third.vanished_since(&second));
+        assert!(
+            !third.vanished_since(&third),
+            "missing then too: not vanished"
+        );
         // Extending keeps what was read and reads only what is new.
         std::fs::write(&a, "back").unwrap();
         let c = dir.path().join("c");

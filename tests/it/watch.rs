@@ -1,7 +1,8 @@
 //! `--watch`: the configuration follows its files. A ConfigMap volume is built as the kubelet
 //! builds it (timestamped directories, a `..data` link, the names as links through it) and
 //! swapped while clients keep asking; invalid, repeated, in-place, deleted and renamed-over
-//! changes; no watch; and the polling fallback.
+//! changes; files that stay missing while polled or beside a busy neighbour; no watch; and the
+//! polling fallback.
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
@@ -415,4 +416,98 @@ fn watch_durations_take_a_unit_or_bare_seconds() {
             "{bad}: {text}"
         );
     }
+}
+
+/// A config with `/` answered from `body.txt` beside it, polled every 100 ms (half a debounce:
+/// each poll still sees the change not yet loaded), or followed through inotify.
+fn with_body_file(poll: bool) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("responder.toml");
+    let body = dir.path().join("body.txt");
+    std::fs::write(
+        &file,
+        format!(
+            "watch = true\nwatch_poll = {poll}\nwatch_interval = \"100ms\"\n\
+             watch_debounce = \"200ms\"\n[[route]]\npath = \"/\"\nbody_file = \"body.txt\"\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(&body, "one").unwrap();
+    (dir, file, body)
+}
+
+#[test]
+fn a_body_file_that_stays_missing_while_polled_is_refused_and_later_changes_applied() {
+    let (_dir, file, body) = with_body_file(true);
+    let server = start(&file, &[]);
+    server.await_log(&["watching the configuration's files", "\"by\":\"polling\""]);
+    std::fs::remove_file(&body).unwrap();
+    let line = server.await_log(&["configuration refused", "\"cause\":\"watch\""]);
+    assert!(line.contains("body.txt"), "{line}");
+    assert_eq!(body_of(&get(&server, "/")), "one", "the last answer stays");
+    // An edit that no longer names the missing file is applied.
+    std::fs::write(&file, config("plain")).unwrap();
+    await_body(&server, "plain");
+}
+
+/// Writes a file every 50 ms until dropped (or until its directory goes).
+struct Neighbour {
+    stop: Arc<AtomicBool>,
+}
+
+impl Neighbour {
+    fn start(path: PathBuf) -> Neighbour {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut i = 0u64;
+            while !stopped.load(Ordering::Relaxed) && std::fs::write(&path, i.to_string()).is_ok() {
+                i += 1;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        Neighbour { stop }
+    }
+}
+
+impl Drop for Neighbour {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn a_body_file_that_stays_missing_beside_a_busy_neighbour_is_refused_and_later_changes_applied() {
+    let (dir, file, body) = with_body_file(false);
+    let server = start(&file, &[]);
+    server.await_log(&["watching the configuration's files", "\"by\":\"inotify\""]);
+    let _neighbour = Neighbour::start(dir.path().join("access.log"));
+    std::fs::remove_file(&body).unwrap();
+    let line = server.await_log(&["configuration refused", "\"cause\":\"watch\""]);
+    assert!(line.contains("body.txt"), "{line}");
+    std::fs::write(&file, config("plain")).unwrap();
+    await_body(&server, "plain");
+}
+
+#[cfg(feature = "tls")]
+#[test]
+fn a_client_ca_missing_while_client_auth_is_off_lets_changes_be_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("responder.toml");
+    let toml = |body: &str| {
+        format!(
+            "watch = true\nwatch_poll = true\nwatch_interval = \"100ms\"\n\
+             watch_debounce = \"200ms\"\ntls_listen = \"127.0.0.1:0\"\n\
+             [[route]]\npath = \"/\"\nbody = \"{body}\"\n[tls]\nclient_ca = \"absent.pem\"\n"
+        )
+    };
+    std::fs::write(&file, toml("one")).unwrap();
+    let server = start(&file, &[]);
+    server.await_log(&["watching the configuration's files", "absent.pem"]);
+    assert_eq!(body_of(&get(&server, "/")), "one");
+    std::fs::write(&file, toml("two")).unwrap();
+    await_body(&server, "two");
+    std::fs::write(&file, toml("three")).unwrap();
+    await_body(&server, "three");
+    assert_eq!(reloads(&server, "watch", "ok"), 2);
 }
