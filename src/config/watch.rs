@@ -235,7 +235,13 @@ impl Notify {
                 };
                 match self.inotify.watches().add(path, mask()) {
                     Ok(wd) => {
-                        self.dirs.insert(path.to_path_buf(), wd);
+                        // A directory renamed away keeps its watch wherever it went: each
+                        // swap by rename would leave one more behind.
+                        if let Some(old) = self.dirs.insert(path.to_path_buf(), wd.clone()) {
+                            if old != wd {
+                                self.forget(old);
+                            }
+                        }
                         wanted.insert(path.to_path_buf());
                         break;
                     }
@@ -252,19 +258,24 @@ impl Notify {
             .collect();
         for dir in unwanted {
             if let Some(wd) = self.dirs.remove(&dir) {
-                // Two paths to one directory share its watch: keep it while one is wanted.
-                if !self.dirs.values().any(|other| *other == wd) {
-                    // Already gone with its directory is fine.
-                    let _ = self.inotify.watches().remove(wd);
-                }
+                self.forget(wd);
             }
         }
         Ok(())
     }
 
+    /// Removes `wd` from inotify once no path holds it.
+    fn forget(&mut self, wd: WatchDescriptor) {
+        // Two paths to one directory share its watch: keep it while one is wanted.
+        if !self.dirs.values().any(|other| *other == wd) {
+            // Already gone with its directory is fine.
+            let _ = self.inotify.watches().remove(wd);
+        }
+    }
+
     /// Reads every queued event (the registration is edge-triggered). Returns whether any came,
-    /// and whether a watch was dropped or events were lost, so that the watches must be armed
-    /// again.
+    /// and whether a watch was dropped (its directory deleted or moved) or events were lost, so
+    /// that the watches must be armed again.
     fn drain(&mut self) -> io::Result<(bool, bool)> {
         let (mut seen, mut lost) = (false, false);
         loop {
@@ -277,6 +288,13 @@ impl Notify {
             };
             for event in events {
                 seen = true;
+                if event.mask.contains(EventMask::MOVE_SELF) {
+                    // The watch went with the directory to its new name, which nothing
+                    // follows; the caller watches what its paths hold now.
+                    self.dirs.retain(|_, wd| *wd != event.wd);
+                    let _ = self.inotify.watches().remove(event.wd.clone());
+                    lost = true;
+                }
                 if event
                     .mask
                     .intersects(EventMask::IGNORED | EventMask::Q_OVERFLOW)

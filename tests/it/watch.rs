@@ -1,8 +1,8 @@
 //! `--watch`: the configuration follows its files. A ConfigMap volume is built as the kubelet
 //! builds it (timestamped directories, a `..data` link, the names as links through it) and
 //! swapped while clients keep asking; invalid, repeated, in-place, deleted and renamed-over
-//! changes; files that stay missing while polled or beside a busy neighbour; no watch; and the
-//! polling fallback.
+//! changes; files that stay missing while polled or beside a busy neighbour; a directory replaced
+//! by rename; no watch; and the polling fallback.
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
@@ -510,4 +510,56 @@ fn a_client_ca_missing_while_client_auth_is_off_lets_changes_be_applied() {
     std::fs::write(&file, toml("three")).unwrap();
     await_body(&server, "three");
     assert_eq!(reloads(&server, "watch", "ok"), 2);
+}
+
+/// The inotify watches `pid` holds, over all its descriptors.
+fn inotify_watches(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fdinfo"))
+        .unwrap()
+        .filter_map(|entry| std::fs::read_to_string(entry.ok()?.path()).ok())
+        .map(|info| {
+            info.lines()
+                .filter(|l| l.starts_with("inotify wd:"))
+                .count()
+        })
+        .sum()
+}
+
+#[test]
+fn a_directory_replaced_by_rename_leaves_no_watch_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("responder.toml");
+    std::fs::write(
+        &file,
+        "watch = true\nwatch_debounce = \"100ms\"\n[error_pages]\nenabled = true\n\
+         dir = \"pages\"\n",
+    )
+    .unwrap();
+    let pages = dir.path().join("pages");
+    std::fs::create_dir(&pages).unwrap();
+    std::fs::write(pages.join("404.html"), "page 0").unwrap();
+    let server = start(&file, &[]);
+    server.await_log(&["watching the configuration's files", "\"by\":\"inotify\""]);
+    let page = || body_of(&server.exchange(b"GET / HTTP/1.0\r\nX-Code: 404\r\n\r\n")).to_string();
+    assert_eq!(page(), "page 0");
+    // The directory and the one that holds it.
+    let watches = inotify_watches(server.pid());
+    for i in 1..=5 {
+        let new = dir.path().join("pages.new");
+        std::fs::create_dir(&new).unwrap();
+        std::fs::write(new.join("404.html"), format!("page {i}")).unwrap();
+        std::fs::rename(&pages, dir.path().join(format!("old.{i}"))).unwrap();
+        std::fs::rename(&new, &pages).unwrap();
+        let start = Instant::now();
+        while page() != format!("page {i}") {
+            assert!(start.elapsed() < LIMIT, "swap {i} never served");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    // The old directories, still there, are followed no more.
+    assert_eq!(inotify_watches(server.pid()), watches);
+    std::fs::write(dir.path().join("old.5/404.html"), "stale").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(page(), "page 5");
+    assert_eq!(reloads(&server, "watch", "ok"), 5);
 }
