@@ -117,7 +117,8 @@ impl Snapshot {
     }
 
     /// Whether a file could not be read.
-    pub fn missing(&self) -> bool {
+    #[cfg(test)]
+    fn missing(&self) -> bool {
         self.files.iter().any(|(_, hash)| hash.is_none())
     }
 

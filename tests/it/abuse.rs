@@ -205,11 +205,14 @@ fn a_flood_of_connections_gives_its_memory_back_once_cut() {
         flooded >= baseline + 300,
         "the flood should have cost memory: {baseline} -> {flooded} KiB"
     );
-    // Measured: 16-80 KiB stay (pages partly used by live allocations), once 212 KiB on a
-    // loaded machine; without the release, all of the flood's 700 KiB does.
+    // Most of it goes back. What stays is the pages that still hold a block in use (glibc's
+    // per-thread cache keeps a few freed blocks of each size as in use), and how many depends on
+    // the order the flood's blocks were freed in, which load changes. Without the release all
+    // of the flood's memory stays.
     assert!(
-        after <= baseline + 320,
-        "memory kept after the flood: {baseline} KiB before, {after} KiB after"
+        after.saturating_sub(baseline) * 10 <= (flooded - baseline) * 6,
+        "memory kept after the flood: {baseline} KiB before, {flooded} KiB with it, {after} KiB \
+         after"
     );
     // A moved connection is still served under its new slot...
     late[0]
