@@ -143,7 +143,7 @@ pub(super) struct Source {
 
 impl Source {
     pub(super) fn read(path: &Path) -> Result<Source, ConfigError> {
-        let text = std::fs::read_to_string(path)
+        let text = super::files::read_to_string(path)
             .map_err(|e| ConfigError(format!("{}: cannot read: {e}", path.display())))?;
         Ok(Source {
             path: path.to_path_buf(),

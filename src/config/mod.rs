@@ -9,6 +9,7 @@
 
 mod cli;
 mod file;
+pub mod files;
 mod routes;
 mod size;
 mod tls;

@@ -193,7 +193,7 @@ impl ErrorPages {
             ) else {
                 continue;
             };
-            let text = std::fs::read_to_string(&path)
+            let text = super::files::read_to_string(&path)
                 .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
             let template = Template::parse(&text, Kind::ErrorPage, &env)
                 .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
@@ -326,7 +326,7 @@ pub(super) fn build_route(
             let fail = |e: std::io::Error| {
                 format!("body_file `{}` of route `{path}`: {e}", file.display())
             };
-            let body = std::fs::read(&file).map_err(fail)?;
+            let body = super::files::read(&file).map_err(fail)?;
             // Never later than now: a clock ahead on the file's side must not make it "newer".
             let mtime = std::fs::metadata(&file).and_then(|m| m.modified());
             modified = mtime.map_or(modified, |m| m.min(modified));

@@ -150,7 +150,7 @@ impl Snapshot {
 /// The SHA-256 of a file's contents, or of a directory's regular files' names and digests.
 fn digest(path: &Path) -> Option<[u8; 32]> {
     if !std::fs::metadata(path).ok()?.is_dir() {
-        return std::fs::read(path)
+        return super::files::read(path)
             .ok()
             .map(|bytes| Sha256::digest(bytes).into());
     }
@@ -164,7 +164,7 @@ fn digest(path: &Path) -> Option<[u8; 32]> {
     for name in names {
         all.update(name.file_name()?.as_bytes());
         all.update([0]);
-        all.update(Sha256::digest(std::fs::read(&name).ok()?));
+        all.update(Sha256::digest(super::files::read(&name).ok()?));
     }
     Some(all.finalize().into())
 }

@@ -17,6 +17,7 @@ use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::TlsError;
+use crate::config::files;
 
 /// A certificate ready to serve, with what the SNI choice and the metrics need of its leaf.
 #[derive(Debug, Clone)]
@@ -85,7 +86,7 @@ fn host_name() -> Option<String> {
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|e| TlsError::at(path, format!("cannot read: {e}")))
+    files::read(path).map_err(|e| TlsError::at(path, format!("cannot read: {e}")))
 }
 
 fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {

@@ -257,3 +257,44 @@ fn a_bad_value_names_its_source_flag_variable_or_file() {
         "{text}"
     );
 }
+
+#[test]
+fn a_fifo_named_as_a_file_is_refused_at_once() {
+    // Opening a FIFO would wait for a writer that never comes, with the supervisor (its reloads
+    // and its signals) behind it.
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("body");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let config = dir.path().join("responder.toml");
+    std::fs::write(&config, "[[route]]\npath = \"/\"\nbody_file = \"body\"\n").unwrap();
+    for args in [
+        vec!["--check", "--config", config.to_str().unwrap()],
+        vec!["--check", "--config", fifo.to_str().unwrap()],
+    ] {
+        let mut child = binary()
+            .args(&args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if start.elapsed() > Duration::from_secs(10) {
+                let _ = child.kill();
+                panic!("{args:?}: still waiting on the FIFO");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+        assert!(!status.success(), "{args:?}");
+        assert!(err.contains("not a regular file"), "{args:?}: {err}");
+    }
+}
