@@ -84,8 +84,14 @@ pub(super) fn parse_complete_head<'a, 's>(
 /// when it is a well-formed start, 400 when it is garbage, however long.
 pub(super) fn too_long(head: &[u8], cx: &Context<'_>) -> Rejected {
     let line_len = head.iter().position(|&b| b == b'\n').unwrap_or(head.len());
-    if line_len > cx.limits.max_header_bytes && RequestLine::plausible_start(&head[..line_len]) {
-        return Rejection::UriTooLong.into();
+    if line_len > cx.limits.max_header_bytes {
+        // A line that cannot be a request line (a byte no target may hold) is garbage: httparse,
+        // which takes UTF-8 in a target, would wait for the rest of it and make it a 431.
+        return if RequestLine::plausible_start(&head[..line_len]) {
+            Rejection::UriTooLong.into()
+        } else {
+            Rejection::BadRequest.into()
+        };
     }
     match parse_head(head, cx.request_id_header, &mut None) {
         Err(rejected) => rejected,

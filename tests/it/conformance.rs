@@ -147,6 +147,17 @@ fn rfc9112_3_malformed_request_lines_are_400_and_only_other_majors_505() {
     // RFC 9112 3 (and 9110 15.5.15): a request line longer than the head limit is 414.
     let long = format!("GET /{} HTTP/1.1\r\nHost: t\r\n\r\n", "a".repeat(2000));
     check(&server, "RFC 9110 15.5.15", long.as_bytes(), 414, true);
+    // One that could never be a request line is malformed, however long: a byte no target
+    // may hold, whole or in pieces.
+    let mut garbage = b"GET /caf\xc3\xa9".to_vec();
+    garbage.extend_from_slice(&[b'a'; 2000]);
+    garbage.extend_from_slice(b" HTTP/1.1\r\nHost: t\r\n\r\n");
+    check(&server, s, &garbage, 400, true);
+    let mut s2 = server.connect();
+    s2.write_all(&garbage[..1500]).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    let _ = s2.write_all(&garbage[1500..]);
+    assert_eq!(status_of(&read_to_close(&mut s2)), 400);
 }
 
 #[test]
