@@ -413,21 +413,17 @@ fn escaped(value: &[u8], escape: Escape, out: &mut Vec<u8>) {
 /// Appends `value` as the inside of a JavaScript string: JSON's escapes, and the characters that
 /// would end a string in the other quote, a template literal or a script element as `\u00XX`.
 fn script(value: &[u8], out: &mut Vec<u8>) {
-    for chunk in value.utf8_chunks() {
-        let text = chunk.valid();
-        let mut from = 0;
-        for (i, b) in text.bytes().enumerate() {
-            if matches!(b, b'\'' | b'`' | b'<' | b'>' | b'&') {
-                escape::json(out, &text[from..i]);
-                escape::unicode_escape(out, b);
-                from = i + 1;
-            }
-        }
-        escape::json(out, &text[from..]);
-        if !chunk.invalid().is_empty() {
-            out.extend_from_slice("\u{fffd}".as_bytes());
+    // The characters are ASCII: cutting there leaves every other byte to `json_bytes` as a whole
+    // value would.
+    let mut from = 0;
+    for (i, &b) in value.iter().enumerate() {
+        if matches!(b, b'\'' | b'`' | b'<' | b'>' | b'&') {
+            escape::json_bytes(out, &value[from..i]);
+            escape::unicode_escape(out, b);
+            from = i + 1;
         }
     }
+    escape::json_bytes(out, &value[from..]);
 }
 
 fn escape_char(c: char, escape: Escape, out: &mut Vec<u8>) {
