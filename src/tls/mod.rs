@@ -64,6 +64,7 @@ pub struct Shared {
 type ClientCheck = [u8; 32];
 
 /// The ticket keys and the session cache, and the client check of the loads that use them.
+#[derive(Clone)]
 struct Resumption {
     check: Option<ClientCheck>,
     ticketer: Arc<dyn ProducesTickets>,
@@ -103,11 +104,7 @@ impl Shared {
             tracing::info!("client certificate checks changed; sessions from before do not resume");
         }
         kept.check = Some(check);
-        Ok(Resumption {
-            check: kept.check,
-            ticketer: Arc::clone(&kept.ticketer),
-            sessions: Arc::clone(&kept.sessions),
-        })
+        Ok(kept.clone())
     }
 
     fn self_signed(&self) -> Result<Loaded, TlsError> {
